@@ -1,0 +1,5 @@
+// gort: Go's runtime as a C++ library. The whole public API; see ../shared/CONTRACT.md and README.md.
+#pragma once
+#include <gort/heap.hpp>
+#include <gort/memstats.hpp>
+#include <gort/runtime.hpp>

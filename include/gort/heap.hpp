@@ -1,0 +1,213 @@
+// gort managed objects: make<T>, make_array<T>, Ref<T>, Root<T>, Tracer.
+//
+// A managed object lives on gort's garbage-collected heap and is reclaimed once nothing reaches it.
+// What reaches an object: raw pointers and Refs on the stack or in registers of an attached thread
+// (scanned conservatively, interior pointers count), Root<T> handles (anywhere), and Ref<T> fields
+// of reachable managed objects, which the collector finds through the type's trace() member.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace gort {
+
+class Tracer;
+
+namespace internal {
+using TraceFn = void (*)(const void* obj, Tracer& t);
+using DestroyFn = void (*)(void* obj);
+
+// Registers a managed type and returns its index (never 0). `trace` is null for a type without
+// managed pointers, `destroy` null for a trivially destructible one.
+uint16_t register_type(TraceFn trace, DestroyFn destroy, const char* name);
+// Zeroed memory for one object of `size` bytes of type `type` (0: pointer-free and trivially
+// destructible, which may share a tiny block). Never null: running out of memory is fatal, as in Go.
+void* allocate(size_t size, uint16_t type);
+// Forgets the type of an object whose constructor threw: it becomes plain garbage.
+void abandon(void* obj);
+// Marks the object containing p (the slow part of Tracer::visit).
+void mark(Tracer& t, const void* p);
+// Write barrier: set while a collection is marking concurrently with the program.
+extern std::atomic<bool> write_barrier_enabled;
+void write_barrier(void* const* slot, const void* value);
+
+void** root_acquire(const void* p);
+void root_release(void** slot);
+void root_store(void** slot, const void* p);
+
+template <class T>
+concept Traceable = requires(const T& v, Tracer& t) { v.trace(t); };
+
+template <class T>
+uint16_t type_index() {
+  if constexpr (!Traceable<T> && std::is_trivially_destructible_v<T>) {
+    return 0;
+  } else {
+    static const uint16_t index = register_type(
+        Traceable<T> ? +[](const void* o, Tracer& t) {
+          if constexpr (Traceable<T>) static_cast<const T*>(o)->trace(t);
+        } : TraceFn{nullptr},
+        std::is_trivially_destructible_v<T> ? DestroyFn{nullptr} : +[](void* o) { static_cast<T*>(o)->~T(); },
+        __PRETTY_FUNCTION__);
+    return index;
+  }
+}
+}  // namespace internal
+
+// A traced pointer field of a managed object. Assignment runs the write barrier (one predictable
+// branch while no concurrent marking is in progress).
+template <class T>
+class Ref {
+ public:
+  Ref() = default;
+  Ref(std::nullptr_t) {}
+  Ref(T* p) : p_(p) {}
+  Ref(const Ref& o) : p_(o.p_) {}
+  Ref& operator=(const Ref& o) { store(o.p_); return *this; }
+  Ref& operator=(T* p) { store(p); return *this; }
+  Ref& operator=(std::nullptr_t) { store(nullptr); return *this; }
+
+  T* get() const { return p_; }
+  T* operator->() const { return p_; }
+  T& operator*() const { return *p_; }
+  explicit operator bool() const { return p_ != nullptr; }
+  operator T*() const { return p_; }
+  friend bool operator==(const Ref& a, const Ref& b) { return a.p_ == b.p_; }
+  friend bool operator==(const Ref& a, const T* b) { return a.p_ == b; }
+  friend bool operator==(const Ref& a, std::nullptr_t) { return a.p_ == nullptr; }
+
+ private:
+  void store(T* p) {
+    if (internal::write_barrier_enabled.load(std::memory_order_relaxed)) [[unlikely]]
+      internal::write_barrier(reinterpret_cast<void* const*>(&p_), p);
+    p_ = p;
+  }
+  T* p_ = nullptr;
+};
+
+// Passed to trace(): visit every managed pointer the object holds.
+class Tracer {
+ public:
+  template <class T>
+  void visit(const Ref<T>& r) { if (T* p = r.get()) internal::mark(*this, p); }
+  template <class T>
+  void visit(T* const& p) { if (p) internal::mark(*this, p); }
+
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+ private:
+  friend struct TracerAccess;
+  explicit Tracer(void* worker) : worker_(worker) {}
+  void* worker_;
+};
+
+namespace internal {
+// Element storage of Array<T>: the elements follow the header. Destroys them when T needs it.
+template <class T, bool = std::is_trivially_destructible_v<T>>
+class alignas(alignof(T) > alignof(size_t) ? alignof(T) : alignof(size_t)) ArrayStorage {
+ public:
+  size_t size() const { return size_; }
+  T* data() { return reinterpret_cast<T*>(this + 1); }
+  const T* data() const { return reinterpret_cast<const T*>(this + 1); }
+
+ protected:
+  size_t size_ = 0;
+};
+template <class T>
+class ArrayStorage<T, false> : public ArrayStorage<T, true> {
+ public:
+  ~ArrayStorage() {
+    for (size_t i = 0; i < this->size_; ++i) this->data()[i].~T();
+  }
+};
+}  // namespace internal
+
+// A managed array of n elements of T (the backing array of a Go slice). Zeroed at creation.
+template <class T>
+class Array : public internal::ArrayStorage<T> {
+ public:
+  T& operator[](size_t i) { return this->data()[i]; }
+  const T& operator[](size_t i) const { return this->data()[i]; }
+  T* begin() { return this->data(); }
+  T* end() { return this->data() + this->size_; }
+
+  void trace(Tracer& t) const
+    requires(internal::Traceable<T> || requires(Tracer& tr, const T& e) { tr.visit(e); })
+  {
+    const T* e = this->data();
+    for (size_t i = 0, n = this->size_; i < n; ++i) {
+      if constexpr (internal::Traceable<T>) e[i].trace(t); else t.visit(e[i]);
+    }
+  }
+
+ private:
+  template <class U>
+  friend Array<U>* make_array(size_t n);
+  Array() = default;
+};
+
+// Like Go's new(T): T(args...) on the garbage-collected heap. T() is value-initialized.
+template <class T, class... A>
+T* make(A&&... args) {
+  void* mem = internal::allocate(sizeof(T), internal::type_index<T>());
+  if constexpr (std::is_nothrow_constructible_v<T, A...>) {
+    return ::new (mem) T(std::forward<A>(args)...);
+  } else {
+    try {
+      return ::new (mem) T(std::forward<A>(args)...);
+    } catch (...) {
+      internal::abandon(mem);
+      throw;
+    }
+  }
+}
+
+// A managed array of n value-initialized (zeroed) elements.
+template <class T>
+Array<T>* make_array(size_t n) {
+  static_assert(std::is_default_constructible_v<T>);
+  void* mem = internal::allocate(sizeof(Array<T>) + n * sizeof(T), internal::type_index<Array<T>>());
+  auto* a = ::new (mem) Array<T>();
+  if constexpr (!std::is_trivially_default_constructible_v<T>) {
+    for (size_t i = 0; i < n; ++i) ::new (a->data() + i) T();
+  }
+  a->size_ = n;
+  return a;
+}
+
+// Keeps its object alive from anywhere: globals, std containers, unattached threads.
+template <class T>
+class Root {
+ public:
+  Root() = default;
+  Root(T* p) : slot_(p ? internal::root_acquire(p) : nullptr) {}
+  Root(const Root& o) : Root(o.get()) {}
+  Root(Root&& o) noexcept : slot_(std::exchange(o.slot_, nullptr)) {}
+  Root& operator=(const Root& o) { reset(o.get()); return *this; }
+  Root& operator=(Root&& o) noexcept {
+    if (this != &o) { release(); slot_ = std::exchange(o.slot_, nullptr); }
+    return *this;
+  }
+  Root& operator=(T* p) { reset(p); return *this; }
+  ~Root() { release(); }
+
+  void reset(T* p = nullptr) {
+    if (slot_ && p) internal::root_store(slot_, p);
+    else if (p) slot_ = internal::root_acquire(p);
+    else release();
+  }
+  T* get() const { return slot_ ? static_cast<T*>(*slot_) : nullptr; }
+  T* operator->() const { return get(); }
+  T& operator*() const { return *get(); }
+  explicit operator bool() const { return get() != nullptr; }
+
+ private:
+  void release() { if (slot_) internal::root_release(std::exchange(slot_, nullptr)); }
+  void** slot_ = nullptr;
+};
+
+}  // namespace gort

@@ -1,0 +1,38 @@
+#include "runtime/alloc/arena.hpp"
+
+#include "runtime/core/sysmem.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+uintptr_t ArenaMap::add_arena() {
+  // Reserve twice the size and trim, so the arena is aligned whatever address the kernel picks.
+  uintptr_t base = 0;
+  for (int attempt = 0; attempt < 2 && base == 0; ++attempt) {
+    void* hint = attempt == 0 ? reinterpret_cast<void*>(hint_) : nullptr;
+    auto* p = static_cast<char*>(sys_reserve(hint, 2 * kArenaSize));
+    if (!p) continue;
+    uintptr_t start = reinterpret_cast<uintptr_t>(p);
+    base = round_up(start, kArenaSize);
+    if (base > start) sys_unreserve(p, base - start);
+    uintptr_t end = start + 2 * kArenaSize;
+    if (end > base + kArenaSize) sys_unreserve(reinterpret_cast<void*>(base + kArenaSize), end - base - kArenaSize);
+  }
+  if (base == 0) fatal("out of memory: cannot reserve a %zu MiB heap arena", kArenaSize >> 20);
+  hint_ = base + kArenaSize;
+
+  uintptr_t n = base >> kArenaShift;
+  auto& slot = l1_[(n >> kArenaL2Bits) & ((size_t{1} << kArenaL1Bits) - 1)];
+  HeapArena** l2 = slot.load(std::memory_order_relaxed);
+  if (!l2) {
+    l2 = static_cast<HeapArena**>(sys_alloc(sizeof(HeapArena*) << kArenaL2Bits, stats().gc_sys));
+    slot.store(l2, std::memory_order_release);
+  }
+  l2[n & ((size_t{1} << kArenaL2Bits) - 1)] = static_cast<HeapArena*>(sys_alloc(sizeof(HeapArena), stats().gc_sys));
+
+  if (base < lo_.load(std::memory_order_relaxed)) lo_.store(base, std::memory_order_relaxed);
+  if (base + kArenaSize > hi_.load(std::memory_order_relaxed)) hi_.store(base + kArenaSize, std::memory_order_relaxed);
+  return base;
+}
+
+}  // namespace gort::internal

@@ -1,0 +1,121 @@
+// Allocation entry points (Go's mallocgc).
+//
+// Three paths, chosen by size and by whether the object has pointers:
+//   tiny   pointer-free, trivially destructible, under 16 bytes: packed into the cache's 16-byte
+//          tiny block;
+//   small  up to 32 KiB: a pop from the thread cache's free list for the object's span class
+//          (scan or noscan); the type index goes into the span's side table;
+//   large  over 32 KiB: a dedicated span straight from the page heap.
+// Memory is handed out zeroed. All of it runs inside a critical section, so a collection never
+// sees a half-made allocation; a collection the allocation calls for runs after leaving it.
+#include <cstring>
+#include <stdexcept>
+
+#include "runtime/alloc/mcache.hpp"
+#include "runtime/alloc/mcentral.hpp"
+#include "runtime/alloc/mheap.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/mgc.hpp"
+#include "runtime/gc/typeinfo.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+namespace {
+
+[[noreturn]] void not_attached() {
+  throw std::logic_error(
+      "gort: managed allocation on a thread that is not attached "
+      "(create a gort::Runtime, or a gort::AttachThread on this thread)");
+}
+
+inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool* gc_needed) {
+  int cls = size_to_class(size);
+  int spc = span_class(cls, noscan);
+  CacheSlot& slot = c->slots[spc];
+  FreeObject* o = slot.free;
+  if (!o) [[unlikely]] o = cache_refill(c, spc, gc_needed);
+  slot.free = o->next;
+  ++c->nmalloc[cls];
+  Span* s = slot.span;
+  if (s->needzero) memset(o, 0, s->elemsize); else o->next = nullptr;
+  if (type) {
+    if (!s->types) [[unlikely]] s->types = types_alloc(cls);  // noscan object with a destructor
+    store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(o))], type);
+  }
+  return o;
+}
+
+void* alloc_tiny(Cache* c, size_t size, bool* gc_needed) {
+  uintptr_t off = c->tiny_offset;
+  if ((size & 7) == 0) off = round_up(off, 8);
+  else if ((size & 3) == 0) off = round_up(off, 4);
+  else if ((size & 1) == 0) off = round_up(off, 2);
+  if (c->tiny && off + size <= kTinySize) {
+    c->tiny_offset = off + size;
+    ++c->tiny_allocs;
+    return reinterpret_cast<void*>(c->tiny + off);
+  }
+  void* block = alloc_small(c, kTinySize, 0, true, gc_needed);
+  memset(block, 0, kTinySize);
+  // Keep whichever block has more room left, as Go does.
+  if (size < c->tiny_offset || c->tiny == 0) {
+    c->tiny = reinterpret_cast<uintptr_t>(block);
+    c->tiny_offset = size;
+  }
+  return block;
+}
+
+void* alloc_large(size_t size, uint16_t type, bool* gc_needed) {
+  size_t npages = (size + kPageSize - 1) >> kPageShift;
+  Span* s = mheap().alloc(npages);
+  s->sizeclass = 0;
+  s->noscan = type == 0 || type_info(type).trace == nullptr;
+  s->elemsize = static_cast<uint32_t>(npages << kPageShift);
+  s->divmagic = 0;  // every offset maps to object 0
+  s->nelems = 1;
+  s->nalloc = 1;
+  s->cached = false;
+  memset(s->allocbits, 0, sizeof s->allocbits);
+  s->allocbits[0] = 1;
+  s->clear_marks();
+  s->large_type = type;
+  s->types = &s->large_type;
+  s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  if (s->needzero) memset(reinterpret_cast<void*>(s->base), 0, size);
+  uint64_t bytes = npages << kPageShift;
+  stats().large_mallocs.fetch_add(1, std::memory_order_relaxed);
+  stats().large_alloc_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  uint64_t live = gc_state().heap_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  if (live >= gc_state().trigger.load(std::memory_order_relaxed)) *gc_needed = true;
+  large_spans().add(s);
+  return reinterpret_cast<void*>(s->base);
+}
+
+}  // namespace
+
+void* allocate(size_t size, uint16_t type) {
+  Cache* c = t_local.cache;
+  if (!c) [[unlikely]] not_attached();
+  if (size == 0) size = 1;
+  bool gc_needed = false;
+  void* p;
+  enter_critical();
+  if (size <= kMaxSmallSize) {
+    if (type == 0 && size < kTinySize) p = alloc_tiny(c, size, &gc_needed);
+    else p = alloc_small(c, size, type, type == 0 || type_info(type).trace == nullptr, &gc_needed);
+  } else {
+    p = alloc_large(size, type, &gc_needed);
+  }
+  leave_critical();
+  if (gc_needed) [[unlikely]] gc_run(GcReason::Heap);
+  return p;
+}
+
+void abandon(void* obj) {
+  CriticalSection cs;
+  Span* s = mheap().arenas().span_of_checked(reinterpret_cast<uintptr_t>(obj));
+  if (s && s->types) store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))], 0);
+}
+
+}  // namespace gort::internal

@@ -1,0 +1,103 @@
+#include "runtime/alloc/mcache.hpp"
+
+#include <bit>
+
+#include "runtime/core/persistent.hpp"
+#include "runtime/gc/mgc.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+namespace {
+FixAlloc<Cache>& cache_alloc() {
+  static FixAlloc<Cache> a(stats().mcache_sys, stats().mcache_inuse);
+  return a;
+}
+
+// Builds the free list through the span's free slots; returns how many there are.
+uint32_t build_free_list(Span* s, FreeObject** head) {
+  FreeObject* first = nullptr;
+  FreeObject** link = &first;
+  uint32_t n = 0;
+  for (int w = 0; w * 64 < s->nelems; ++w) {
+    uint64_t free_bits = ~s->allocbits[w];
+    int limit = s->nelems - w * 64;
+    if (limit < 64) free_bits &= (uint64_t{1} << limit) - 1;
+    while (free_bits) {
+      int b = std::countr_zero(free_bits);
+      free_bits &= free_bits - 1;
+      auto* o = reinterpret_cast<FreeObject*>(s->object_addr(static_cast<uint32_t>(w * 64 + b)));
+      *link = o;
+      link = &o->next;
+      ++n;
+    }
+  }
+  *link = nullptr;
+  *head = first;
+  return n;
+}
+
+// Returns a cached span to its central list, marking as allocated every slot taken from the list.
+void uncache(CacheSlot& slot, int spanclass) {
+  Span* s = slot.span;
+  uint64_t still_free[Span::kBitWords] = {};
+  uint32_t nleft = 0;
+  for (FreeObject* o = slot.free; o; o = o->next) {
+    uint32_t i = s->object_index(reinterpret_cast<uintptr_t>(o));
+    still_free[i >> 6] |= uint64_t{1} << (i & 63);
+    ++nleft;
+  }
+  for (int w = 0; w * 64 < s->nelems; ++w) {
+    int limit = s->nelems - w * 64;
+    uint64_t valid = limit < 64 ? (uint64_t{1} << limit) - 1 : ~uint64_t{0};
+    s->allocbits[w] = valid & ~still_free[w];
+  }
+  s->nalloc = static_cast<uint16_t>(s->nelems - nleft);
+  // The heap counted every free slot as live when the span was cached; undo the unused ones.
+  gc_state().heap_live.fetch_sub(uint64_t{nleft} * s->elemsize, std::memory_order_relaxed);
+  central(spanclass).uncache_span(s);
+  slot = CacheSlot{};
+}
+}  // namespace
+
+Cache* cache_create() { return cache_alloc().make(); }
+
+void cache_destroy(Cache* c) {
+  cache_flush(c);
+  cache_alloc().destroy(c);
+}
+
+FreeObject* cache_refill(Cache* c, int spanclass, bool* gc_needed) {
+  CacheSlot& slot = c->slots[spanclass];
+  if (slot.span) uncache(slot, spanclass);
+  Span* s = central(spanclass).cache_span();
+  slot.span = s;
+  slot.nfree = build_free_list(s, &slot.free);
+  // Go's accounting: a cached span's free slots count as live heap until given back.
+  uint64_t live = gc_state().heap_live.fetch_add(uint64_t{slot.nfree} * s->elemsize, std::memory_order_relaxed) +
+                  uint64_t{slot.nfree} * s->elemsize;
+  if (live >= gc_state().trigger.load(std::memory_order_relaxed)) *gc_needed = true;
+  return slot.free;
+}
+
+void cache_flush(Cache* c) {
+  for (int spc = 0; spc < kNumSpanClasses; ++spc) {
+    if (c->slots[spc].span) uncache(c->slots[spc], spc);
+  }
+  for (int cls = 0; cls < kNumSizeClasses; ++cls) {
+    if (c->nmalloc[cls]) stats().small_mallocs[cls].fetch_add(c->nmalloc[cls], std::memory_order_relaxed);
+    c->nmalloc[cls] = 0;
+  }
+  stats().tiny_allocs.fetch_add(c->tiny_allocs, std::memory_order_relaxed);
+  c->tiny_allocs = 0;
+  // The tiny block may die in the coming cycle: never keep filling it across a collection.
+  c->tiny = 0;
+  c->tiny_offset = 0;
+}
+
+void cache_add_counts(const Cache* c, uint64_t* nmalloc, uint64_t* tiny_allocs) {
+  for (int cls = 0; cls < kNumSizeClasses; ++cls) nmalloc[cls] += c->nmalloc[cls];
+  *tiny_allocs += c->tiny_allocs;
+}
+
+}  // namespace gort::internal

@@ -1,0 +1,47 @@
+// The per-thread allocation cache (Go's mcache).
+//
+// Each attached thread owns one Cache; only that thread touches it, except the collector while
+// the world is stopped. For every span class the cache holds one span and a free list threaded
+// through that span's free slots, so the fast path of allocation is a pop from a thread-local
+// list: no lock, no atomic. Allocation counts are kept per cache and flushed to the global
+// statistics when the cache gives its spans back (at each collection, or when the thread detaches).
+//
+// The tiny allocator (Go's) packs pointer-free objects under 16 bytes into one 16-byte block of
+// the noscan class 2; the block is freed when none of its objects is reachable.
+#pragma once
+#include <cstdint>
+
+#include "runtime/alloc/mcentral.hpp"
+#include "runtime/alloc/span.hpp"
+
+namespace gort::internal {
+
+struct FreeObject {
+  FreeObject* next;
+};
+
+struct CacheSlot {
+  FreeObject* free = nullptr;  // free slots of span, in address order
+  Span* span = nullptr;
+  uint32_t nfree = 0;          // slots on the list when the span was cached
+};
+
+struct Cache {
+  CacheSlot slots[kNumSpanClasses];
+  uint64_t nmalloc[kNumSizeClasses] = {};  // objects allocated since the last flush
+  uintptr_t tiny = 0;                      // current tiny block, or 0
+  uintptr_t tiny_offset = 0;
+  uint64_t tiny_allocs = 0;                // tiny objects placed in an existing block
+};
+
+Cache* cache_create();
+void cache_destroy(Cache* c);
+// Refills the slot of `spanclass` with a span that has free slots; returns its first free object.
+// Sets *gc_needed when the heap has grown past the collector's trigger.
+FreeObject* cache_refill(Cache* c, int spanclass, bool* gc_needed);
+// Gives every span back to the central lists and the counts to the global statistics.
+void cache_flush(Cache* c);
+// Adds the cache's not-yet-flushed counts to per-class malloc counts (world stopped).
+void cache_add_counts(const Cache* c, uint64_t* nmalloc, uint64_t* tiny_allocs);
+
+}  // namespace gort::internal

@@ -1,0 +1,106 @@
+// Span: a run of contiguous 8 KiB pages, the unit the page heap hands out (Go's mspan).
+//
+// A span is Free (owned by the page heap), InUse (holds objects: either nelems objects of one size
+// class, or one large object), or Manual (memory the runtime manages itself, such as stacks).
+// Object slot i of an InUse span lives at base + i*elemsize. Its state is kept in side bitmaps:
+//   allocbits: slot i held a live object when the span was last swept (or was allocated since);
+//   markbits:  slot i was reached by the current mark phase (set atomically by parallel markers).
+// A slot that is neither allocated nor on a cache's free list is free. Sweeping replaces
+// allocbits with markbits (Go's gcmarkBits -> allocBits flip).
+//
+// sweepgen follows Go's protocol, relative to the heap's sweepgen sg (which grows by 2 per cycle):
+//   sg-2: needs sweeping;  sg-1: being swept;  sg: swept and ready for use.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+
+#include "runtime/alloc/sizeclasses.hpp"
+
+namespace gort::internal {
+
+enum class SpanState : uint8_t { Free, InUse, Manual };
+
+struct Span {
+  static constexpr int kBitWords = kMaxObjectsPerSpan / 64;
+
+  Span* next = nullptr;  // list links: central lists, page-heap free lists
+  Span* prev = nullptr;
+  uintptr_t base = 0;
+  size_t npages = 0;
+
+  // Object layout (InUse spans).
+  uint32_t elemsize = 0;
+  uint32_t divmagic = 0;
+  uint16_t nelems = 0;
+  uint8_t sizeclass = 0;  // 0: one large object
+  bool noscan = false;
+  SpanState state = SpanState::Free;
+  bool needzero = false;  // memory may hold old data (not fresh from the OS)
+  bool cached = false;    // owned by a thread's cache
+  std::atomic<uint32_t> sweepgen{0};
+  uint16_t nalloc = 0;    // allocated slots (valid when not cached)
+  uint16_t large_type = 0;
+  uint16_t* types = nullptr;  // type index per slot (scan spans); &large_type for large ones
+
+  uint64_t allocbits[kBitWords];
+  std::atomic<uint64_t> markbits[kBitWords];
+
+  uintptr_t limit() const { return base + (npages << kPageShift); }
+  bool contains(uintptr_t p) const { return p >= base && p < limit(); }
+  uint32_t object_index(uintptr_t p) const {
+    return static_cast<uint32_t>((static_cast<uint64_t>(p - base) * divmagic) >> 32);
+  }
+  uintptr_t object_addr(uint32_t i) const { return base + uintptr_t{i} * elemsize; }
+
+  bool is_allocated(uint32_t i) const { return (allocbits[i >> 6] >> (i & 63)) & 1; }
+  bool is_marked(uint32_t i) const { return (markbits[i >> 6].load(std::memory_order_relaxed) >> (i & 63)) & 1; }
+  // Sets the mark bit; returns true when this call set it (the caller then scans the object).
+  bool try_mark(uint32_t i) {
+    uint64_t bit = uint64_t{1} << (i & 63);
+    auto& w = markbits[i >> 6];
+    if (w.load(std::memory_order_relaxed) & bit) return false;
+    return !(w.fetch_or(bit, std::memory_order_relaxed) & bit);
+  }
+  void clear_marks() {
+    for (auto& w : markbits) w.store(0, std::memory_order_relaxed);
+  }
+};
+
+// Intrusive doubly linked list of spans, with O(1) splicing (a whole class's spans move to the
+// unswept list at every cycle).
+class SpanList {
+ public:
+  bool empty() const { return first_ == nullptr; }
+  Span* first() const { return first_; }
+  void push(Span* s) {
+    s->prev = nullptr;
+    s->next = first_;
+    if (first_) first_->prev = s; else last_ = s;
+    first_ = s;
+  }
+  void remove(Span* s) {
+    if (s->prev) s->prev->next = s->next; else first_ = s->next;
+    if (s->next) s->next->prev = s->prev; else last_ = s->prev;
+    s->next = s->prev = nullptr;
+  }
+  Span* pop() {
+    Span* s = first_;
+    if (s) remove(s);
+    return s;
+  }
+  // Moves every span of `other` to the front of this list.
+  void splice(SpanList& other) {
+    if (!other.first_) return;
+    other.last_->next = first_;
+    if (first_) first_->prev = other.last_; else last_ = other.last_;
+    first_ = other.first_;
+    other.first_ = other.last_ = nullptr;
+  }
+
+ private:
+  Span* first_ = nullptr;
+  Span* last_ = nullptr;
+};
+
+}  // namespace gort::internal

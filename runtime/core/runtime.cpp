@@ -1,0 +1,69 @@
+// Runtime lifetime: reading the environment, starting and stopping the runtime's threads.
+//
+// The heap is process-wide and outlives any one Runtime: a Runtime starts the collector's threads
+// and attaches its thread; its destructor stops them. Objects stay valid (and are still counted)
+// until a later Runtime collects them. One Runtime at a time.
+#include <gort/runtime.hpp>
+
+#include <time.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "runtime/core/env.hpp"
+#include "runtime/core/sysmem.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/mgc.hpp"
+#include "runtime/gc/pacer.hpp"
+#include "runtime/stats/gctrace.hpp"
+#include "runtime/stats/mprof.hpp"
+
+namespace gort {
+
+namespace {
+std::mutex g_runtime_lock;
+bool g_running = false;
+
+int hardware_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+}  // namespace
+
+Runtime::Runtime() : Runtime(Options{}) {}
+
+Runtime::Runtime(const Options& opts) {
+  using namespace internal;
+  std::lock_guard g(g_runtime_lock);
+  if (g_running) throw std::logic_error("gort: a gort::Runtime is already running in this process");
+  Environment env = read_environment();  // throws on a malformed GOMEMLIMIT, before anything starts
+  static std::once_flag once;
+  std::call_once(once, [] {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    set_runtime_start_ns(static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec));
+    init_profiling_buckets();
+  });
+  set_gc_percent(env.gc_percent);
+  set_memory_limit(env.memory_limit);
+  set_gctrace(env.gctrace);
+  int procs = opts.gomaxprocs > 0 ? opts.gomaxprocs : env.gomaxprocs > 0 ? env.gomaxprocs : hardware_threads();
+  attach_current_thread();
+  gc_start_threads(procs);
+  g_running = true;
+}
+
+Runtime::~Runtime() {
+  using namespace internal;
+  std::lock_guard g(g_runtime_lock);
+  gc_stop_threads();
+  detach_current_thread();
+  g_running = false;
+}
+
+AttachThread::AttachThread() { internal::attach_current_thread(); }
+AttachThread::~AttachThread() { internal::detach_current_thread(); }
+
+}  // namespace gort

@@ -1,0 +1,238 @@
+#include "runtime/core/thread.hpp"
+
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/alloc/mcache.hpp"
+#include "runtime/core/persistent.hpp"
+#include "runtime/core/sysmem.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+thread_local constinit ThreadLocal t_local = {nullptr, nullptr, 0, false};
+
+namespace {
+
+constexpr int kSuspendSignal = SIGPWR;
+constexpr uintptr_t kRedZone = 128;  // x86-64 ABI: leaf functions may use 128 bytes below sp
+
+std::mutex g_world_lock;
+std::mutex g_registry_lock;
+ThreadRecord* g_threads = nullptr;
+PersistentAlloc g_record_alloc(stats().other_sys);
+ThreadRecord* g_free_records = nullptr;
+
+// Odd while the world is stopped (or being stopped). Stopped threads wait for it to change.
+std::atomic<uint32_t> g_world_epoch{0};
+std::atomic<uint32_t> g_acks{0};
+
+long futex(std::atomic<uint32_t>* addr, int op, uint32_t val) {
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), op, val, nullptr, nullptr, 0);
+}
+
+// Records where this thread's live stack ends and its registers, acknowledges, and waits for
+// the world to restart. Runs in the signal handler or from suspend_self. Async-signal-safe.
+void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp) {
+  uint32_t epoch = g_world_epoch.load(std::memory_order_acquire);
+  if (!(epoch & 1)) return;  // nothing to stop for
+  r->regs = *regs;
+  r->stopped_sp = sp - kRedZone;
+  // Acknowledge this very epoch: a thread that read an older epoch and was delayed must not
+  // count as stopped for a newer stop-the-world.
+  r->parked_epoch.store(epoch, std::memory_order_release);
+  g_acks.fetch_add(1, std::memory_order_release);
+  futex(&g_acks, FUTEX_WAKE_PRIVATE, 1);
+  while (g_world_epoch.load(std::memory_order_acquire) == epoch) futex(&g_world_epoch, FUTEX_WAIT_PRIVATE, epoch);
+}
+
+void suspend_handler(int, siginfo_t*, void* uctx) {
+  int saved_errno = errno;
+  ThreadRecord* r = t_local.record;
+  if (r) {
+    if (t_local.critical) {
+      t_local.suspend_pending = true;
+    } else {
+      auto* uc = static_cast<ucontext_t*>(uctx);
+#if defined(__x86_64__)
+      uintptr_t sp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+      uintptr_t sp = static_cast<uintptr_t>(uc->uc_mcontext.sp);
+#else
+#error "gort: unsupported architecture"
+#endif
+      park(r, &uc->uc_mcontext, sp);
+    }
+  }
+  errno = saved_errno;
+}
+
+ThreadRecord* new_record() {
+  if (ThreadRecord* r = g_free_records) {
+    g_free_records = r->next;
+    r->~ThreadRecord();
+    return new (r) ThreadRecord{};
+  }
+  return new (g_record_alloc.alloc(sizeof(ThreadRecord), alignof(ThreadRecord))) ThreadRecord{};
+}
+
+}  // namespace
+
+void suspend_self() {
+  t_local.suspend_pending = false;
+  ucontext_t uc;
+  getcontext(&uc);  // spills the callee-saved registers where the scan sees them
+  park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
+}
+
+std::mutex& world_lock() { return g_world_lock; }
+ThreadRecord* registry_first() { return g_threads; }
+bool world_stopped() { return g_world_epoch.load(std::memory_order_relaxed) & 1; }
+
+void install_suspend_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = suspend_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(kSuspendSignal, &sa, nullptr) != 0) fatal("cannot install the SIGPWR handler: %s", strerror(errno));
+  });
+}
+
+void attach_current_thread(bool scan_stack) {
+  if (ThreadRecord* r = t_local.record) {
+    ++r->attach_depth;
+    return;
+  }
+  install_suspend_handler();
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, kSuspendSignal);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+
+  pthread_attr_t attr;
+  void* stack_addr = nullptr;
+  size_t stack_size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) fatal("pthread_getattr_np failed");
+  pthread_attr_getstack(&attr, &stack_addr, &stack_size);
+  pthread_attr_destroy(&attr);
+
+  Cache* cache = cache_create();
+  std::lock_guard g(g_registry_lock);
+  ThreadRecord* r = new_record();
+  r->thread = pthread_self();
+  r->stack_lo = reinterpret_cast<uintptr_t>(stack_addr);
+  r->stack_hi = r->stack_lo + stack_size;
+  r->scan_stack = scan_stack;
+  r->attach_depth = 1;
+  r->cache = cache;
+  r->next = g_threads;
+  if (g_threads) g_threads->prev = r;
+  g_threads = r;
+  t_local.cache = cache;
+  t_local.record = r;
+}
+
+void detach_current_thread() {
+  ThreadRecord* r = t_local.record;
+  if (!r || --r->attach_depth > 0) return;
+  // Give back the cache first (spans and counts go to the central lists), then leave the registry.
+  {
+    CriticalSection cs;
+    cache_destroy(r->cache);
+    t_local.cache = nullptr;
+  }
+  std::lock_guard g(g_registry_lock);
+  if (r->prev) r->prev->next = r->next; else g_threads = r->next;
+  if (r->next) r->next->prev = r->prev;
+  t_local.record = nullptr;
+  r->next = g_free_records;
+  g_free_records = r;
+}
+
+int stop_the_world() {
+  g_registry_lock.lock();
+  g_world_epoch.fetch_add(1, std::memory_order_acq_rel);
+  uint32_t n = 0;
+  ThreadRecord* self = t_local.record;
+  for (ThreadRecord* r = g_threads; r; r = r->next) {
+    if (r == self) continue;
+    int err = pthread_kill(r->thread, kSuspendSignal);
+    if (err != 0) fatal("cannot stop an attached thread (did it exit without detaching?): %s", strerror(err));
+    ++n;
+  }
+  uint32_t epoch = g_world_epoch.load(std::memory_order_relaxed);
+  for (ThreadRecord* r = g_threads; r; r = r->next) {
+    if (r == self) continue;
+    for (uint32_t a = g_acks.load(std::memory_order_acquire); r->parked_epoch.load(std::memory_order_acquire) != epoch;
+         a = g_acks.load(std::memory_order_acquire)) {
+      if (r->parked_epoch.load(std::memory_order_acquire) == epoch) break;
+      futex(&g_acks, FUTEX_WAIT_PRIVATE, a);
+    }
+  }
+  if (self) {
+    ucontext_t uc;
+    getcontext(&uc);
+    self->regs = uc.uc_mcontext;
+    self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - kRedZone;
+  }
+  return static_cast<int>(n);
+}
+
+void start_the_world() {
+  g_world_epoch.fetch_add(1, std::memory_order_acq_rel);
+  futex(&g_world_epoch, FUTEX_WAKE_PRIVATE, INT32_MAX);
+  g_registry_lock.unlock();
+}
+
+namespace {
+struct ServiceStack {
+  pthread_t thread;
+  void* base;
+  size_t size;
+};
+constexpr size_t kServiceStackSize = 256 << 10;
+constexpr int kMaxServiceThreads = 256;
+ServiceStack g_service[kMaxServiceThreads];
+std::mutex g_service_lock;
+}  // namespace
+
+pthread_t start_service_thread(void* (*fn)(void*), void* arg, const char* name) {
+  void* stack = sys_alloc(kServiceStackSize, stats().stack_sys);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstack(&attr, stack, kServiceStackSize);
+  pthread_t t;
+  int err = pthread_create(&t, &attr, fn, arg);
+  pthread_attr_destroy(&attr);
+  if (err != 0) fatal("cannot start the %s thread: %s", name, strerror(err));
+  pthread_setname_np(t, name);
+  std::lock_guard g(g_service_lock);
+  for (auto& s : g_service) {
+    if (!s.base) {
+      s = {t, stack, kServiceStackSize};
+      return t;
+    }
+  }
+  fatal("too many service threads");
+}
+
+void join_service_thread(pthread_t t) {
+  pthread_join(t, nullptr);
+  std::lock_guard g(g_service_lock);
+  for (auto& s : g_service) {
+    if (s.base && pthread_equal(s.thread, t)) {
+      sys_free(s.base, s.size, stats().stack_sys);
+      s = {};
+    }
+  }
+}
+
+}  // namespace gort::internal

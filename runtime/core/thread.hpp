@@ -1,0 +1,108 @@
+// Attached threads, critical sections and stopping the world.
+//
+// Every OS thread that touches the heap is attached: it has a ThreadRecord in the registry and a
+// per-thread allocation cache. A collection stops the world by sending each attached thread the
+// suspend signal (SIGPWR, as Boehm GC does on Linux); the handler records the thread's registers
+// and stack pointer and waits until the world restarts. Signals reach threads that are computing
+// or blocked in system calls alike, so no thread can hold up a collection by not calling gort.
+//
+// Critical sections: runtime code that updates shared heap state (allocation, sweeping, locks)
+// runs inside one. A suspend signal arriving inside a critical section is deferred: the handler
+// only sets suspend_pending, and the thread suspends itself when it leaves the section. Hence a
+// stopped thread never holds a runtime lock and never leaves heap metadata half-updated, and the
+// collector can use every runtime structure freely while the world is stopped. The flags are
+// plain thread-locals ordered with signal fences: only the thread itself and its own signal
+// handler access them.
+//
+// Lock order: world lock (one stop-the-world at a time) -> registry lock -> runtime spin locks.
+// The collector takes no runtime lock before the world is stopped.
+#pragma once
+#include <pthread.h>
+#include <ucontext.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+namespace gort::internal {
+
+struct Cache;
+
+struct ThreadRecord {
+  ThreadRecord* next = nullptr;
+  ThreadRecord* prev = nullptr;
+  pthread_t thread{};
+  uintptr_t stack_lo = 0, stack_hi = 0;  // the thread's whole stack
+  bool scan_stack = true;                // false for gort's own service threads
+  int attach_depth = 0;
+  Cache* cache = nullptr;
+  // Filled when the thread stops: lowest stack address in use and the saved register file.
+  uintptr_t stopped_sp = 0;
+  mcontext_t regs{};
+  std::atomic<uint32_t> parked_epoch{0};  // the stop-the-world epoch the thread acknowledged
+};
+
+struct ThreadLocal {
+  ThreadRecord* record;
+  Cache* cache;
+  int critical;          // depth of critical sections
+  bool suspend_pending;  // a suspend signal arrived inside a critical section
+};
+
+extern thread_local constinit ThreadLocal t_local;
+
+void suspend_self();
+
+inline void enter_critical() {
+  ++t_local.critical;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+inline void leave_critical() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (--t_local.critical == 0) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (t_local.suspend_pending) [[unlikely]] suspend_self();
+  }
+}
+
+class CriticalSection {
+ public:
+  CriticalSection() { enter_critical(); }
+  ~CriticalSection() { leave_critical(); }
+  CriticalSection(const CriticalSection&) = delete;
+  CriticalSection& operator=(const CriticalSection&) = delete;
+};
+
+// Attaches / detaches the calling thread (nested calls count). `scan_stack` false marks gort's own
+// service threads, which are stopped like the others but hold no managed pointers.
+void attach_current_thread(bool scan_stack = true);
+void detach_current_thread();
+inline bool current_thread_attached() { return t_local.record != nullptr; }
+
+// Serialises stop-the-world operations (collections, ReadMemStats).
+std::mutex& world_lock();
+
+// Stops every attached thread except the caller (who holds world_lock()), then calls fn for each
+// stopped or current record while the world is stopped. Returns the number of threads stopped.
+int stop_the_world();
+void start_the_world();
+bool world_stopped();
+// Calls fn(record) for every attached thread; only while the world is stopped.
+template <class F>
+void for_each_thread(F&& fn);
+
+ThreadRecord* registry_first();
+
+template <class F>
+void for_each_thread(F&& fn) {
+  for (ThreadRecord* r = registry_first(); r; r = r->next) fn(r);
+}
+
+// Installs the suspend signal handler (once per process).
+void install_suspend_handler();
+
+// Creates one of gort's own threads with a stack it maps itself (counted in StackSys).
+pthread_t start_service_thread(void* (*fn)(void*), void* arg, const char* name);
+void join_service_thread(pthread_t t);
+
+}  // namespace gort::internal

@@ -1,0 +1,147 @@
+#include "runtime/gc/mgc.hpp"
+
+#include <time.h>
+
+#include <mutex>
+
+#include "runtime/alloc/mcache.hpp"
+#include "runtime/alloc/mcentral.hpp"
+#include "runtime/alloc/mheap.hpp"
+#include "runtime/alloc/scavenger.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/barrier.hpp"
+#include "runtime/gc/mark.hpp"
+#include "runtime/gc/pacer.hpp"
+#include "runtime/gc/roots.hpp"
+#include "runtime/gc/sweep.hpp"
+#include "runtime/stats/gctrace.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+namespace {
+GcState g_state;
+int g_procs = 1;
+uint64_t g_stack_scan_bytes = 0;
+uint64_t g_globals_scan_bytes = 0;
+
+uint64_t now_ns(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Roots: every attached thread's live stack and saved registers (conservatively), the Root<T>
+// slots, and whatever the write barrier shaded.
+void scan_roots(MarkWorker& w) {
+  uint64_t stack_bytes = 0;
+  for_each_thread([&](ThreadRecord* r) {
+    if (!r->scan_stack) return;
+    uintptr_t lo = r->stopped_sp > r->stack_lo ? r->stopped_sp : r->stack_lo;
+    w.scan_conservative(lo, r->stack_hi);
+    auto regs = reinterpret_cast<uintptr_t>(&r->regs);
+    w.scan_conservative(regs, regs + sizeof r->regs);
+    stack_bytes += r->stack_hi - lo;
+  });
+  g_stack_scan_bytes = stack_bytes;
+  g_globals_scan_bytes = scan_roots_table(w);
+  drain_shaded(w);
+}
+
+// The body of one cycle; the world lock is held. See mgc.hpp for the phases.
+void run_cycle(bool forced) {
+  auto& st = stats();
+  GcTrace tr;
+  tr.start_unix_ns = now_ns(CLOCK_REALTIME);
+  uint64_t cpu0 = thread_cpu_ns();
+  tr.t_start = now_ns(CLOCK_MONOTONIC);
+  tr.goal = current_goal();
+  tr.heap0 = g_state.heap_live.load(std::memory_order_relaxed);
+
+  stop_the_world();
+  // Sweep termination.
+  finish_sweep();
+  for_each_thread([](ThreadRecord* r) {
+    if (r->cache) cache_flush(r->cache);
+  });
+  tr.t_mark = now_ns(CLOCK_MONOTONIC);
+
+  // Mark.
+  MarkResult mr = mark_phase(scan_roots);
+  tr.t_mark_term = now_ns(CLOCK_MONOTONIC);
+
+  // Mark termination: the marks become the truth; everything is to be swept.
+  tr.heap1 = g_state.heap_live.load(std::memory_order_relaxed);
+  tr.heap2 = mr.marked_bytes;
+  g_state.sweepgen.fetch_add(2, std::memory_order_relaxed);
+  for (int spc = 0; spc < kNumSpanClasses; ++spc) central(spc).all_unswept();
+  large_spans().all_unswept();
+  g_state.heap_live.store(mr.marked_bytes, std::memory_order_relaxed);
+  pacer_end_cycle({mr.marked_bytes, g_stack_scan_bytes, g_globals_scan_bytes});
+  tr.stacks = g_stack_scan_bytes;
+  tr.globals = g_globals_scan_bytes;
+  tr.procs = g_procs;
+  tr.forced = forced;
+  tr.mark_cpu_ns = mr.cpu_ns;
+
+  tr.t_end = now_ns(CLOCK_MONOTONIC);
+  uint64_t pause = tr.t_end - tr.t_start;
+  uint64_t end_unix = tr.start_unix_ns + pause;
+  st.pause_ns[st.numgc % 256] = pause;
+  st.pause_end[st.numgc % 256] = end_unix;
+  st.pause_total_ns += pause;
+  st.last_gc_unix_ns = end_unix;
+  ++st.numgc;
+  if (forced) ++st.numforcedgc;
+  // The collecting thread's own CPU covers the pause; mark_cpu_ns adds the workers'.
+  st.gc_cpu_ns.fetch_add(thread_cpu_ns() - cpu0 + mr.worker_cpu_ns, std::memory_order_relaxed);
+  tr.numgc = st.numgc;
+  tr.gc_cpu_fraction = gc_cpu_fraction(tr.t_end);
+  start_the_world();
+
+  wake_sweeper();
+  wake_scavenger();
+  if (gctrace_enabled()) print_gctrace(tr);
+}
+
+// Sweeps every span now, one per critical section (runtime.GC returns with the heap swept).
+void sweep_now() {
+  bool attached = current_thread_attached();
+  for (int cursor = 0, more = 1; more;) {
+    if (attached) enter_critical();
+    more = sweep_one(&cursor);
+    if (attached) leave_critical();
+  }
+}
+}  // namespace
+
+GcState& gc_state() { return g_state; }
+int gc_procs() { return g_procs; }
+
+void gc_run(GcReason reason) {
+  if (t_local.critical) fatal("collection requested inside a runtime critical section");
+  std::unique_lock wl(world_lock());
+  if (reason == GcReason::Heap &&
+      g_state.heap_live.load(std::memory_order_relaxed) < g_state.trigger.load(std::memory_order_relaxed))
+    return;  // another thread collected meanwhile
+  run_cycle(reason != GcReason::Heap);
+  wl.unlock();
+  if (reason != GcReason::Heap) sweep_now();
+}
+
+void gc_start_threads(int procs) {
+  g_procs = procs;
+  start_mark_workers(procs - 1);
+  start_sweeper();
+  start_scavenger();
+  start_destructor_thread();
+}
+
+void gc_stop_threads() {
+  stop_destructor_thread();
+  stop_scavenger();
+  stop_sweeper();
+  stop_mark_workers();
+}
+
+}  // namespace gort::internal

@@ -1,0 +1,245 @@
+#include "runtime/gc/sweep.hpp"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bit>
+
+#include "runtime/alloc/mcentral.hpp"
+#include "runtime/alloc/mheap.hpp"
+#include "runtime/core/persistent.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/mgc.hpp"
+#include "runtime/gc/typeinfo.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+namespace {
+
+long futex_wait(std::atomic<uint32_t>* addr, uint32_t val, long timeout_ms) {
+  timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000};
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), FUTEX_WAIT_PRIVATE, val, timeout_ms >= 0 ? &ts : nullptr,
+                 nullptr, 0);
+}
+void futex_wake(std::atomic<uint32_t>* addr) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+// Objects whose destructor is due, in chunks of runtime memory (OtherSys).
+class DestroyQueue {
+ public:
+  void push(void* obj) {
+    LockGuard g(lock_);
+    if (!tail_ || tail_->n == Chunk::kCap) {
+      Chunk* c = free_ ? free_ : static_cast<Chunk*>(pa_.alloc(sizeof(Chunk)));
+      if (c == free_) free_ = free_->next;
+      c->next = nullptr;
+      c->n = c->head = 0;
+      if (tail_) tail_->next = c; else head_ = c;
+      tail_ = c;
+    }
+    tail_->objs[tail_->n++] = obj;
+    ++size_;
+    seq.fetch_add(1, std::memory_order_release);
+  }
+  void* pop() {
+    LockGuard g(lock_);
+    if (!head_) return nullptr;
+    void* obj = head_->objs[head_->head++];
+    --size_;
+    if (head_->head == head_->n) {
+      Chunk* c = head_;
+      head_ = c->next;
+      if (!head_) tail_ = nullptr;
+      c->next = free_;
+      free_ = c;
+    }
+    return obj;
+  }
+  size_t size() {
+    LockGuard g(lock_);
+    return size_;
+  }
+  std::atomic<uint32_t> seq{0};  // futex word: changes with every push
+
+ private:
+  struct Chunk {
+    static constexpr size_t kCap = 1000;
+    Chunk* next;
+    size_t n, head;
+    void* objs[kCap];
+  };
+  SpinLock lock_;
+  Chunk *head_ = nullptr, *tail_ = nullptr, *free_ = nullptr;
+  size_t size_ = 0;
+  PersistentAlloc pa_{stats().other_sys};
+};
+
+DestroyQueue g_destroy;
+
+// Decides the fate of an unmarked object with a type entry: true when its slot can be freed.
+bool reclaimable(uint16_t* type_slot, uintptr_t obj) {
+  uint16_t t = load_type(type_slot);
+  if (t == 0) return true;
+  if (t == kDestroying || (t & kPendingDestroy)) return false;  // destructor queued or running
+  if (type_info(t).destroy) {
+    store_type(type_slot, t | kPendingDestroy);
+    g_destroy.push(reinterpret_cast<void*>(obj));
+    return false;
+  }
+  store_type(type_slot, 0);
+  return true;
+}
+
+}  // namespace
+
+bool sweep_span(Span* s, bool may_free) {
+  uint32_t sg = gc_state().sweepgen.load(std::memory_order_relaxed);
+  s->sweepgen.store(sg - 1, std::memory_order_relaxed);
+  uint64_t nfreed = 0;
+  uint32_t nalloc = 0;
+  int nwords = (s->nelems + 63) / 64;
+  for (int w = 0; w < nwords; ++w) {
+    uint64_t alloc = s->allocbits[w];
+    uint64_t live = s->markbits[w].load(std::memory_order_relaxed) & alloc;
+    uint64_t dead = alloc & ~live;
+    if (dead && s->types) {
+      for (uint64_t d = dead; d; d &= d - 1) {
+        uint32_t i = static_cast<uint32_t>(w * 64 + std::countr_zero(d));
+        if (!reclaimable(&s->types[i], s->object_addr(i))) live |= uint64_t{1} << (i & 63);
+      }
+      dead = alloc & ~live;
+    }
+    nfreed += static_cast<uint64_t>(std::popcount(dead));
+    nalloc += static_cast<uint32_t>(std::popcount(live));
+    s->allocbits[w] = live;
+    s->markbits[w].store(0, std::memory_order_relaxed);
+  }
+  s->nalloc = static_cast<uint16_t>(nalloc);
+  s->needzero = true;
+  if (s->sizeclass == 0) {
+    if (nfreed) {
+      stats().large_frees.fetch_add(1, std::memory_order_relaxed);
+      stats().large_free_bytes.fetch_add(s->elemsize, std::memory_order_relaxed);
+    }
+  } else if (nfreed) {
+    stats().small_frees[s->sizeclass].fetch_add(nfreed, std::memory_order_relaxed);
+  }
+  s->sweepgen.store(sg, std::memory_order_release);
+  if (nalloc == 0 && (may_free || s->sizeclass == 0)) {
+    if (s->types && s->sizeclass != 0) types_free(s->sizeclass, s->types);
+    mheap().free(s);
+    return false;
+  }
+  return true;
+}
+
+bool sweep_one(int* cursor) {
+  for (; *cursor < kNumSpanClasses; ++*cursor) {
+    if (Span* s = central(*cursor).take_unswept()) {
+      if (sweep_span(s, true)) central(*cursor).put_swept(s);
+      return true;
+    }
+  }
+  if (Span* s = large_spans().take_unswept()) {
+    if (sweep_span(s, true)) large_spans().put_swept(s);
+    return true;
+  }
+  return false;
+}
+
+void finish_sweep() {
+  int cursor = 0;
+  while (sweep_one(&cursor)) {
+  }
+}
+
+namespace {
+std::atomic<uint32_t> g_sweep_wake{0};
+std::atomic<bool> g_sweeper_stop{false};
+pthread_t g_sweeper;
+
+void* sweeper_main(void*) {
+  attach_current_thread(/*scan_stack=*/false);
+  while (!g_sweeper_stop.load(std::memory_order_acquire)) {
+    uint32_t seen = g_sweep_wake.load(std::memory_order_acquire);
+    for (int cursor = 0;;) {
+      // One span per critical section: a stop-the-world never waits for more than one span.
+      CriticalSection cs;
+      if (!sweep_one(&cursor)) break;
+    }
+    futex_wait(&g_sweep_wake, seen, 1000);
+  }
+  detach_current_thread();
+  return nullptr;
+}
+
+std::atomic<bool> g_destructor_stop{false};
+pthread_t g_destructor;
+
+void* destructor_main(void*) {
+  attach_current_thread(/*scan_stack=*/true);
+  for (;;) {
+    uint32_t seen = g_destroy.seq.load(std::memory_order_acquire);
+    void* obj;
+    uint16_t type = 0;
+    {
+      CriticalSection cs;
+      obj = g_destroy.pop();
+      if (obj) {
+        Span* s = mheap().arenas().span_of(reinterpret_cast<uintptr_t>(obj));
+        uint16_t* slot = &s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))];
+        type = load_type(slot) & ~kPendingDestroy;
+        store_type(slot, kDestroying);  // from here on the object is never traced
+      }
+    }
+    if (obj) {
+      // obj stays on this stack while the destructor runs, so its slot cannot be freed under it.
+      type_info(type).destroy(obj);
+      CriticalSection cs;
+      Span* s = mheap().arenas().span_of(reinterpret_cast<uintptr_t>(obj));
+      store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))], 0);
+      asm volatile("" : : "r"(obj) : "memory");
+      continue;
+    }
+    if (g_destructor_stop.load(std::memory_order_acquire)) break;
+    futex_wait(&g_destroy.seq, seen, 100);
+  }
+  detach_current_thread();
+  return nullptr;
+}
+}  // namespace
+
+void wake_sweeper() {
+  g_sweep_wake.fetch_add(1, std::memory_order_release);
+  futex_wake(&g_sweep_wake);
+}
+
+void start_sweeper() {
+  g_sweeper_stop.store(false);
+  g_sweeper = start_service_thread(sweeper_main, nullptr, "gort-sweep");
+}
+
+void stop_sweeper() {
+  g_sweeper_stop.store(true);
+  wake_sweeper();
+  join_service_thread(g_sweeper);
+}
+
+void start_destructor_thread() {
+  g_destructor_stop.store(false);
+  g_destructor = start_service_thread(destructor_main, nullptr, "gort-destroy");
+}
+
+void stop_destructor_thread() {
+  g_destructor_stop.store(true);
+  g_destroy.seq.fetch_add(1);
+  futex_wake(&g_destroy.seq);
+  join_service_thread(g_destructor);
+}
+
+size_t pending_destructors() { return g_destroy.size(); }
+
+}  // namespace gort::internal

@@ -1,0 +1,127 @@
+// ReadMemStats (Go's mstats.go readmemstats_m): one consistent snapshot.
+//
+// The world is stopped, so no thread is inside a critical section and every counter is at rest.
+// Allocation counts still held by the threads' caches are added to the flushed ones; every other
+// field comes from the counter of the component that did the work (stats.hpp). The identities
+// (Sys = sum of *Sys, HeapIdle + HeapInuse = HeapSys, HeapObjects = Mallocs - Frees,
+// Alloc = HeapAlloc) then hold exactly by construction.
+#include <gort/memstats.hpp>
+
+#include <time.h>
+
+#include <cstring>
+#include <mutex>
+
+#include "runtime/alloc/mcache.hpp"
+#include "runtime/alloc/mheap.hpp"
+#include "runtime/alloc/scavenger.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/mgc.hpp"
+#include "runtime/gc/pacer.hpp"
+#include "runtime/stats/gctrace.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+RuntimeStats& stats() {
+  static RuntimeStats s;
+  return s;
+}
+
+namespace {
+void fill(MemStats* m) {
+  auto& st = stats();
+  uint64_t nmalloc[kNumSizeClasses] = {};
+  uint64_t tiny = st.tiny_allocs.load(std::memory_order_relaxed);
+  for_each_thread([&](ThreadRecord* r) {
+    if (r->cache) cache_add_counts(r->cache, nmalloc, &tiny);
+  });
+  uint64_t mallocs = 0, frees = 0, total_alloc = 0, freed_bytes = 0;
+  for (int c = 1; c < kNumSizeClasses; ++c) {
+    nmalloc[c] += st.small_mallocs[c].load(std::memory_order_relaxed);
+    uint64_t nfree = st.small_frees[c].load(std::memory_order_relaxed);
+    mallocs += nmalloc[c];
+    frees += nfree;
+    total_alloc += nmalloc[c] * kClassToSize[c];
+    freed_bytes += nfree * kClassToSize[c];
+    if (c < kMemStatsBySize) m->BySize[c] = {kClassToSize[c], nmalloc[c], nfree};
+  }
+  m->BySize[0] = {0, 0, 0};
+  mallocs += st.large_mallocs.load(std::memory_order_relaxed);
+  frees += st.large_frees.load(std::memory_order_relaxed);
+  total_alloc += st.large_alloc_bytes.load(std::memory_order_relaxed);
+  freed_bytes += st.large_free_bytes.load(std::memory_order_relaxed);
+  // Go counts objects placed in an existing tiny block as both allocated and freed at once.
+  mallocs += tiny;
+  frees += tiny;
+
+  m->Alloc = m->HeapAlloc = total_alloc - freed_bytes;
+  m->TotalAlloc = total_alloc;
+  m->Lookups = 0;
+  m->Mallocs = mallocs;
+  m->Frees = frees;
+  m->HeapObjects = mallocs - frees;
+
+  m->HeapSys = st.heap_sys.load();
+  m->HeapInuse = st.heap_inuse.load(std::memory_order_relaxed);
+  m->HeapIdle = m->HeapSys - m->HeapInuse;
+  m->HeapReleased = st.heap_released.load(std::memory_order_relaxed);
+  m->StackInuse = st.stack_inuse.load(std::memory_order_relaxed);
+  m->StackSys = m->StackInuse + st.stack_sys.load();
+  m->MSpanInuse = st.mspan_inuse.load(std::memory_order_relaxed);
+  m->MSpanSys = st.mspan_sys.load();
+  m->MCacheInuse = st.mcache_inuse.load(std::memory_order_relaxed);
+  m->MCacheSys = st.mcache_sys.load();
+  m->BuckHashSys = st.buckhash_sys.load();
+  m->GCSys = st.gc_sys.load();
+  m->OtherSys = st.other_sys.load();
+  m->Sys = m->HeapSys + m->StackSys + m->MSpanSys + m->MCacheSys + m->BuckHashSys + m->GCSys + m->OtherSys;
+
+  m->NextGC = current_goal();
+  m->LastGC = st.last_gc_unix_ns;
+  m->PauseTotalNs = st.pause_total_ns;
+  memcpy(m->PauseNs, st.pause_ns, sizeof m->PauseNs);
+  memcpy(m->PauseEnd, st.pause_end, sizeof m->PauseEnd);
+  m->NumGC = st.numgc;
+  m->NumForcedGC = st.numforcedgc;
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  m->GCCPUFraction = gc_cpu_fraction(static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec));
+  m->EnableGC = true;
+  m->DebugGC = false;
+}
+}  // namespace
+
+}  // namespace gort::internal
+
+namespace gort {
+
+using namespace internal;
+
+void ReadMemStats(MemStats* m) {
+  if (t_local.critical) fatal("ReadMemStats inside a runtime critical section");
+  std::lock_guard g(world_lock());
+  stop_the_world();
+  fill(m);
+  start_the_world();
+}
+
+void GC() { gc_run(GcReason::Forced); }
+
+namespace debug {
+int SetGCPercent(int percent) { return set_gc_percent(percent); }
+int64_t SetMemoryLimit(int64_t limit) {
+  int64_t old = set_memory_limit(limit);
+  if (limit >= 0) wake_scavenger();
+  return old;
+}
+void FreeOSMemory() {
+  gc_run(GcReason::FreeOSMemory);
+  bool attached = current_thread_attached();
+  if (attached) enter_critical();
+  mheap().scavenge(~size_t{0});
+  if (attached) leave_critical();
+}
+}  // namespace debug
+
+}  // namespace gort

@@ -1,0 +1,52 @@
+// The runtime's statistics, from which ReadMemStats builds one MemStats snapshot.
+//
+// Every counter is updated by the component that does the work, at the moment it does it:
+//  - the *Sys counters by sysmem (each mapping names its counter);
+//  - span/cache in-use bytes by FixAlloc;
+//  - heap_inuse / heap_released by the page heap (under its lock);
+//  - allocation counts by the per-thread caches (flushed here when a cache gives up a span and
+//    summed from the live caches when the world is stopped) and frees by the sweeper.
+// All updates happen inside critical sections, so with the world stopped (ReadMemStats) every
+// identity between the fields holds exactly.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/alloc/sizeclasses.hpp"
+#include "runtime/core/sysmem.hpp"
+
+namespace gort::internal {
+
+struct RuntimeStats {
+  // Bytes obtained from the OS, by purpose (MemStats.*Sys).
+  SysStat heap_sys, stack_sys, mspan_sys, mcache_sys, buckhash_sys, gc_sys, other_sys;
+
+  std::atomic<uint64_t> mspan_inuse{0};
+  std::atomic<uint64_t> mcache_inuse{0};
+  std::atomic<uint64_t> stack_inuse{0};
+
+  // Page heap: bytes in spans that hold objects, and bytes of idle pages returned to the OS.
+  std::atomic<uint64_t> heap_inuse{0};
+  std::atomic<uint64_t> heap_released{0};
+
+  // Allocation counts not held by a live cache. Objects of size class c count in
+  // small_mallocs[c] when the cache that allocated them flushes; frees when the sweeper frees them.
+  std::atomic<uint64_t> small_mallocs[kNumSizeClasses]{};
+  std::atomic<uint64_t> small_frees[kNumSizeClasses]{};
+  std::atomic<uint64_t> large_mallocs{0}, large_alloc_bytes{0};
+  std::atomic<uint64_t> large_frees{0}, large_free_bytes{0};
+  std::atomic<uint64_t> tiny_allocs{0};
+
+  // Collector history (written by the collector with the world stopped).
+  uint32_t numgc = 0;
+  uint32_t numforcedgc = 0;
+  uint64_t pause_total_ns = 0;
+  uint64_t pause_ns[256] = {};
+  uint64_t pause_end[256] = {};
+  uint64_t last_gc_unix_ns = 0;
+  std::atomic<uint64_t> gc_cpu_ns{0};  // measured CPU time of collection work since start
+};
+
+RuntimeStats& stats();
+
+}  // namespace gort::internal
