@@ -24,8 +24,9 @@ using DestroyFn = void (*)(void* obj);
 // managed pointers, `destroy` null for a trivially destructible one.
 uint16_t register_type(TraceFn trace, DestroyFn destroy, const char* name);
 // Zeroed memory for one object of `size` bytes of type `type` (0: pointer-free and trivially
-// destructible, which may share a tiny block). Never null: running out of memory is fatal, as in Go.
-void* allocate(size_t size, uint16_t type);
+// destructible, which may share a tiny block); `noscan` when the type has no trace(). Never null:
+// running out of memory is fatal, as in Go.
+void* allocate(size_t size, uint16_t type, bool noscan);
 // Forgets the type of an object whose constructor threw: it becomes plain garbage.
 void abandon(void* obj);
 // Marks the object containing p (the slow part of Tracer::visit).
@@ -153,7 +154,7 @@ class Array : public internal::ArrayStorage<T> {
 // Like Go's new(T): T(args...) on the garbage-collected heap. T() is value-initialized.
 template <class T, class... A>
 T* make(A&&... args) {
-  void* mem = internal::allocate(sizeof(T), internal::type_index<T>());
+  void* mem = internal::allocate(sizeof(T), internal::type_index<T>(), !internal::Traceable<T>);
   if constexpr (std::is_nothrow_constructible_v<T, A...>) {
     return ::new (mem) T(std::forward<A>(args)...);
   } else {
@@ -170,7 +171,8 @@ T* make(A&&... args) {
 template <class T>
 Array<T>* make_array(size_t n) {
   static_assert(std::is_default_constructible_v<T>);
-  void* mem = internal::allocate(sizeof(Array<T>) + n * sizeof(T), internal::type_index<Array<T>>());
+  void* mem = internal::allocate(sizeof(Array<T>) + n * sizeof(T), internal::type_index<Array<T>>(),
+                                 !internal::Traceable<Array<T>>);
   auto* a = ::new (mem) Array<T>();
   if constexpr (!std::is_trivially_default_constructible_v<T>) {
     for (size_t i = 0; i < n; ++i) ::new (a->data() + i) T();

@@ -66,11 +66,11 @@ void* alloc_tiny(Cache* c, size_t size, bool* gc_needed) {
   return block;
 }
 
-void* alloc_large(size_t size, uint16_t type, bool* gc_needed) {
+void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   size_t npages = (size + kPageSize - 1) >> kPageShift;
   Span* s = mheap().alloc(npages);
   s->sizeclass = 0;
-  s->noscan = type == 0 || type_info(type).trace == nullptr;
+  s->noscan = noscan;
   s->elemsize = static_cast<uint32_t>(npages << kPageShift);
   s->divmagic = 0;  // every offset maps to object 0
   s->nelems = 1;
@@ -94,7 +94,7 @@ void* alloc_large(size_t size, uint16_t type, bool* gc_needed) {
 
 }  // namespace
 
-void* allocate(size_t size, uint16_t type) {
+void* allocate(size_t size, uint16_t type, bool noscan) {
   Cache* c = t_local.cache;
   if (!c) [[unlikely]] not_attached();
   if (size == 0) size = 1;
@@ -103,9 +103,9 @@ void* allocate(size_t size, uint16_t type) {
   enter_critical();
   if (size <= kMaxSmallSize) {
     if (type == 0 && size < kTinySize) p = alloc_tiny(c, size, &gc_needed);
-    else p = alloc_small(c, size, type, type == 0 || type_info(type).trace == nullptr, &gc_needed);
+    else p = alloc_small(c, size, type, noscan, &gc_needed);
   } else {
-    p = alloc_large(size, type, &gc_needed);
+    p = alloc_large(size, type, noscan, &gc_needed);
   }
   leave_critical();
   if (gc_needed) [[unlikely]] gc_run(GcReason::Heap);

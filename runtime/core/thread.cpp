@@ -15,7 +15,7 @@
 
 namespace gort::internal {
 
-thread_local constinit ThreadLocal t_local = {nullptr, nullptr, 0, false};
+thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false};
 
 namespace {
 

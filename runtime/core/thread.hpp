@@ -49,7 +49,8 @@ struct ThreadLocal {
   bool suspend_pending;  // a suspend signal arrived inside a critical section
 };
 
-extern thread_local constinit ThreadLocal t_local;
+// initial-exec: one instruction to reach from the library, no __tls_get_addr call.
+extern thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec")));
 
 void suspend_self();
 

@@ -16,11 +16,13 @@ uint64_t g_start_ns = 0;
 
 // Go's itoaDiv: val / 10^dec with dec decimals.
 std::string itoa_div(uint64_t val, int dec) {
-  std::string digits = std::to_string(val);
-  if (dec == 0) return digits;
-  if (digits.size() <= static_cast<size_t>(dec)) digits.insert(0, static_cast<size_t>(dec) + 1 - digits.size(), '0');
-  digits.insert(digits.size() - static_cast<size_t>(dec), ".");
-  return digits;
+  uint64_t scale = 1;
+  for (int i = 0; i < dec; ++i) scale *= 10;
+  char buf[48];
+  if (dec == 0) snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(val));
+  else snprintf(buf, sizeof buf, "%llu.%0*llu", static_cast<unsigned long long>(val / scale), dec,
+                static_cast<unsigned long long>(val % scale));
+  return buf;
 }
 
 std::shared_ptr<spdlog::logger> trace_logger() {
