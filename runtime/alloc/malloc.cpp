@@ -78,7 +78,8 @@ void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   s->cached = false;
   memset(s->allocbits, 0, sizeof s->allocbits);
   s->allocbits[0] = 1;
-  s->clear_marks();
+  s->large_mark = 0;
+  s->markbytes = &s->large_mark;
   s->large_type = type;
   s->types = &s->large_type;
   s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);

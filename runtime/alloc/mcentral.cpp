@@ -17,35 +17,47 @@ struct CentralInit {
   }
 } g_central_init;
 
-struct TypesNode { TypesNode* next; };
-SpinLock g_types_lock;
-TypesNode* g_types_free[kNumSizeClasses];
-PersistentAlloc g_types_pa(stats().gc_sys);
+// Per-class pools of side tables: type indices and mark bytes, recycled between spans.
+class SideTablePool {
+ public:
+  void* alloc(int sizeclass, size_t bytes) {
+    {
+      LockGuard g(lock_);
+      if (Node* n = free_[sizeclass]) {
+        free_[sizeclass] = n->next;
+        memset(n, 0, bytes);
+        return n;
+      }
+    }
+    return pa_.alloc(bytes < sizeof(Node) ? sizeof(Node) : bytes, 8);
+  }
+  void free(int sizeclass, void* p) {
+    LockGuard g(lock_);
+    auto* n = static_cast<Node*>(p);
+    n->next = free_[sizeclass];
+    free_[sizeclass] = n;
+  }
+
+ private:
+  struct Node { Node* next; };
+  SpinLock lock_;
+  Node* free_[kNumSizeClasses] = {};
+  PersistentAlloc pa_{stats().gc_sys};
+};
+SideTablePool g_types_pool, g_marks_pool;
 }  // namespace
 
 Central& central(int spanclass) { return g_central[spanclass]; }
 LargeSpans& large_spans() { return g_large; }
 
 uint16_t* types_alloc(int sizeclass) {
-  size_t bytes = kClassToObjects[sizeclass] * sizeof(uint16_t);
-  {
-    LockGuard g(g_types_lock);
-    if (TypesNode* n = g_types_free[sizeclass]) {
-      g_types_free[sizeclass] = n->next;
-      auto* t = reinterpret_cast<uint16_t*>(n);
-      memset(t, 0, bytes);
-      return t;
-    }
-  }
-  return static_cast<uint16_t*>(g_types_pa.alloc(bytes < sizeof(TypesNode) ? sizeof(TypesNode) : bytes, 8));
+  return static_cast<uint16_t*>(g_types_pool.alloc(sizeclass, kClassToObjects[sizeclass] * sizeof(uint16_t)));
 }
-
-void types_free(int sizeclass, uint16_t* t) {
-  LockGuard g(g_types_lock);
-  auto* n = reinterpret_cast<TypesNode*>(t);
-  n->next = g_types_free[sizeclass];
-  g_types_free[sizeclass] = n;
+void types_free(int sizeclass, uint16_t* t) { g_types_pool.free(sizeclass, t); }
+uint8_t* markbytes_alloc(int sizeclass) {
+  return static_cast<uint8_t*>(g_marks_pool.alloc(sizeclass, round_up(kClassToObjects[sizeclass], 8)));
 }
+void markbytes_free(int sizeclass, uint8_t* m) { g_marks_pool.free(sizeclass, m); }
 
 void init_span(Span* s, int spanclass) {
   int cls = spanclass >> 1;
@@ -57,7 +69,7 @@ void init_span(Span* s, int spanclass) {
   s->nalloc = 0;
   s->cached = false;
   memset(s->allocbits, 0, sizeof s->allocbits);
-  s->clear_marks();
+  s->markbytes = markbytes_alloc(cls);
   s->types = s->noscan ? nullptr : types_alloc(cls);
   s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }

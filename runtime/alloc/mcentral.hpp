@@ -59,5 +59,8 @@ void init_span(Span* s, int spanclass);
 // Side table of type indices for a span of the size class (GCSys memory, recycled).
 uint16_t* types_alloc(int sizeclass);
 void types_free(int sizeclass, uint16_t* t);
+// Mark bytes for a span of the size class (GCSys memory, recycled), zeroed.
+uint8_t* markbytes_alloc(int sizeclass);
+void markbytes_free(int sizeclass, uint8_t* m);
 
 }  // namespace gort::internal

@@ -145,6 +145,7 @@ void PageHeap::free(Span* s) {
   s->needzero = true;
   s->cached = false;
   s->types = nullptr;
+  s->markbytes = nullptr;
   if (Span* prev = free_neighbour(s->base - kPageSize)) {
     remove_free(prev);
     prev->npages += s->npages;

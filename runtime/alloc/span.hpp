@@ -4,7 +4,9 @@
 // class, or one large object), or Manual (memory the runtime manages itself, such as stacks).
 // Object slot i of an InUse span lives at base + i*elemsize. Its state is kept in side bitmaps:
 //   allocbits: slot i held a live object when the span was last swept (or was allocated since);
-//   markbits:  slot i was reached by the current mark phase (set atomically by parallel markers).
+//   markbytes: slot i was reached by the current mark phase. One byte per slot, set with a plain
+//              store: parallel markers never need a locked read-modify-write (Boehm GC's mark
+//              bytes). Two markers racing on one object may both scan it, which is harmless.
 // A slot that is neither allocated nor on a cache's free list is free. Sweeping replaces
 // allocbits with markbits (Go's gcmarkBits -> allocBits flip).
 //
@@ -41,10 +43,11 @@ struct Span {
   std::atomic<uint32_t> sweepgen{0};
   uint16_t nalloc = 0;    // allocated slots (valid when not cached)
   uint16_t large_type = 0;
+  uint8_t large_mark = 0;
   uint16_t* types = nullptr;  // type index per slot (scan spans); &large_type for large ones
+  uint8_t* markbytes = nullptr;  // nelems bytes (GCSys); &large_mark for large ones
 
   uint64_t allocbits[kBitWords];
-  std::atomic<uint64_t> markbits[kBitWords];
 
   uintptr_t limit() const { return base + (npages << kPageShift); }
   bool contains(uintptr_t p) const { return p >= base && p < limit(); }
@@ -54,17 +57,30 @@ struct Span {
   uintptr_t object_addr(uint32_t i) const { return base + uintptr_t{i} * elemsize; }
 
   bool is_allocated(uint32_t i) const { return (allocbits[i >> 6] >> (i & 63)) & 1; }
-  bool is_marked(uint32_t i) const { return (markbits[i >> 6].load(std::memory_order_relaxed) >> (i & 63)) & 1; }
-  // Sets the mark bit; returns true when this call set it (the caller then scans the object).
+  bool is_marked(uint32_t i) const { return std::atomic_ref<uint8_t>(markbytes[i]).load(std::memory_order_relaxed); }
+  // Marks slot i; returns true when it was not marked yet (the caller then scans the object).
   bool try_mark(uint32_t i) {
-    uint64_t bit = uint64_t{1} << (i & 63);
-    auto& w = markbits[i >> 6];
-    if (w.load(std::memory_order_relaxed) & bit) return false;
-    return !(w.fetch_or(bit, std::memory_order_relaxed) & bit);
+    std::atomic_ref<uint8_t> m(markbytes[i]);
+    if (m.load(std::memory_order_relaxed)) return false;
+    m.store(1, std::memory_order_relaxed);
+    return true;
   }
-  void clear_marks() {
-    for (auto& w : markbits) w.store(0, std::memory_order_relaxed);
+  // The mark bytes of slots [64w, 64w+64) as a bit mask.
+  uint64_t mark_word(int w) const {
+    uint64_t bits = 0;
+    int n = nelems - w * 64;
+    if (n > 64) n = 64;
+    const uint8_t* b = markbytes + w * 64;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+      uint64_t x;
+      memcpy(&x, b + j, 8);
+      bits |= ((x * 0x0102040810204080ull) >> 56) << j;  // byte k (0 or 1) -> bit k
+    }
+    for (; j < n; ++j) bits |= static_cast<uint64_t>(b[j] != 0) << j;
+    return bits;
   }
+  void clear_marks() { memset(markbytes, 0, nelems); }
 };
 
 // Intrusive doubly linked list of spans, with O(1) splicing (a whole class's spans move to the

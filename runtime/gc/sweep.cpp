@@ -103,7 +103,7 @@ bool sweep_span(Span* s, bool may_free) {
   int nwords = (s->nelems + 63) / 64;
   for (int w = 0; w < nwords; ++w) {
     uint64_t alloc = s->allocbits[w];
-    uint64_t live = s->markbits[w].load(std::memory_order_relaxed) & alloc;
+    uint64_t live = s->mark_word(w) & alloc;
     uint64_t dead = alloc & ~live;
     if (dead && s->types) {
       for (uint64_t d = dead; d; d &= d - 1) {
@@ -115,8 +115,8 @@ bool sweep_span(Span* s, bool may_free) {
     nfreed += static_cast<uint64_t>(std::popcount(dead));
     nalloc += static_cast<uint32_t>(std::popcount(live));
     s->allocbits[w] = live;
-    s->markbits[w].store(0, std::memory_order_relaxed);
   }
+  s->clear_marks();
   s->nalloc = static_cast<uint16_t>(nalloc);
   s->needzero = true;
   if (s->sizeclass == 0) {
@@ -129,7 +129,10 @@ bool sweep_span(Span* s, bool may_free) {
   }
   s->sweepgen.store(sg, std::memory_order_release);
   if (nalloc == 0 && (may_free || s->sizeclass == 0)) {
-    if (s->types && s->sizeclass != 0) types_free(s->sizeclass, s->types);
+    if (s->sizeclass != 0) {
+      if (s->types) types_free(s->sizeclass, s->types);
+      markbytes_free(s->sizeclass, s->markbytes);
+    }
     mheap().free(s);
     return false;
   }
