@@ -38,7 +38,9 @@ inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool
   slot.free = o->next;
   ++c->nmalloc[cls];
   Span* s = slot.span;
-  if (s->needzero) memset(o, 0, s->elemsize); else o->next = nullptr;
+  if (!s->needzero) o->next = nullptr;
+  else if (s->elemsize == 16) __builtin_memset(o, 0, 16);  // the commonest class: two inline stores
+  else memset(o, 0, s->elemsize);
   if (type) {
     if (!s->types) [[unlikely]] s->types = types_alloc(cls);  // noscan object with a destructor
     store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(o))], type);
