@@ -31,6 +31,8 @@ void* allocate(size_t size, uint16_t type, bool noscan);
 void abandon(void* obj);
 // Marks the object containing p (the slow part of Tracer::visit).
 void mark(Tracer& t, const void* p);
+// Marks every object that a word of [p, p+n) points into (conservative scan of a closure).
+void mark_range(Tracer& t, const void* p, size_t n);
 // Write barrier: set while a collection is marking concurrently with the program.
 extern std::atomic<bool> write_barrier_enabled;
 void write_barrier(void* const* slot, const void* value);

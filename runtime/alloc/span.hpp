@@ -49,6 +49,12 @@ struct Span {
 
   uint64_t allocbits[kBitWords];
 
+  // Finalizers, cleanups and weak handles of this span's objects (gc/mfinal.hpp), sorted by
+  // offset, and the links of the list of spans that have any.
+  struct Special* specials = nullptr;
+  Span* specials_next = nullptr;
+  Span* specials_prev = nullptr;
+
   uintptr_t limit() const { return base + (npages << kPageShift); }
   bool contains(uintptr_t p) const { return p >= base && p < limit(); }
   uint32_t object_index(uintptr_t p) const {

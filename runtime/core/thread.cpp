@@ -90,6 +90,11 @@ void suspend_self() {
   park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
 }
 
+__attribute__((noinline)) void scrub_stack() {
+  volatile char dead[4096];
+  for (auto& c : dead) c = 0;
+}
+
 std::mutex& world_lock() { return g_world_lock; }
 ThreadRecord* registry_first() { return g_threads; }
 bool world_stopped() { return g_world_epoch.load(std::memory_order_relaxed) & 1; }

@@ -74,11 +74,37 @@ class CriticalSection {
   CriticalSection& operator=(const CriticalSection&) = delete;
 };
 
+// Holds a runtime lock from any thread: inside a critical section when the thread is attached
+// (so it is never stopped holding it); plainly on other threads, which are never stopped.
+template <class L>
+class RuntimeLockGuard {
+ public:
+  explicit RuntimeLockGuard(L& l) : l_(l), attached_(t_local.record != nullptr) {
+    if (attached_) enter_critical();
+    l_.lock();
+  }
+  ~RuntimeLockGuard() {
+    l_.unlock();
+    if (attached_) leave_critical();
+  }
+  RuntimeLockGuard(const RuntimeLockGuard&) = delete;
+  RuntimeLockGuard& operator=(const RuntimeLockGuard&) = delete;
+
+ private:
+  L& l_;
+  bool attached_;
+};
+
 // Attaches / detaches the calling thread (nested calls count). `scan_stack` false marks gort's own
 // service threads, which are stopped like the others but hold no managed pointers.
 void attach_current_thread(bool scan_stack = true);
 void detach_current_thread();
 inline bool current_thread_attached() { return t_local.record != nullptr; }
+
+// Zeroes the stack just below the caller's frame, where dead frames of earlier calls may still
+// hold managed pointers that the conservative scan would take for live ones (Boehm GC's
+// GC_clear_stack). Service threads call it between work items.
+void scrub_stack();
 
 // Serialises stop-the-world operations (collections, ReadMemStats).
 std::mutex& world_lock();

@@ -119,6 +119,13 @@ void MarkWorker::scan_conservative(uintptr_t lo, uintptr_t hi) {
   }
 }
 
+void MarkWorker::scan_object_contents(Span* s, uint32_t i) {
+  if (s->noscan) return;
+  uint16_t t = load_type(&s->types[i]);
+  if (t == 0 || t == kDestroying) return;
+  push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));
+}
+
 void MarkWorker::balance() {
   if (g_work.nwait.load(std::memory_order_relaxed) == 0 || g_work.nfull.load(std::memory_order_relaxed) != 0 ||
       cur_->n < 2)
@@ -196,6 +203,11 @@ namespace gort::internal {
 
 void mark(Tracer& t, const void* p) {
   static_cast<MarkWorker*>(TracerAccess::worker(t))->mark(reinterpret_cast<uintptr_t>(p));
+}
+
+void mark_range(Tracer& t, const void* p, size_t n) {
+  auto lo = reinterpret_cast<uintptr_t>(p);
+  static_cast<MarkWorker*>(TracerAccess::worker(t))->scan_conservative(lo, lo + n);
 }
 
 uint64_t thread_cpu_ns() {

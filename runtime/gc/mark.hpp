@@ -24,6 +24,9 @@ class MarkWorker {
   void mark(uintptr_t p);
   // Scans [lo, hi) word by word, treating every word as a possible pointer.
   void scan_conservative(uintptr_t lo, uintptr_t hi);
+  // Queues the children of slot i of s for marking without marking the object itself (the
+  // objects of finalizers are roots this way, see mfinal.hpp).
+  void scan_object_contents(Span* s, uint32_t i);
   // Traces grey objects until the whole mark phase is out of work.
   void drain();
   // Hands local work to the shared queue so idle participants can take it.

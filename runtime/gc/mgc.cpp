@@ -11,6 +11,7 @@
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mark.hpp"
+#include "runtime/gc/mfinal.hpp"
 #include "runtime/gc/pacer.hpp"
 #include "runtime/gc/roots.hpp"
 #include "runtime/gc/sweep.hpp"
@@ -45,6 +46,7 @@ void scan_roots(MarkWorker& w) {
   });
   g_stack_scan_bytes = stack_bytes;
   g_globals_scan_bytes = scan_roots_table(w);
+  mark_special_roots(w);
   drain_shaded(w);
 }
 
@@ -68,6 +70,7 @@ void run_cycle(bool forced) {
 
   // Mark.
   MarkResult mr = mark_phase(scan_roots);
+  mr.marked_bytes += resolve_dead_specials();
   tr.t_mark_term = now_ns(CLOCK_MONOTONIC);
 
   // Mark termination: the marks become the truth; everything is to be swept.
@@ -135,9 +138,11 @@ void gc_start_threads(int procs) {
   start_sweeper();
   start_scavenger();
   start_destructor_thread();
+  start_finalizer_thread();
 }
 
 void gc_stop_threads() {
+  stop_finalizer_thread();
   stop_destructor_thread();
   stop_scavenger();
   stop_sweeper();

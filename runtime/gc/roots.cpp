@@ -30,26 +30,12 @@ void** g_free = nullptr;
 size_t g_live = 0;
 PersistentAlloc g_pa(stats().gc_sys);
 
-// Critical section only when the thread can be stopped (attached).
-class RootLock {
- public:
-  RootLock() : attached_(current_thread_attached()) {
-    if (attached_) enter_critical();
-    g_lock.lock();
-  }
-  ~RootLock() {
-    g_lock.unlock();
-    if (attached_) leave_critical();
-  }
-
- private:
-  bool attached_;
-};
+using RootLock = RuntimeLockGuard<SpinLock>;
 
 }  // namespace
 
 void** root_acquire(const void* p) {
-  RootLock l;
+  RootLock l(g_lock);
   void** slot;
   if (g_free) {
     slot = g_free;
@@ -68,7 +54,7 @@ void** root_acquire(const void* p) {
 }
 
 void root_release(void** slot) {
-  RootLock l;
+  RootLock l(g_lock);
   *slot = g_free;
   g_free = slot;
   --g_live;
@@ -91,7 +77,7 @@ size_t scan_roots_table(MarkWorker& w) {
 }
 
 size_t live_root_slots() {
-  RootLock l;
+  RootLock l(g_lock);
   return g_live;
 }
 

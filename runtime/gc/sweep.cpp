@@ -8,7 +8,7 @@
 
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
-#include "runtime/core/persistent.hpp"
+#include "runtime/core/queue.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/typeinfo.hpp"
@@ -27,57 +27,9 @@ void futex_wake(std::atomic<uint32_t>* addr) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 }
 
-// Objects whose destructor is due, in chunks of runtime memory (OtherSys).
-class DestroyQueue {
- public:
-  void push(void* obj) {
-    LockGuard g(lock_);
-    if (!tail_ || tail_->n == Chunk::kCap) {
-      Chunk* c = free_ ? free_ : static_cast<Chunk*>(pa_.alloc(sizeof(Chunk)));
-      if (c == free_) free_ = free_->next;
-      c->next = nullptr;
-      c->n = c->head = 0;
-      if (tail_) tail_->next = c; else head_ = c;
-      tail_ = c;
-    }
-    tail_->objs[tail_->n++] = obj;
-    ++size_;
-    seq.fetch_add(1, std::memory_order_release);
-  }
-  void* pop() {
-    LockGuard g(lock_);
-    if (!head_) return nullptr;
-    void* obj = head_->objs[head_->head++];
-    --size_;
-    if (head_->head == head_->n) {
-      Chunk* c = head_;
-      head_ = c->next;
-      if (!head_) tail_ = nullptr;
-      c->next = free_;
-      free_ = c;
-    }
-    return obj;
-  }
-  size_t size() {
-    LockGuard g(lock_);
-    return size_;
-  }
-  std::atomic<uint32_t> seq{0};  // futex word: changes with every push
-
- private:
-  struct Chunk {
-    static constexpr size_t kCap = 1000;
-    Chunk* next;
-    size_t n, head;
-    void* objs[kCap];
-  };
-  SpinLock lock_;
-  Chunk *head_ = nullptr, *tail_ = nullptr, *free_ = nullptr;
-  size_t size_ = 0;
-  PersistentAlloc pa_{stats().other_sys};
-};
-
-DestroyQueue g_destroy;
+// Objects whose destructor is due.
+using DestroyQueue = ChunkQueue<void*>;
+DestroyQueue g_destroy(stats().other_sys);
 
 // Decides the fate of an unmarked object with a type entry: true when its slot can be freed.
 bool reclaimable(uint16_t* type_slot, uintptr_t obj) {
@@ -182,31 +134,35 @@ void* sweeper_main(void*) {
 std::atomic<bool> g_destructor_stop{false};
 pthread_t g_destructor;
 
+// Pops one object and runs its destructor; false when none is queued. Out of line, and the
+// caller scrubs its stack afterwards, so no stale copy of the pointer outlives the call.
+__attribute__((noinline)) bool destroy_one() {
+  void* obj;
+  uint16_t type;
+  {
+    CriticalSection cs;
+    if (!g_destroy.pop(&obj)) return false;
+    Span* s = mheap().arenas().span_of(reinterpret_cast<uintptr_t>(obj));
+    uint16_t* slot = &s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))];
+    type = load_type(slot) & ~kPendingDestroy;
+    store_type(slot, kDestroying);  // from here on the object is never traced
+  }
+  // obj stays on this stack while the destructor runs, so its slot cannot be freed under it.
+  type_info(type).destroy(obj);
+  CriticalSection cs;
+  Span* s = mheap().arenas().span_of(reinterpret_cast<uintptr_t>(obj));
+  store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))], 0);
+  asm volatile("" : : "r"(obj) : "memory");
+  return true;
+}
+
 void* destructor_main(void*) {
   attach_current_thread(/*scan_stack=*/true);
   for (;;) {
     uint32_t seen = g_destroy.seq.load(std::memory_order_acquire);
-    void* obj;
-    uint16_t type = 0;
-    {
-      CriticalSection cs;
-      obj = g_destroy.pop();
-      if (obj) {
-        Span* s = mheap().arenas().span_of(reinterpret_cast<uintptr_t>(obj));
-        uint16_t* slot = &s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))];
-        type = load_type(slot) & ~kPendingDestroy;
-        store_type(slot, kDestroying);  // from here on the object is never traced
-      }
-    }
-    if (obj) {
-      // obj stays on this stack while the destructor runs, so its slot cannot be freed under it.
-      type_info(type).destroy(obj);
-      CriticalSection cs;
-      Span* s = mheap().arenas().span_of(reinterpret_cast<uintptr_t>(obj));
-      store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))], 0);
-      asm volatile("" : : "r"(obj) : "memory");
-      continue;
-    }
+    bool ran = destroy_one();
+    scrub_stack();
+    if (ran) continue;
     if (g_destructor_stop.load(std::memory_order_acquire)) break;
     futex_wait(&g_destroy.seq, seen, 100);
   }

@@ -1,0 +1,298 @@
+#include "runtime/gc/mfinal.hpp"
+
+#include <gort/finalizer.hpp>
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bit>
+#include <stdexcept>
+#include <string>
+
+#include "runtime/alloc/mheap.hpp"
+#include "runtime/core/persistent.hpp"
+#include "runtime/core/queue.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/mark.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+struct WeakHandle {
+  std::atomic<uintptr_t> target;  // the object, or 0 once it was found unreachable
+  std::atomic<int> refs;          // Weak<T> copies, plus one while the special exists
+};
+
+enum class SpecialKind : uint8_t { Weak, Finalizer, Cleanup };
+
+struct Special {
+  Special* next;
+  uintptr_t offset;  // of the object (or tiny object) from the span base
+  SpecialKind kind;
+  uint64_t id;       // cleanups: what Cleanup::Stop names
+  Closure* fn;       // finalizer or cleanup
+  WeakHandle* handle;
+};
+
+namespace {
+
+struct FinalizerWork {
+  void* obj;
+  Closure* fn;
+};
+
+SpinLock g_lock;  // specials, the list of spans with specials, handle records
+Span* g_spans = nullptr;
+uint64_t g_next_cleanup_id = 1;
+std::atomic<uint64_t> g_unused_inuse{0};
+FixAlloc<Special>& special_alloc() {
+  static FixAlloc<Special> a(stats().other_sys, g_unused_inuse);
+  return a;
+}
+FixAlloc<WeakHandle>& handle_alloc() {
+  static FixAlloc<WeakHandle> a(stats().other_sys, g_unused_inuse);
+  return a;
+}
+ChunkQueue<FinalizerWork>& finq() {
+  static ChunkQueue<FinalizerWork> q(stats().other_sys);
+  return q;
+}
+std::atomic<size_t> g_running{0};  // finalizers being run right now
+
+using Guard = RuntimeLockGuard<SpinLock>;
+
+// The span holding obj, and obj's offset in it. Throws std::invalid_argument unless obj is the
+// start of a managed object or (tiny_ok) inside a tiny block, as Go's SetFinalizer checks.
+Span* find_object(const void* obj, bool tiny_ok, const char* who, uintptr_t* offset) {
+  auto p = reinterpret_cast<uintptr_t>(obj);
+  Span* s = mheap().arenas().span_of_checked(p);
+  if (!s) throw std::invalid_argument(std::string(who) + ": pointer is not to a managed object");
+  uint32_t i = s->object_index(p);
+  if (i >= s->nelems) throw std::invalid_argument(std::string(who) + ": pointer is not to a managed object");
+  if (s->object_addr(i) != p && !(tiny_ok && s->sizeclass == kTinySizeClass && s->noscan))
+    throw std::invalid_argument(std::string(who) + ": pointer not at beginning of allocated block");
+  *offset = p - s->base;
+  return s;
+}
+
+void link_span(Span* s) {
+  s->specials_prev = nullptr;
+  s->specials_next = g_spans;
+  if (g_spans) g_spans->specials_prev = s;
+  g_spans = s;
+}
+void unlink_span(Span* s) {
+  if (s->specials_prev) s->specials_prev->specials_next = s->specials_next; else g_spans = s->specials_next;
+  if (s->specials_next) s->specials_next->specials_prev = s->specials_prev;
+  s->specials_next = s->specials_prev = nullptr;
+}
+
+Special* find_special(Span* s, uintptr_t offset, SpecialKind kind) {
+  for (Special* x = s->specials; x && x->offset <= offset; x = x->next)
+    if (x->offset == offset && x->kind == kind) return x;
+  return nullptr;
+}
+
+void insert_special(Span* s, Special* sp) {
+  if (!s->specials) link_span(s);
+  Special** link = &s->specials;
+  while (*link && ((*link)->offset < sp->offset || ((*link)->offset == sp->offset && (*link)->kind <= sp->kind)))
+    link = &(*link)->next;
+  sp->next = *link;
+  *link = sp;
+}
+
+void remove_special(Span* s, Special* sp) {
+  Special** link = &s->specials;
+  while (*link != sp) link = &(*link)->next;
+  *link = sp->next;
+  special_alloc().destroy(sp);
+  if (!s->specials) unlink_span(s);
+}
+
+void release_handle_locked(WeakHandle* h) {
+  if (h->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) handle_alloc().destroy(h);
+}
+
+}  // namespace
+
+void set_finalizer(const void* obj, bool tiny_ok, Closure* fn) {
+  Guard g(g_lock);
+  uintptr_t off;
+  Span* s = find_object(obj, tiny_ok, "gort::SetFinalizer", &off);
+  if (find_special(s, off, SpecialKind::Finalizer))
+    throw std::invalid_argument("gort::SetFinalizer: finalizer already set");
+  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Finalizer, 0, fn, nullptr}));
+}
+
+void clear_finalizer(const void* obj, bool tiny_ok) {
+  Guard g(g_lock);
+  uintptr_t off;
+  Span* s = find_object(obj, tiny_ok, "gort::SetFinalizer", &off);
+  if (Special* sp = find_special(s, off, SpecialKind::Finalizer)) remove_special(s, sp);
+}
+
+uint64_t add_cleanup(const void* obj, bool tiny_ok, Closure* fn) {
+  Guard g(g_lock);
+  uintptr_t off;
+  Span* s = find_object(obj, tiny_ok, "gort::AddCleanup", &off);
+  uint64_t id = g_next_cleanup_id++;
+  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Cleanup, id, fn, nullptr}));
+  return id;
+}
+
+void stop_cleanup(uintptr_t hidden_obj, uint64_t id) {
+  Guard g(g_lock);
+  Span* s = mheap().arenas().span_of_checked(~hidden_obj);
+  if (!s) return;
+  for (Special* x = s->specials; x; x = x->next) {
+    if (x->kind == SpecialKind::Cleanup && x->id == id) {
+      remove_special(s, x);
+      return;
+    }
+  }
+}
+
+WeakHandle* weak_acquire(const void* obj, bool tiny_ok) {
+  Guard g(g_lock);
+  uintptr_t off;
+  Span* s = find_object(obj, tiny_ok, "gort::Weak", &off);
+  if (Special* sp = find_special(s, off, SpecialKind::Weak)) {
+    sp->handle->refs.fetch_add(1, std::memory_order_relaxed);
+    return sp->handle;
+  }
+  WeakHandle* h = handle_alloc().make();
+  h->target.store(reinterpret_cast<uintptr_t>(obj), std::memory_order_relaxed);
+  h->refs.store(2, std::memory_order_relaxed);
+  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Weak, 0, nullptr, h}));
+  return h;
+}
+
+void weak_retain(WeakHandle* h) { h->refs.fetch_add(1, std::memory_order_relaxed); }
+
+void weak_release(WeakHandle* h) {
+  Guard g(g_lock);
+  release_handle_locked(h);
+}
+
+// The target is cleared only with the world stopped, and only when it was not marked; a pointer
+// read here is then held by this thread, which keeps the object alive from now on.
+void* weak_target(WeakHandle* h) { return reinterpret_cast<void*>(h->target.load(std::memory_order_acquire)); }
+
+void mark_special_roots(MarkWorker& w) {
+  LockGuard g(g_lock);
+  for (Span* s = g_spans; s; s = s->specials_next) {
+    for (Special* sp = s->specials; sp; sp = sp->next) {
+      if (sp->kind == SpecialKind::Finalizer) w.scan_object_contents(s, s->object_index(s->base + sp->offset));
+      if (sp->fn) w.mark(reinterpret_cast<uintptr_t>(sp->fn));
+    }
+  }
+  finq().for_each([&](const FinalizerWork& f) {
+    w.mark(reinterpret_cast<uintptr_t>(f.obj));
+    w.mark(reinterpret_cast<uintptr_t>(f.fn));
+  });
+}
+
+uint64_t resolve_dead_specials() {
+  LockGuard g(g_lock);
+  uint64_t resurrected = 0;
+  for (Span* s = g_spans, *next; s; s = next) {
+    next = s->specials_next;
+    // Slots whose finalizer is due: they are resurrected, and their cleanups wait.
+    uint64_t finalizing[Span::kBitWords] = {};
+    for (Special* sp = s->specials; sp; sp = sp->next) {
+      uint32_t i = s->object_index(s->base + sp->offset);
+      if (sp->kind == SpecialKind::Finalizer && !s->is_marked(i)) finalizing[i >> 6] |= uint64_t{1} << (i & 63);
+    }
+    for (Special* sp = s->specials, *after; sp; sp = after) {
+      after = sp->next;
+      uint32_t i = s->object_index(s->base + sp->offset);
+      if (s->is_marked(i)) continue;
+      bool resurrecting = (finalizing[i >> 6] >> (i & 63)) & 1;
+      switch (sp->kind) {
+        case SpecialKind::Weak:
+          sp->handle->target.store(0, std::memory_order_release);
+          release_handle_locked(sp->handle);
+          remove_special(s, sp);
+          break;
+        case SpecialKind::Finalizer:
+          finq().push({reinterpret_cast<void*>(s->base + sp->offset), sp->fn});
+          remove_special(s, sp);
+          break;
+        case SpecialKind::Cleanup:
+          if (resurrecting) break;
+          finq().push({nullptr, sp->fn});
+          remove_special(s, sp);
+          break;
+      }
+    }
+    for (int w = 0; w < Span::kBitWords; ++w) {
+      for (uint64_t bits = finalizing[w]; bits; bits &= bits - 1) {
+        uint32_t i = static_cast<uint32_t>(w * 64 + std::countr_zero(bits));
+        s->try_mark(i);
+        resurrected += s->elemsize;
+      }
+    }
+  }
+  return resurrected;
+}
+
+size_t pending_finalizers() { return finq().size() + g_running.load(std::memory_order_acquire); }
+
+namespace {
+std::atomic<bool> g_stop{false};
+pthread_t g_thread;
+
+// Pops and runs one finalizer or cleanup; false when the queue is empty. Kept out of line so
+// that the object and closure live only in this frame, which the caller scrubs afterwards: a
+// stale copy must not keep the object alive (and its finalizer pending) from this stack.
+__attribute__((noinline)) bool run_one() {
+  FinalizerWork work;
+  {
+    CriticalSection cs;
+    if (!finq().pop(&work)) return false;
+    g_running.fetch_add(1, std::memory_order_acq_rel);
+  }
+  try {
+    work.fn->run(work.obj);
+  } catch (const std::exception& e) {
+    fatal("a finalizer or cleanup threw an exception: %s", e.what());
+  } catch (...) {
+    fatal("a finalizer or cleanup threw an exception");
+  }
+  // work.obj and work.fn were on this stack until the call returned: both stayed reachable.
+  asm volatile("" : : "r"(work.obj), "r"(work.fn) : "memory");
+  g_running.fetch_sub(1, std::memory_order_acq_rel);
+  return true;
+}
+
+void* finalizer_main(void*) {
+  attach_current_thread(/*scan_stack=*/true);
+  for (;;) {
+    uint32_t seen = finq().seq.load(std::memory_order_acquire);
+    bool ran = run_one();
+    scrub_stack();
+    if (ran) continue;
+    if (g_stop.load(std::memory_order_acquire)) break;
+    timespec ts{0, 100 * 1000000};
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&finq().seq), FUTEX_WAIT_PRIVATE, seen, &ts, nullptr, 0);
+  }
+  detach_current_thread();
+  return nullptr;
+}
+}  // namespace
+
+void start_finalizer_thread() {
+  g_stop.store(false);
+  g_thread = start_service_thread(finalizer_main, nullptr, "gort-finalizer");
+}
+
+void stop_finalizer_thread() {
+  g_stop.store(true);
+  finq().seq.fetch_add(1);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&finq().seq), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+  join_service_thread(g_thread);
+}
+
+}  // namespace gort::internal

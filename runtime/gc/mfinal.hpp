@@ -1,0 +1,39 @@
+// Finalizers, cleanups and weak pointers (Go's mfinal.go and the "specials" of mheap.go).
+//
+// Each is a Special record attached to the span of its object, keyed by the byte offset of the
+// object (for tiny objects, of the object inside its 16-byte block), in a list sorted by offset.
+// Spans that have specials are on one global list, guarded by one lock.
+//
+// In the mark phase (Go's markrootSpans) the specials are roots:
+//   finalizer  everything the object references is marked, but not the object itself, so that if
+//              A references B and both have finalizers, B is reachable (from A) and only A's
+//              finalizer runs in this cycle; the closure is marked;
+//   cleanup    the closure is marked (it must not reference its object, or that never dies);
+//   weak       nothing: a weak handle does not keep its object alive.
+// Work already queued for the finalizer thread is a root too.
+// At mark termination, with the world stopped, each special whose object was not marked is
+// resolved: weak handles are cleared first (so get() is null before any finalizer runs); a
+// finalizer is queued and its object resurrected (marked, for this cycle); cleanups are queued
+// unless the object is being resurrected by its finalizer, in which case they wait until it dies
+// for good. Objects on a reference cycle through a finalizer object stay marked and are never
+// finalized nor freed, as in Go.
+//
+// Finalizers and cleanups run one at a time, in queue order, on the finalizer thread.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace gort::internal {
+
+class MarkWorker;
+
+void mark_special_roots(MarkWorker& w);
+// Resolves the specials of unmarked objects; returns the bytes of objects resurrected.
+uint64_t resolve_dead_specials();
+
+void start_finalizer_thread();
+void stop_finalizer_thread();
+// Finalizers and cleanups queued and not yet finished (a running one counts).
+size_t pending_finalizers();
+
+}  // namespace gort::internal

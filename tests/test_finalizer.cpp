@@ -1,0 +1,355 @@
+// Finalizers, cleanups and weak pointers: every rule of Go's runtime.SetFinalizer, AddCleanup and
+// weak.Pointer that gort promises (include/gort/finalizer.hpp, docs/finalizers.md).
+#include <doctest/doctest.h>
+#include <gort/gort.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Forces collections until pred() holds; false after `timeout`.
+template <class P>
+bool gc_until(P pred, std::chrono::milliseconds timeout = 5000ms) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    gort::GC();
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+void gc_rounds(int n) {
+  for (int i = 0; i < n; ++i) {
+    gort::GC();
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+struct Obj {
+  gort::Ref<Obj> next;
+  int value = 0;
+  void trace(gort::Tracer& t) const { t.visit(next); }
+};
+
+std::atomic<int> g_runs{0};
+
+__attribute__((noinline)) void make_finalized(int value) {
+  Obj* o = gort::make<Obj>();
+  o->value = value;
+  gort::SetFinalizer(o, [](Obj* p) {
+    CHECK(p->value == 42);
+    g_runs.fetch_add(1);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("finalizer: runs once, after the object became unreachable") {
+  g_runs = 0;
+  make_finalized(42);
+  REQUIRE(gc_until([] { return g_runs.load() == 1; }));
+  gc_rounds(5);
+  CHECK(g_runs.load() == 1);
+}
+
+namespace {
+gort::Root<Obj> g_resurrected;
+std::atomic<int> g_resurrect_runs{0};
+std::atomic<int> g_destroyed{0};
+
+struct WithDtor {
+  int value = 7;
+  ~WithDtor() { g_destroyed.fetch_add(1); }
+};
+
+__attribute__((noinline)) void make_resurrecting() {
+  Obj* o = gort::make<Obj>();
+  o->value = 1234;
+  o->next = gort::make<Obj>();
+  o->next->value = 5678;
+  gort::SetFinalizer(o, [](Obj* p) {
+    g_resurrected = p;  // back from the dead
+    g_resurrect_runs.fetch_add(1);
+  });
+}
+
+__attribute__((noinline)) void make_finalized_with_dtor(std::atomic<int>* fin_runs, std::atomic<int>* dtor_at_fin) {
+  WithDtor* w = gort::make<WithDtor>();
+  gort::SetFinalizer(w, [fin_runs, dtor_at_fin](WithDtor* p) {
+    CHECK(p->value == 7);
+    dtor_at_fin->store(g_destroyed.load());
+    fin_runs->fetch_add(1);
+  });
+}
+}  // namespace
+
+TEST_CASE("finalizer: resurrection keeps the object and what it references; the finalizer does not run again") {
+  g_resurrect_runs = 0;
+  make_resurrecting();
+  REQUIRE(gc_until([] { return g_resurrect_runs.load() == 1; }));
+  gc_rounds(3);
+  REQUIRE(g_resurrected);
+  CHECK(g_resurrected->value == 1234);
+  REQUIRE(g_resurrected->next);
+  CHECK(g_resurrected->next->value == 5678);
+  g_resurrected.reset();
+  gc_rounds(5);
+  CHECK(g_resurrect_runs.load() == 1);
+}
+
+TEST_CASE("finalizer: the destructor runs once, after the finalizer and the resurrection are over") {
+  std::atomic<int> fin_runs{0}, dtor_at_fin{-1};
+  int before = g_destroyed.load();
+  make_finalized_with_dtor(&fin_runs, &dtor_at_fin);
+  REQUIRE(gc_until([&] { return g_destroyed.load() == before + 1; }));
+  CHECK(fin_runs.load() == 1);
+  CHECK(dtor_at_fin.load() == before);  // the destructor had not run when the finalizer did
+  gc_rounds(5);
+  CHECK(g_destroyed.load() == before + 1);
+}
+
+namespace {
+std::mutex g_order_mu;
+std::vector<std::string> g_order;
+
+__attribute__((noinline)) void make_chain() {
+  Obj* a = gort::make<Obj>();
+  Obj* b = gort::make<Obj>();
+  a->next = b;
+  gort::SetFinalizer(a, [](Obj*) {
+    std::lock_guard g(g_order_mu);
+    g_order.push_back("A");
+  });
+  gort::SetFinalizer(b, [](Obj*) {
+    std::lock_guard g(g_order_mu);
+    g_order.push_back("B");
+  });
+}
+
+size_t order_size() {
+  std::lock_guard g(g_order_mu);
+  return g_order.size();
+}
+
+std::atomic<int> g_cycle_runs{0};
+__attribute__((noinline)) gort::Weak<Obj> make_cycle() {
+  Obj* a = gort::make<Obj>();
+  Obj* b = gort::make<Obj>();
+  a->next = b;
+  b->next = a;
+  gort::SetFinalizer(a, [](Obj*) { g_cycle_runs.fetch_add(1); });
+  return gort::Weak<Obj>(b);
+}
+}  // namespace
+
+TEST_CASE("finalizer: if A references B and both have finalizers, A's runs first and B's only later") {
+  {
+    std::lock_guard g(g_order_mu);
+    g_order.clear();
+  }
+  make_chain();
+  REQUIRE(gc_until([] { return order_size() == 2; }));
+  std::lock_guard g(g_order_mu);
+  CHECK(g_order[0] == "A");
+  CHECK(g_order[1] == "B");
+}
+
+TEST_CASE("finalizer: objects on a cycle through a finalizer object are never finalized nor freed") {
+  g_cycle_runs = 0;
+  gort::Weak<Obj> w = make_cycle();
+  gc_rounds(10);
+  CHECK(g_cycle_runs.load() == 0);
+  CHECK(w.get() != nullptr);  // still there: never freed
+}
+
+namespace {
+std::atomic<int> g_cleared_runs{0};
+__attribute__((noinline)) void make_cleared() {
+  Obj* o = gort::make<Obj>();
+  gort::SetFinalizer(o, [](Obj*) { g_cleared_runs.fetch_add(1); });
+  gort::SetFinalizer(o, nullptr);
+}
+}  // namespace
+
+TEST_CASE("finalizer: SetFinalizer(obj, nullptr) clears it") {
+  g_cleared_runs = 0;
+  make_cleared();
+  gc_rounds(10);
+  CHECK(g_cleared_runs.load() == 0);
+}
+
+TEST_CASE("finalizer: misuse throws std::invalid_argument and changes nothing") {
+  Obj on_stack;
+  CHECK_THROWS_AS(gort::SetFinalizer(&on_stack, [](Obj*) {}), std::invalid_argument);
+  auto* on_malloc = static_cast<Obj*>(std::malloc(sizeof(Obj)));
+  CHECK_THROWS_AS(gort::SetFinalizer(on_malloc, [](Obj*) {}), std::invalid_argument);
+  std::free(on_malloc);
+
+  struct Big {
+    int64_t a[8];
+  };
+  Big* big = gort::make<Big>();
+  auto* interior = reinterpret_cast<int64_t*>(big) + 1;
+  CHECK_THROWS_AS(gort::SetFinalizer(interior, [](int64_t*) {}), std::invalid_argument);
+
+  static std::atomic<int> runs{0};
+  runs = 0;
+  [] () __attribute__((noinline)) {
+    Obj* o = gort::make<Obj>();
+    gort::SetFinalizer(o, [](Obj*) { runs.fetch_add(1); });
+    CHECK_THROWS_AS(gort::SetFinalizer(o, [](Obj*) { runs.fetch_add(100); }), std::invalid_argument);
+  }();
+  REQUIRE(gc_until([] { return runs.load() >= 1; }));
+  gc_rounds(3);
+  CHECK(runs.load() == 1);  // the first finalizer, once; the rejected one never
+  gort::KeepAlive(big);
+}
+
+TEST_CASE("finalizer: tiny pointer-free objects follow Go's rule (any byte of the block, run when the block dies)") {
+  struct Tiny {
+    int32_t v;
+  };
+  static std::atomic<int> runs{0};
+  runs = 0;
+  [] () __attribute__((noinline)) {
+    Tiny* a = gort::make<Tiny>();
+    Tiny* b = gort::make<Tiny>();  // most likely in a's block, at an interior offset
+    a->v = 1;
+    b->v = 2;
+    gort::SetFinalizer(a, [](Tiny* p) { CHECK(p->v == 1); runs.fetch_add(1); });
+    gort::SetFinalizer(b, [](Tiny* p) { CHECK(p->v == 2); runs.fetch_add(1); });
+  }();
+  REQUIRE(gc_until([] { return runs.load() == 2; }));
+}
+
+TEST_CASE("finalizer: finalizer closures keep their captures alive") {
+  static std::atomic<int> seen{0};
+  seen = 0;
+  [] () __attribute__((noinline)) {
+    Obj* captured = gort::make<Obj>();
+    captured->value = 99;
+    Obj* o = gort::make<Obj>();
+    gort::SetFinalizer(o, [captured](Obj*) { seen.store(captured->value); });
+  }();
+  gc_rounds(3);  // captured is referenced only by the closure meanwhile
+  REQUIRE(gc_until([] { return seen.load() != 0; }));
+  CHECK(seen.load() == 99);
+}
+
+TEST_CASE("KeepAlive: the object stays reachable until the call") {
+  static std::atomic<int> runs{0};
+  runs = 0;
+  Obj* o = gort::make<Obj>();
+  gort::SetFinalizer(o, [](Obj*) { runs.fetch_add(1); });
+  gc_rounds(5);
+  CHECK(runs.load() == 0);
+  gort::KeepAlive(o);
+}
+
+namespace {
+std::atomic<int> g_cleanup_sum{0};
+__attribute__((noinline)) gort::Weak<Obj> make_with_cleanups(gort::Cleanup* stopped) {
+  Obj* o = gort::make<Obj>();
+  gort::AddCleanup(o, [](int v) { g_cleanup_sum.fetch_add(v); }, 1);
+  gort::AddCleanup(o, [](int v) { g_cleanup_sum.fetch_add(v); }, 10);
+  *stopped = gort::AddCleanup(o, [](int v) { g_cleanup_sum.fetch_add(v); }, 100);
+  return gort::Weak<Obj>(o);
+}
+}  // namespace
+
+TEST_CASE("cleanup: every cleanup runs once after the object died, without resurrecting it; Stop cancels") {
+  g_cleanup_sum = 0;
+  gort::Cleanup stopped;
+  gort::Weak<Obj> w = make_with_cleanups(&stopped);
+  stopped.Stop();
+  REQUIRE(gc_until([] { return g_cleanup_sum.load() == 11; }));
+  CHECK(w.get() == nullptr);  // not resurrected
+  gc_rounds(5);
+  CHECK(g_cleanup_sum.load() == 11);
+}
+
+namespace {
+std::atomic<int> g_weak_in_fin{-1};
+gort::Weak<Obj>* g_weak_for_fin = nullptr;
+__attribute__((noinline)) void make_weak_target(gort::Weak<Obj>* w, gort::Weak<Obj>* w2) {
+  Obj* o = gort::make<Obj>();
+  o->value = 3;
+  *w = gort::Weak<Obj>(o);
+  *w2 = gort::Weak<Obj>(o);
+  CHECK(w->get() == o);
+  CHECK(w->lock() == o);
+  CHECK(*w == *w2);
+  gort::SetFinalizer(o, [](Obj*) { g_weak_in_fin.store(g_weak_for_fin->get() == nullptr ? 1 : 0); });
+}
+}  // namespace
+
+TEST_CASE("weak: does not keep its target alive and is cleared before the target's finalizer runs") {
+  gort::Weak<Obj> w, w2;
+  g_weak_for_fin = &w;
+  g_weak_in_fin = -1;
+  make_weak_target(&w, &w2);
+  REQUIRE(gc_until([] { return g_weak_in_fin.load() != -1; }));
+  CHECK(g_weak_in_fin.load() == 1);
+  CHECK(w.get() == nullptr);
+  CHECK(w2.get() == nullptr);
+  CHECK(w == w2);
+  gort::Weak<Obj> empty;
+  CHECK(empty.get() == nullptr);
+}
+
+TEST_CASE("weak: stays valid while the target is reachable") {
+  Obj* o = gort::make<Obj>();
+  gort::Root<Obj> keep(o);
+  gort::Weak<Obj> w(o);
+  gc_rounds(5);
+  CHECK(w.get() == o);
+  gort::Weak<Obj> copy = w;
+  CHECK(copy.get() == o);
+}
+
+TEST_CASE("finalizer stress: many threads, many objects, collections forced in a loop; each finalizer runs exactly once") {
+  constexpr int kThreads = 4, kPerThread = 2000;
+  static std::atomic<int> runs{0};
+  static std::atomic<int> dup{0};
+  runs = 0;
+  dup = 0;
+  std::atomic<bool> done{false};
+  std::thread collector([&] {
+    while (!done.load()) {
+      gort::GC();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([] {
+      gort::AttachThread attached;
+      for (int i = 0; i < kPerThread; ++i) {
+        Obj* o = gort::make<Obj>();
+        o->value = i;
+        gort::SetFinalizer(o, [](Obj* p) {
+          if (p->value < 0) dup.fetch_add(1);
+          p->value = -1;  // a second run would see this
+          runs.fetch_add(1);
+        });
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  done = true;
+  collector.join();
+  REQUIRE(gc_until([] { return runs.load() == kThreads * kPerThread; }, 20000ms));
+  gc_rounds(3);
+  CHECK(runs.load() == kThreads * kPerThread);
+  CHECK(dup.load() == 0);
+}
