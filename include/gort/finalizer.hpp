@@ -12,20 +12,32 @@ namespace gort {
 namespace internal {
 // A finalizer's or cleanup's function and captures, stored as a managed object whose bytes are
 // scanned conservatively: captured managed pointers stay alive, and the storage is accounted.
+// Dispatch goes through a function pointer, not a vtable, so a closure of trivially destructible
+// captures is itself trivially destructible and is simply freed when it dies.
 struct Closure {
-  virtual void run(void* obj) = 0;
-  virtual ~Closure() = default;
+  void (*invoke)(Closure* self, void* obj);
 };
 template <class F, class Arg>
 struct ClosureOf final : Closure {
-  ClosureOf(F f, Arg a) : fn(std::move(f)), arg(std::move(a)) {}
+  ClosureOf(F f, Arg a) : Closure{&call}, fn(std::move(f)), arg(std::move(a)) {}
   F fn;
   Arg arg;
-  void run(void* obj) override {
-    if constexpr (std::is_same_v<Arg, std::nullptr_t>) fn(obj); else { (void)obj; fn(arg); }
+  static void call(Closure* self, void* obj) {
+    auto* c = static_cast<ClosureOf*>(self);
+    if constexpr (std::is_same_v<Arg, std::nullptr_t>) c->fn(obj); else { (void)obj; c->fn(c->arg); }
   }
   void trace(Tracer& t) const { mark_range(t, this, sizeof(*this)); }
 };
+// A closure for fn and arg: shared and never allocated when there is nothing to capture.
+template <class F, class Arg>
+Closure* make_closure(F fn, Arg arg) {
+  if constexpr (std::is_empty_v<F> && (std::is_empty_v<Arg> || std::is_same_v<Arg, std::nullptr_t>)) {
+    static ClosureOf<F, Arg> shared(std::move(fn), std::move(arg));
+    return &shared;
+  } else {
+    return make<ClosureOf<F, Arg>>(std::move(fn), std::move(arg));
+  }
+}
 
 struct WeakHandle;
 // Set, clear, add: obj must be the start of a managed object, or (tiny_ok) any byte of a tiny block.
@@ -52,8 +64,7 @@ template <class T, class F>
   requires std::is_invocable_v<F&, T*>
 void SetFinalizer(T* obj, F fn) {
   auto call = [f = std::move(fn)](void* o) mutable { f(static_cast<T*>(o)); };
-  auto* c = make<internal::ClosureOf<decltype(call), std::nullptr_t>>(std::move(call), nullptr);
-  internal::set_finalizer(obj, internal::tiny_eligible<T>, c);
+  internal::set_finalizer(obj, internal::tiny_eligible<T>, internal::make_closure(std::move(call), nullptr));
 }
 // Removes obj's finalizer, if any.
 template <class T>
@@ -83,8 +94,7 @@ class Cleanup {
 template <class T, class F, class A>
 Cleanup AddCleanup(T* obj, F fn, A arg) {
   static_assert(std::is_invocable_v<F&, A&>, "AddCleanup: fn(arg) must be callable");
-  auto* c = make<internal::ClosureOf<F, A>>(std::move(fn), std::move(arg));
-  uint64_t id = internal::add_cleanup(obj, internal::tiny_eligible<T>, c);
+  uint64_t id = internal::add_cleanup(obj, internal::tiny_eligible<T>, internal::make_closure(std::move(fn), std::move(arg)));
   return Cleanup(~reinterpret_cast<uintptr_t>(obj), id);
 }
 

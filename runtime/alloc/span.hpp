@@ -52,6 +52,7 @@ struct Span {
   // Finalizers, cleanups and weak handles of this span's objects (gc/mfinal.hpp), sorted by
   // offset, and the links of the list of spans that have any.
   struct Special* specials = nullptr;
+  struct Special* specials_tail = nullptr;  // objects are mostly given specials in address order
   Span* specials_next = nullptr;
   Span* specials_prev = nullptr;
 

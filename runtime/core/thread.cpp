@@ -91,8 +91,9 @@ void suspend_self() {
 }
 
 __attribute__((noinline)) void scrub_stack() {
-  volatile char dead[4096];
-  for (auto& c : dead) c = 0;
+  char dead[4096];
+  memset(dead, 0, sizeof dead);
+  asm volatile("" : : "r"(dead) : "memory");  // the stores must happen
 }
 
 std::mutex& world_lock() { return g_world_lock; }

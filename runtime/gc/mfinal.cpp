@@ -94,21 +94,37 @@ Special* find_special(Span* s, uintptr_t offset, SpecialKind kind) {
   return nullptr;
 }
 
+bool special_before(const Special* a, const Special* b) {
+  return a->offset < b->offset || (a->offset == b->offset && a->kind <= b->kind);
+}
+
 void insert_special(Span* s, Special* sp) {
   if (!s->specials) link_span(s);
   Special** link = &s->specials;
-  while (*link && ((*link)->offset < sp->offset || ((*link)->offset == sp->offset && (*link)->kind <= sp->kind)))
-    link = &(*link)->next;
+  if (s->specials_tail && special_before(s->specials_tail, sp)) link = &s->specials_tail->next;  // append: O(1)
+  while (*link && special_before(*link, sp)) link = &(*link)->next;
   sp->next = *link;
   *link = sp;
+  if (!sp->next) s->specials_tail = sp;
+}
+
+// Unlinks *link (whose predecessor is prev, or none) and frees it.
+void unlink_special(Span* s, Special** link, Special* prev) {
+  Special* sp = *link;
+  *link = sp->next;
+  if (s->specials_tail == sp) s->specials_tail = prev;
+  special_alloc().destroy(sp);
+  if (!s->specials) unlink_span(s);
 }
 
 void remove_special(Span* s, Special* sp) {
   Special** link = &s->specials;
-  while (*link != sp) link = &(*link)->next;
-  *link = sp->next;
-  special_alloc().destroy(sp);
-  if (!s->specials) unlink_span(s);
+  Special* prev = nullptr;
+  while (*link != sp) {
+    prev = *link;
+    link = &(*link)->next;
+  }
+  unlink_special(s, link, prev);
 }
 
 void release_handle_locked(WeakHandle* h) {
@@ -205,26 +221,37 @@ uint64_t resolve_dead_specials() {
       uint32_t i = s->object_index(s->base + sp->offset);
       if (sp->kind == SpecialKind::Finalizer && !s->is_marked(i)) finalizing[i >> 6] |= uint64_t{1} << (i & 63);
     }
-    for (Special* sp = s->specials, *after; sp; sp = after) {
-      after = sp->next;
+    Special* prev = nullptr;
+    for (Special** link = &s->specials; *link;) {
+      Special* sp = *link;
       uint32_t i = s->object_index(s->base + sp->offset);
-      if (s->is_marked(i)) continue;
       bool resurrecting = (finalizing[i >> 6] >> (i & 63)) & 1;
-      switch (sp->kind) {
-        case SpecialKind::Weak:
-          sp->handle->target.store(0, std::memory_order_release);
-          release_handle_locked(sp->handle);
-          remove_special(s, sp);
-          break;
-        case SpecialKind::Finalizer:
-          finq().push({reinterpret_cast<void*>(s->base + sp->offset), sp->fn});
-          remove_special(s, sp);
-          break;
-        case SpecialKind::Cleanup:
-          if (resurrecting) break;
-          finq().push({nullptr, sp->fn});
-          remove_special(s, sp);
-          break;
+      bool remove = false;
+      if (!s->is_marked(i)) {
+        switch (sp->kind) {
+          case SpecialKind::Weak:
+            sp->handle->target.store(0, std::memory_order_release);
+            release_handle_locked(sp->handle);
+            remove = true;
+            break;
+          case SpecialKind::Finalizer:
+            finq().push({reinterpret_cast<void*>(s->base + sp->offset), sp->fn});
+            remove = true;
+            break;
+          case SpecialKind::Cleanup:
+            if (resurrecting) break;  // runs once the object dies for good
+            finq().push({nullptr, sp->fn});
+            remove = true;
+            break;
+        }
+      }
+      if (remove) {
+        bool last = sp->next == nullptr && s->specials == sp;
+        unlink_special(s, link, prev);
+        if (last) break;  // the span left the list of spans with specials
+      } else {
+        prev = sp;
+        link = &sp->next;
       }
     }
     for (int w = 0; w < Span::kBitWords; ++w) {
@@ -255,7 +282,7 @@ __attribute__((noinline)) bool run_one() {
     g_running.fetch_add(1, std::memory_order_acq_rel);
   }
   try {
-    work.fn->run(work.obj);
+    work.fn->invoke(work.fn, work.obj);
   } catch (const std::exception& e) {
     fatal("a finalizer or cleanup threw an exception: %s", e.what());
   } catch (...) {
@@ -271,9 +298,8 @@ void* finalizer_main(void*) {
   attach_current_thread(/*scan_stack=*/true);
   for (;;) {
     uint32_t seen = finq().seq.load(std::memory_order_acquire);
-    bool ran = run_one();
-    scrub_stack();
-    if (ran) continue;
+    if (run_one()) continue;
+    scrub_stack();  // before sleeping: no stale copy of the last object may keep it alive
     if (g_stop.load(std::memory_order_acquire)) break;
     timespec ts{0, 100 * 1000000};
     syscall(SYS_futex, reinterpret_cast<uint32_t*>(&finq().seq), FUTEX_WAIT_PRIVATE, seen, &ts, nullptr, 0);

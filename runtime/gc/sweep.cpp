@@ -160,9 +160,8 @@ void* destructor_main(void*) {
   attach_current_thread(/*scan_stack=*/true);
   for (;;) {
     uint32_t seen = g_destroy.seq.load(std::memory_order_acquire);
-    bool ran = destroy_one();
-    scrub_stack();
-    if (ran) continue;
+    if (destroy_one()) continue;
+    scrub_stack();  // before sleeping: no stale copy of the last object may keep it alive
     if (g_destructor_stop.load(std::memory_order_acquire)) break;
     futex_wait(&g_destroy.seq, seen, 100);
   }
