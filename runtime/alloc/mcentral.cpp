@@ -91,7 +91,7 @@ Span* Central::cache_span() {
     Span* s = unswept_.pop();
     if (!s) break;
     lock_.unlock();
-    bool in_use = sweep_span(s, /*may_free=*/false);
+    bool in_use = sweep_span(s, /*may_free=*/false);  // the span is reused, never freed: no one waits for it
     lock_.lock();
     if (in_use) {
       if (s->nalloc < s->nelems) {

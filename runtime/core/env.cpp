@@ -9,48 +9,74 @@
 namespace gort::internal {
 
 namespace {
-template <class T>
-std::optional<T> parse_int(std::string_view v) {
-  T n{};
-  if (v.empty()) return std::nullopt;
-  if (v.front() == '+') v.remove_prefix(1);
-  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (ec != std::errc() || p != v.data() + v.size()) return std::nullopt;
-  return n;
+// Go's runtime atoi64: an optional '-', then decimal digits; no '+', no spaces; overflow fails.
+std::optional<int64_t> atoi64(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  bool neg = s.front() == '-';
+  if (neg) s.remove_prefix(1);
+  // As in Go, a lone "-" reads as 0.
+  uint64_t un = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    if (un > UINT64_MAX / 10) return std::nullopt;
+    uint64_t next = un * 10 + static_cast<uint64_t>(c - '0');
+    if (next < un) return std::nullopt;
+    un = next;
+  }
+  if (!neg && un > uint64_t{INT64_MAX}) return std::nullopt;
+  if (neg && un > uint64_t{INT64_MAX} + 1) return std::nullopt;
+  return neg ? static_cast<int64_t>(0 - un) : static_cast<int64_t>(un);
+}
+
+// Go's atoi32: atoi64 within int32's range.
+std::optional<int> atoi32(std::string_view s) {
+  auto n = atoi64(s);
+  if (!n || *n < INT32_MIN || *n > INT32_MAX) return std::nullopt;
+  return static_cast<int>(*n);
 }
 }  // namespace
 
 std::optional<int> parse_gogc(std::string_view v) {
   if (v == "off") return -1;
-  auto n = parse_int<int>(v);
-  if (n && *n < 0) return -1;
+  auto n = atoi32(v);
+  if (n && *n < 0) return -1;  // any negative percent disables the collector (setGCPercent's rule)
   return n;
 }
 
+// Go's parseByteCount, step by step.
 std::optional<int64_t> parse_memory_limit(std::string_view v) {
   if (v == "off") return INT64_MAX;
   if (v.empty()) return std::nullopt;
-  struct Suffix { std::string_view s; int shift; };
-  static constexpr Suffix kSuffixes[] = {{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}};
-  int shift = 0;
-  for (const auto& sfx : kSuffixes) {
-    if (v.size() > sfx.s.size() && v.substr(v.size() - sfx.s.size()) == sfx.s) {
-      v.remove_suffix(sfx.s.size());
-      shift = sfx.shift;
-      break;
-    }
+  auto non_negative = [](std::optional<int64_t> n) -> std::optional<int64_t> {
+    if (!n || *n < 0) return std::nullopt;
+    return n;
+  };
+  char last = v.back();
+  if (last >= '0' && last <= '9') return non_negative(atoi64(v));
+  if (last != 'B' || v.size() < 2) return std::nullopt;
+  char c = v[v.size() - 2];
+  if (c >= '0' && c <= '9') return non_negative(atoi64(v.substr(0, v.size() - 1)));
+  if (c != 'i' || v.size() < 4) return std::nullopt;
+  int power;
+  switch (v[v.size() - 3]) {
+    case 'K': power = 1; break;
+    case 'M': power = 2; break;
+    case 'G': power = 3; break;
+    case 'T': power = 4; break;
+    default: return std::nullopt;
   }
-  if (v.empty() || v.front() < '0' || v.front() > '9') return std::nullopt;
-  auto n = parse_int<uint64_t>(v);
+  uint64_t m = uint64_t{1} << (10 * power);
+  auto n = non_negative(atoi64(v.substr(0, v.size() - 3)));
   if (!n) return std::nullopt;
-  if (shift && *n > (uint64_t{INT64_MAX} >> shift)) return std::nullopt;  // overflow: malformed, as in Go
-  uint64_t bytes = *n << shift;
-  if (bytes > uint64_t{INT64_MAX}) return std::nullopt;
-  return static_cast<int64_t>(bytes);
+  uint64_t un = static_cast<uint64_t>(*n);
+  if (un > UINT64_MAX / m) return std::nullopt;
+  un *= m;
+  if (un > uint64_t{INT64_MAX}) return std::nullopt;
+  return static_cast<int64_t>(un);
 }
 
 std::optional<int> parse_gomaxprocs(std::string_view v) {
-  auto n = parse_int<int>(v);
+  auto n = atoi32(v);
   if (n && *n > 0) return n;
   return std::nullopt;
 }
@@ -85,7 +111,7 @@ Environment read_environment() {
   }
   if (const char* v = getenv("GODEBUG"); v && *v) {
     if (auto t = godebug_value(v, "gctrace")) {
-      if (auto n = parse_int<int>(*t)) env.gctrace = *n;
+      if (auto n = atoi32(*t)) env.gctrace = *n;
       else spdlog::warn("gort: ignoring malformed GODEBUG gctrace=\"{}\"", *t);
     }
   }

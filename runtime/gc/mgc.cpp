@@ -1,5 +1,6 @@
 #include "runtime/gc/mgc.hpp"
 
+#include <sched.h>
 #include <time.h>
 
 #include <mutex>
@@ -107,7 +108,8 @@ void run_cycle(bool forced) {
   if (gctrace_enabled()) print_gctrace(tr);
 }
 
-// Sweeps every span now, one per critical section (runtime.GC returns with the heap swept).
+// Sweeps every span now, one per critical section, then waits for sweeps other threads have
+// under way: runtime.GC returns with the heap swept (Go: for !isSweepDone() { Gosched() }).
 void sweep_now() {
   bool attached = current_thread_attached();
   for (int cursor = 0, more = 1; more;) {
@@ -115,6 +117,7 @@ void sweep_now() {
     more = sweep_one(&cursor);
     if (attached) leave_critical();
   }
+  while (sweeps_in_progress()) sched_yield();
 }
 }  // namespace
 

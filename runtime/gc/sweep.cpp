@@ -91,7 +91,19 @@ bool sweep_span(Span* s, bool may_free) {
   return true;
 }
 
+namespace {
+// Sweeps in progress: a span taken off an unswept list is in no list until its sweep ends.
+std::atomic<int> g_sweeping{0};
+struct SweepingScope {
+  SweepingScope() { g_sweeping.fetch_add(1, std::memory_order_acq_rel); }
+  ~SweepingScope() { g_sweeping.fetch_sub(1, std::memory_order_acq_rel); }
+};
+}  // namespace
+
+bool sweeps_in_progress() { return g_sweeping.load(std::memory_order_acquire) != 0; }
+
 bool sweep_one(int* cursor) {
+  SweepingScope active;
   for (; *cursor < kNumSpanClasses; ++*cursor) {
     if (Span* s = central(*cursor).take_unswept()) {
       if (sweep_span(s, true)) central(*cursor).put_swept(s);

@@ -23,6 +23,8 @@ bool sweep_span(Span* s, bool may_free);
 // Sweeps one unswept span, looking from span class *cursor on (then large spans); false when
 // none is left. Callers on attached threads hold a critical section around each call.
 bool sweep_one(int* cursor);
+// True while some thread is sweeping a span it took off an unswept list.
+bool sweeps_in_progress();
 // Sweeps every span still unswept (world stopped, or from the background sweeper).
 void finish_sweep();
 // Wakes the background sweeper after a cycle.

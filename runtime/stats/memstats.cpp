@@ -30,6 +30,7 @@ RuntimeStats& stats() {
 
 namespace {
 void fill(MemStats* m) {
+  memset(m, 0, sizeof *m);  // padding too: no stale stack bytes left for a conservative scan to see
   auto& st = stats();
   uint64_t nmalloc[kNumSizeClasses] = {};
   uint64_t tiny = st.tiny_allocs.load(std::memory_order_relaxed);

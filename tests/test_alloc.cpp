@@ -1,0 +1,402 @@
+// The allocator: Go's size classes, the page heap (coalescing, growth, scavenging), large objects,
+// FreeOSMemory and zeroing of reused memory.
+#include <doctest/doctest.h>
+#include <gort/gort.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "runtime/alloc/mheap.hpp"
+#include "runtime/alloc/sizeclasses.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/stats/stats.hpp"
+#include "test_util.hpp"
+
+using gort_test::clean_gc;
+using gort_test::read_stats;
+namespace gi = gort::internal;
+
+namespace {
+constexpr uint64_t kPage = 8192;
+constexpr uint64_t kMiB = 1 << 20;
+
+// Go 1.19's runtime/sizeclasses.go, copied independently of the runtime's table.
+constexpr uint16_t kGoClassToSize[68] = {
+    0,     8,     16,    24,    32,    48,    64,    80,    96,    112,   128,   144,   160,   176,
+    192,   208,   224,   240,   256,   288,   320,   352,   384,   416,   448,   480,   512,   576,
+    640,   704,   768,   896,   1024,  1152,  1280,  1408,  1536,  1792,  2048,  2304,  2688,  3072,
+    3200,  3456,  4096,  4864,  5376,  6144,  6528,  6784,  6912,  8192,  9472,  9728,  10240, 10880,
+    12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576, 27264, 28672, 32768};
+constexpr uint8_t kGoClassToPages[68] = {0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 2, 1, 2, 1, 3, 2, 3, 1, 3,
+                                         2, 3, 4, 5, 6, 1, 7, 6, 5, 4, 3, 5, 7, 2, 9, 7, 5, 8, 3, 10, 7, 4};
+}  // namespace
+
+TEST_CASE("alloc: size classes are Go's") {
+  REQUIRE(gi::kNumSizeClasses == 68);
+  CHECK(gi::kMaxSmallSize == 32768);
+  CHECK(gi::kPageSize == kPage);
+  for (int c = 0; c < 68; ++c) {
+    CAPTURE(c);
+    CHECK(gi::kClassToSize[c] == kGoClassToSize[c]);
+    CHECK(gi::kClassToPages[c] == kGoClassToPages[c]);
+    if (c == 0) continue;
+    CHECK(gi::kClassToObjects[c] == kGoClassToPages[c] * kPage / kGoClassToSize[c]);
+    CHECK(gi::kClassToDivMagic[c] == uint32_t{0xffffffffu} / kGoClassToSize[c] + 1);
+  }
+  // BySize reports the first 61 of them.
+  gort::MemStats m = read_stats();
+  for (int c = 0; c < 61; ++c) CHECK(m.BySize[c].Size == kGoClassToSize[c]);
+}
+
+TEST_CASE("alloc: every size 1..32768 goes to the smallest class that holds it") {
+  int wrong = 0, first_wrong = 0;
+  for (size_t size = 1; size <= 32768; ++size) {
+    int c = gi::size_to_class(size);
+    bool ok = c >= 1 && c < 68 && kGoClassToSize[c] >= size && kGoClassToSize[c - 1] < size;
+    if (!ok && wrong++ == 0) first_wrong = static_cast<int>(size);
+  }
+  CAPTURE(first_wrong);
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("alloc: the division magic finds the object of every byte of a span") {
+  int wrong = 0;
+  for (int c = 1; c < 68; ++c) {
+    uint32_t size = kGoClassToSize[c];
+    uint32_t magic = gi::kClassToDivMagic[c];
+    for (uint64_t off = 0; off < kGoClassToPages[c] * kPage; ++off) {
+      if (((off * magic) >> 32) != off / size) ++wrong;
+    }
+  }
+  CHECK(wrong == 0);
+}
+
+namespace {
+// Runs fn with the world stopped: no other thread can touch the heap statistics meanwhile.
+// fn must not assert (doctest may allocate); it records what the test checks afterwards.
+template <class F>
+void with_world_stopped(F&& fn) {
+  std::lock_guard g(gi::world_lock());
+  gi::stop_the_world();
+  fn();
+  gi::start_the_world();
+}
+uint64_t inuse() { return gi::stats().heap_inuse.load(); }
+uint64_t released() { return gi::stats().heap_released.load(); }
+uint64_t heap_sys() { return gi::stats().heap_sys.load(); }
+}  // namespace
+
+TEST_CASE("alloc: the page heap splits, coalesces, grows and scavenges") {
+  // A private page heap: same code as the runtime's, fresh state. It shares the statistics.
+  auto heap = std::make_unique<gi::PageHeap>();
+  struct Rec {
+    uint64_t inuse0, sys0, rel0;
+    uint64_t d_a, d_b, d_c, d_d, sys_after_first;
+    uintptr_t base_a, base_b, base_c, base_d;
+    size_t np_a;
+    int64_t d_free_a, d_free_c, d_free_b;
+    uintptr_t base_e;
+    size_t np_e;
+    uintptr_t base_all;
+    size_t np_all;
+    uint64_t sys_before_all, sys_after_all;
+    uintptr_t base_grow;
+    size_t np_grow;
+    uint64_t sys_after_grow;
+    uintptr_t base_whole;
+    size_t np_whole;
+    uint64_t inuse_whole;
+    size_t retained_before_scav, scavenged, retained_after_scav;
+    uint64_t rel_after_scav;
+    uint64_t rel_after_realloc;
+    bool zero_after_release;
+    uint64_t inuse_end, rel_end, sys_end;
+  } r{};
+  with_world_stopped([&] {
+    gi::PageHeap& h = *heap;
+    r.inuse0 = inuse();
+    r.sys0 = heap_sys();
+    r.rel0 = released();
+    gi::Span* a = h.alloc(3);
+    r.d_a = inuse() - r.inuse0;
+    r.sys_after_first = heap_sys() - r.sys0;
+    gi::Span* b = h.alloc(5);
+    r.d_b = inuse() - r.inuse0;
+    gi::Span* c = h.alloc(2);
+    r.d_c = inuse() - r.inuse0;
+    gi::Span* d = h.alloc(1);  // keeps c away from the free tail
+    r.d_d = inuse() - r.inuse0;
+    r.base_a = a->base;
+    r.base_b = b->base;
+    r.base_c = c->base;
+    r.base_d = d->base;
+    r.np_a = a->npages;
+    memset(reinterpret_cast<void*>(a->base), 0xab, 3 * kPage);  // the memory is usable
+
+    uint64_t before = inuse();
+    h.free(a);
+    r.d_free_a = static_cast<int64_t>(before - inuse());
+    before = inuse();
+    h.free(c);
+    r.d_free_c = static_cast<int64_t>(before - inuse());
+    before = inuse();
+    h.free(b);  // joins a and c: 10 free pages at a's base
+    r.d_free_b = static_cast<int64_t>(before - inuse());
+    gi::Span* e = h.alloc(10);
+    r.base_e = e->base;
+    r.np_e = e->npages;
+    h.free(e);
+    h.free(d);  // now everything the first growth mapped is one free span again
+
+    r.sys_before_all = heap_sys();
+    gi::Span* all = h.alloc(r.sys_after_first / kPage);
+    r.sys_after_all = heap_sys();
+    r.base_all = all->base;
+    r.np_all = all->npages;
+
+    gi::Span* grow = h.alloc(600);  // more than the heap has free: it grows
+    r.base_grow = grow->base;
+    r.np_grow = grow->npages;
+    r.sys_after_grow = heap_sys();
+    h.free(all);
+    h.free(grow);
+    size_t total = (r.sys_after_grow - r.sys0) / kPage;
+    gi::Span* whole = h.alloc(total);  // both mappings coalesced into one span
+    r.base_whole = whole->base;
+    r.np_whole = whole->npages;
+    r.inuse_whole = inuse() - r.inuse0;
+    h.free(whole);
+
+    r.retained_before_scav = h.free_retained_bytes();
+    r.scavenged = h.scavenge(~size_t{0});
+    r.retained_after_scav = h.free_retained_bytes();
+    r.rel_after_scav = released() - r.rel0;
+    gi::Span* again = h.alloc(4);  // takes released pages back
+    r.rel_after_realloc = released() - r.rel0;
+    r.zero_after_release = true;
+    for (uintptr_t p = again->base; p < again->base + 4 * kPage; ++p)  // a's old 0xab bytes are gone
+      r.zero_after_release = r.zero_after_release && *reinterpret_cast<const unsigned char*>(p) == 0;
+    h.free(again);
+    h.scavenge(~size_t{0});
+    r.inuse_end = inuse();
+    r.rel_end = released();
+    r.sys_end = heap_sys();
+  });
+
+  CHECK(r.d_a == 3 * kPage);
+  CHECK(r.d_b == 8 * kPage);
+  CHECK(r.d_c == 10 * kPage);
+  CHECK(r.d_d == 11 * kPage);
+  CHECK(r.np_a == 3);
+  CHECK(r.sys_after_first >= 4 * kMiB);  // grows by at least 4 MiB at a time
+  CHECK(r.sys_after_first % kPage == 0);
+  // Carved in address order from the first mapping.
+  CHECK(r.base_b == r.base_a + 3 * kPage);
+  CHECK(r.base_c == r.base_b + 5 * kPage);
+  CHECK(r.base_d == r.base_c + 2 * kPage);
+  CHECK(r.d_free_a == int64_t(3 * kPage));
+  CHECK(r.d_free_c == int64_t(2 * kPage));
+  CHECK(r.d_free_b == int64_t(5 * kPage));
+  // Coalesced: a, b and c form one 10-page span.
+  CHECK(r.base_e == r.base_a);
+  CHECK(r.np_e == 10);
+  CHECK(r.base_all == r.base_a);
+  CHECK(r.np_all == r.sys_after_first / kPage);
+  CHECK(r.sys_after_all == r.sys_before_all);  // no growth needed
+  CHECK(r.np_grow == 600);
+  CHECK(r.sys_after_grow - r.sys_after_all == 600 * kPage);
+  CHECK(r.base_grow == r.base_a + r.sys_after_first);  // the mapping continues the arena
+  CHECK(r.base_whole == r.base_a);
+  CHECK(r.np_whole == (r.sys_after_grow - r.sys0) / kPage);
+  CHECK(r.inuse_whole == r.sys_after_grow - r.sys0);
+  CHECK(r.retained_before_scav == r.sys_after_grow - r.sys0);
+  CHECK(r.scavenged == r.sys_after_grow - r.sys0);
+  CHECK(r.retained_after_scav == 0);
+  CHECK(r.rel_after_scav == r.scavenged);
+  CHECK(r.rel_after_realloc == r.scavenged - 4 * kPage);
+  CHECK(r.zero_after_release);
+  CHECK(r.inuse_end == r.inuse0);
+  CHECK(r.rel_end == r.rel0 + (r.sys_end - r.sys0));  // all of it idle and released
+  gort::MemStats m = read_stats();
+  gort_test::check_identities(m);
+}
+
+namespace {
+__attribute__((noinline)) void big_array_lifetime(uint64_t* inuse_alive, uint64_t* frees_alive, bool* zeroed,
+                                                  bool* intact) {
+  constexpr size_t N = 5'000'000;
+  gort::Root<gort::Array<double>> big(gort::make_array<double>(N));
+  bool z = big->size() == N;
+  for (double v : *big) z = z && v == 0.0;
+  *zeroed = z;
+  for (size_t i = 0; i < N; ++i) (*big)[i] = static_cast<double>(i);
+  for (int i = 0; i < 3; ++i) {
+    clean_gc();
+    for (int k = 0; k < 10; ++k) gort::make_array<double>(100000);  // large garbage around it
+  }
+  clean_gc();
+  gort::MemStats m = read_stats();
+  *inuse_alive = m.HeapInuse;
+  *frees_alive = m.Frees;
+  bool ok = true;
+  for (size_t i = 0; i < N; ++i) ok = ok && (*big)[i] == static_cast<double>(i);
+  *intact = ok;
+}
+}  // namespace
+
+TEST_CASE("alloc: a large object is zeroed, survives while referenced and gives its pages back") {
+  constexpr uint64_t kBytes = sizeof(gort::Array<double>) + 5'000'000 * sizeof(double);
+  constexpr uint64_t kSpan = (kBytes + kPage - 1) / kPage * kPage;
+  uint64_t inuse_alive = 0, frees_alive = 0;
+  bool zeroed = false, intact = false;
+  big_array_lifetime(&inuse_alive, &frees_alive, &zeroed, &intact);
+  CHECK(zeroed);
+  CHECK(intact);
+  gort::MemStats m{};
+  for (int attempt = 0; attempt < 3; ++attempt) {  // a stale stack word may hold it for a cycle
+    clean_gc();
+    m = read_stats();
+    if (inuse_alive - m.HeapInuse >= kSpan) break;
+  }
+  CHECK(m.HeapInuse <= inuse_alive);
+  CHECK(inuse_alive - m.HeapInuse >= kSpan);
+  CHECK(m.Frees > frees_alive);
+}
+
+namespace {
+__attribute__((noinline)) void large_garbage(int n, size_t bytes) {
+  for (int i = 0; i < n; ++i) {
+    gort::Array<char>* a = gort::make_array<char>(bytes);
+    memset(a->data(), 1, bytes);  // touch it: resident memory the OS can take back
+  }
+}
+}  // namespace
+
+TEST_CASE("alloc: FreeOSMemory returns the free heap to the OS") {
+  clean_gc();
+  {
+    int old = gort::debug::SetGCPercent(-1);  // keep all 32 MiB until FreeOSMemory
+    large_garbage(32, kMiB);
+    gort::debug::SetGCPercent(old);
+  }
+  gort::MemStats before = read_stats();
+  gort_test::clobber_stack();
+  gort::debug::FreeOSMemory();
+  gort::MemStats after = read_stats();
+  CHECK(after.NumForcedGC == before.NumForcedGC + 1);
+  CHECK(after.HeapReleased >= 30 * kMiB);
+  CHECK(after.HeapReleased > before.HeapReleased);
+  CHECK(after.HeapReleased <= after.HeapIdle);
+  // Everything idle is released right after FreeOSMemory.
+  CHECK(after.HeapIdle == after.HeapReleased);
+  gort_test::check_identities(after);
+
+  // Released pages are taken back (and zeroed) when the heap needs them again.
+  gort::Array<char>* a = gort::make_array<char>(8 * kMiB);
+  bool zero = true;
+  for (char ch : *a) zero = zero && ch == 0;
+  CHECK(zero);
+  gort::MemStats reused = read_stats();
+  CHECK(reused.HeapReleased < after.HeapReleased);
+  CHECK(reused.HeapReleased <= reused.HeapIdle);
+  gort::KeepAlive(a);
+}
+
+namespace {
+struct Small48 {
+  gort::Ref<Small48> next;
+  int64_t payload[5];
+  void trace(gort::Tracer& t) const { t.visit(next); }
+};
+__attribute__((noinline)) void small_garbage(int n) {
+  for (int i = 0; i < n; ++i) gort::make<Small48>()->payload[0] = i;
+}
+}  // namespace
+
+TEST_CASE("alloc: FreeOSMemory leaves no idle memory unreleased, every time") {
+  // FreeOSMemory = GC() (which sweeps everything) + releasing every free page. A span still being
+  // swept by the background sweeper when GC() returns would be freed after the release, and stay
+  // idle but unreleased.
+  int unreleased_rounds = 0;
+  uint64_t worst = 0;
+  for (int round = 0; round < 100; ++round) {
+    large_garbage(64, 40000);
+    small_garbage(20000);  // about 120 one-page spans that sweeping empties and frees
+    gort_test::clobber_stack();
+    gort::debug::FreeOSMemory();
+    gort::MemStats m = read_stats();
+    if (m.HeapIdle != m.HeapReleased) {
+      ++unreleased_rounds;
+      if (m.HeapIdle - m.HeapReleased > worst) worst = m.HeapIdle - m.HeapReleased;
+    }
+  }
+  CAPTURE(worst);
+  CHECK(unreleased_rounds == 0);
+}
+
+namespace {
+struct Blob200 {  // pointer-free: noscan class 208
+  unsigned char bytes[200];
+};
+struct Blob100 {  // pointer-free: noscan class 112
+  unsigned char bytes[100];
+};
+struct Traced {  // scan class 128
+  gort::Ref<Traced> next;
+  unsigned char bytes[120];
+  void trace(gort::Tracer& t) const { t.visit(next); }
+};
+struct Tiny8 {  // tiny
+  uint64_t v;
+};
+
+__attribute__((noinline)) void dirty_garbage() {
+  for (int i = 0; i < 4000; ++i) memset(gort::make<Blob200>()->bytes, 0xff, 200);
+  for (int i = 0; i < 4000; ++i) memset(gort::make<Blob100>()->bytes, 0xff, 100);
+  Traced* prev = nullptr;
+  for (int i = 0; i < 4000; ++i) {
+    Traced* t = gort::make<Traced>();
+    memset(t->bytes, 0xff, sizeof t->bytes);
+    if (i % 2) t->next = prev;  // short chains only
+    prev = i % 2 ? nullptr : t;
+  }
+  for (int i = 0; i < 8000; ++i) gort::make<Tiny8>()->v = ~uint64_t{0};
+  for (int i = 0; i < 8000; ++i) *gort::make<char>() = '\xff';
+  for (int i = 0; i < 20; ++i) memset(gort::make_array<char>(100000)->data(), 0xff, 100000);
+}
+
+template <class T>
+bool all_zero(const T* p, size_t n = sizeof(T)) {
+  const auto* b = reinterpret_cast<const unsigned char*>(p);
+  for (size_t i = 0; i < n; ++i)
+    if (b[i]) return false;
+  return true;
+}
+}  // namespace
+
+TEST_CASE("alloc: memory of dead objects is zeroed when handed out again") {
+  // make<T>() value-initializes, which zeroes these types by itself; ask the allocator directly,
+  // which promises zeroed memory. (make_array's elements are not value-initialized for char.)
+  const uint16_t traced_type = gi::type_index<Traced>();
+  for (int round = 0; round < 3; ++round) {
+    dirty_garbage();
+    clean_gc();
+    int dirty = 0;
+    for (int i = 0; i < 8000; ++i) dirty += !all_zero(static_cast<Blob200*>(gi::allocate(sizeof(Blob200), 0, true)));
+    for (int i = 0; i < 8000; ++i) dirty += !all_zero(static_cast<Blob100*>(gi::allocate(sizeof(Blob100), 0, true)));
+    for (int i = 0; i < 8000; ++i)
+      dirty += !all_zero(static_cast<Traced*>(gi::allocate(sizeof(Traced), traced_type, false)));
+    for (int i = 0; i < 16000; ++i) dirty += !all_zero(static_cast<Tiny8*>(gi::allocate(sizeof(Tiny8), 0, true)));
+    for (int i = 0; i < 16000; ++i) dirty += !all_zero(static_cast<char*>(gi::allocate(1, 0, true)));
+    for (int i = 0; i < 40; ++i) {
+      gort::Array<char>* a = gort::make_array<char>(100000);
+      dirty += !all_zero(a->data(), a->size());
+    }
+    CAPTURE(round);
+    CHECK(dirty == 0);
+  }
+}

@@ -1,0 +1,139 @@
+// Helpers shared by the test files: clean collections, MemStats snapshots and their identities.
+#pragma once
+#include <doctest/doctest.h>
+#include <gort/gort.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <thread>
+#include <type_traits>
+
+#include "runtime/gc/mfinal.hpp"
+#include "runtime/gc/sweep.hpp"
+
+// Readable failure messages for std::optional values (env parsing).
+namespace doctest {
+template <class T>
+struct StringMaker<std::optional<T>> {
+  static String convert(const std::optional<T>& o) {
+    if (!o) return "nullopt";
+    if constexpr (std::is_arithmetic_v<T>) return std::to_string(*o).c_str();
+    else return ("\"" + std::string(*o) + "\"").c_str();
+  }
+};
+template <>
+struct StringMaker<std::nullopt_t> {
+  static String convert(std::nullopt_t) { return "nullopt"; }
+};
+}  // namespace doctest
+
+namespace gort_test {
+
+// Zeroes a large stretch of the stack below the caller's frame, so that pointers left behind in
+// dead frames (conservative scanning) cannot keep garbage alive in the next collection.
+__attribute__((noinline)) inline void clobber_stack() {
+  char buf[64 << 10];
+  memset(buf, 0, sizeof buf);
+  asm volatile("" : : "r"(buf) : "memory");
+}
+
+// A forced collection after wiping dead stack frames.
+inline void clean_gc() {
+  clobber_stack();
+  gort::GC();
+}
+
+// Value-initialized, so that its padding holds no stale stack words: a heap address's upper half
+// left in the padding next to a small field (BySize[i].Size) reads as a pointer into the heap to
+// the conservative scan, and keeps an object alive.
+inline gort::MemStats read_stats() {
+  gort::MemStats m{};
+  gort::ReadMemStats(&m);
+  return m;
+}
+
+// Collects until no destructor, finalizer or cleanup is queued or running (objects with
+// destructors need a later cycle to be freed; finalizers may allocate), so that what follows sees
+// only its own allocations and a following GC() leaves only reachable objects. False on timeout.
+inline bool quiesce(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto idle = [] {
+    return gort::internal::pending_destructors() == 0 && gort::internal::pending_finalizers() == 0;
+  };
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    clean_gc();
+    if (idle()) {
+      // Let a destructor that was just popped finish, then free its slot.
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      clean_gc();
+      clean_gc();
+      if (idle()) return true;
+    }
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// Go's first 61 size classes: the sizes MemStats.BySize reports.
+inline constexpr uint32_t kBySizeSizes[61] = {
+    0,    8,    16,   24,   32,   48,   64,   80,    96,    112,   128,   144,   160,   176,   192,  208,
+    224,  240,  256,  288,  320,  352,  384,  416,   448,   480,   512,   576,   640,   704,   768,  896,
+    1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304,  2688,  3072,  3200,  3456,  4096,  4864,  5376, 6144,
+    6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432};
+
+// Every identity that holds within one snapshot (docs/memstats.md, "Identities").
+inline void check_identities(const gort::MemStats& m) {
+  CHECK(m.Sys == m.HeapSys + m.StackSys + m.MSpanSys + m.MCacheSys + m.BuckHashSys + m.GCSys + m.OtherSys);
+  CHECK(m.HeapIdle + m.HeapInuse == m.HeapSys);
+  CHECK(m.HeapReleased <= m.HeapIdle);
+  CHECK(m.Alloc == m.HeapAlloc);
+  CHECK(m.HeapAlloc <= m.HeapInuse);
+  CHECK(m.HeapAlloc <= m.TotalAlloc);
+  CHECK(m.HeapObjects == m.Mallocs - m.Frees);
+  CHECK(m.Frees <= m.Mallocs);
+  CHECK(m.StackInuse <= m.StackSys);
+  CHECK(m.MSpanInuse <= m.MSpanSys);
+  CHECK(m.MCacheInuse <= m.MCacheSys);
+  CHECK(m.Lookups == 0);
+  CHECK(m.EnableGC);
+  CHECK_FALSE(m.DebugGC);
+  CHECK(m.GCCPUFraction >= 0.0);
+  CHECK(m.GCCPUFraction <= 1.0);
+  CHECK(m.NumForcedGC <= m.NumGC);
+  if (m.NumGC > 0) {
+    CHECK(m.LastGC == m.PauseEnd[(m.NumGC + 255) % 256]);
+  } else {
+    CHECK(m.LastGC == 0);
+  }
+  uint64_t pauses = 0;
+  for (uint64_t p : m.PauseNs) pauses += p;
+  if (m.NumGC < 256) {
+    CHECK(m.PauseTotalNs == pauses);
+    bool unused_zero = true;  // ring entries of cycles that have not happened yet
+    for (uint32_t i = m.NumGC; i < 256; ++i) unused_zero = unused_zero && m.PauseNs[i] == 0 && m.PauseEnd[i] == 0;
+    CHECK(unused_zero);
+  } else {
+    CHECK(m.PauseTotalNs >= pauses);
+  }
+  uint64_t by_mallocs = 0, by_frees = 0, by_bytes = 0;
+  bool sizes_ok = true, frees_ok = true;
+  for (int i = 0; i < 61; ++i) {
+    sizes_ok = sizes_ok && m.BySize[i].Size == kBySizeSizes[i];
+    frees_ok = frees_ok && m.BySize[i].Frees <= m.BySize[i].Mallocs;
+    by_mallocs += m.BySize[i].Mallocs;
+    by_frees += m.BySize[i].Frees;
+    by_bytes += m.BySize[i].Mallocs * m.BySize[i].Size;
+  }
+  CHECK(sizes_ok);
+  CHECK(frees_ok);
+  CHECK(m.BySize[0].Mallocs == 0);
+  CHECK(m.BySize[0].Frees == 0);
+  CHECK(by_mallocs <= m.Mallocs);
+  CHECK(by_frees <= m.Frees);
+  CHECK(by_bytes <= m.TotalAlloc);
+}
+
+}  // namespace gort_test
