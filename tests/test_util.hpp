@@ -21,7 +21,13 @@ struct StringMaker<std::optional<T>> {
   static String convert(const std::optional<T>& o) {
     if (!o) return "nullopt";
     if constexpr (std::is_arithmetic_v<T>) return std::to_string(*o).c_str();
-    else return ("\"" + std::string(*o) + "\"").c_str();
+    else {
+      // Appended piecewise: GCC 12's -Wrestrict misfires on "x" + std::string at -O3.
+      std::string s(1, '"');
+      s.append(*o);
+      s.push_back('"');
+      return s.c_str();
+    }
   }
 };
 template <>
