@@ -29,6 +29,19 @@ namespace {
       "(create a gort::Runtime, or a gort::AttachThread on this thread)");
 }
 
+// Zeroes a small object: the common small sizes with inline stores (a memset call costs more
+// than the stores themselves), the rest with memset.
+inline void zero_small(void* p, size_t size) {
+  switch (size) {
+    case 16: __builtin_memset(p, 0, 16); break;
+    case 24: __builtin_memset(p, 0, 24); break;
+    case 32: __builtin_memset(p, 0, 32); break;
+    case 48: __builtin_memset(p, 0, 48); break;
+    case 64: __builtin_memset(p, 0, 64); break;
+    default: memset(p, 0, size);
+  }
+}
+
 inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   int cls = size_to_class(size);
   int spc = span_class(cls, noscan);
@@ -39,8 +52,7 @@ inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool
   ++c->nmalloc[cls];
   Span* s = slot.span;
   if (!s->needzero) o->next = nullptr;
-  else if (s->elemsize == 16) __builtin_memset(o, 0, 16);  // the commonest class: two inline stores
-  else memset(o, 0, s->elemsize);
+  else zero_small(o, s->elemsize);
   if (type) {
     if (!s->types) [[unlikely]] s->types = types_alloc(cls);  // noscan object with a destructor
     store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(o))], type);

@@ -99,8 +99,12 @@ bool MarkWorker::pop(uint64_t* entry) {
 // marked_bytes may count an object twice when two workers mark it at the same instant (mark
 // bytes are set without a locked instruction); it feeds the pacer, never MemStats' exact counts.
 void MarkWorker::mark(uintptr_t p) {
-  Span* s = mheap().arenas().span_of_checked(p);
-  if (!s) return;
+  Span* s = last_span_;
+  if (!s || p - s->base >= (s->npages << kPageShift)) {
+    s = mheap().arenas().span_of_checked(p);
+    if (!s) return;
+    last_span_ = s;
+  }
   uint32_t i = s->object_index(p);
   if (i >= s->nelems || !s->is_allocated(i) || !s->try_mark(i)) return;
   marked_bytes += s->elemsize;

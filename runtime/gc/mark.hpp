@@ -40,6 +40,9 @@ class MarkWorker {
   bool pop(uint64_t* entry);
   void balance();
   WorkBuf* cur_ = nullptr;
+  // The span of the last object marked: children are often allocated next to their parent, so
+  // most lookups skip the arena table.
+  Span* last_span_ = nullptr;
 };
 
 // Runs the mark phase: calls scan_roots(worker) on the collecting thread, then drains with every
