@@ -353,3 +353,31 @@ TEST_CASE("finalizer stress: many threads, many objects, collections forced in a
   CHECK(runs.load() == kThreads * kPerThread);
   CHECK(dup.load() == 0);
 }
+
+TEST_CASE("finalizer: a finalizer that blocks does not stop collections; later finalizers wait for it") {
+  static std::mutex gate;
+  static std::atomic<int> entered{0}, after{0};
+  entered = 0;
+  after = 0;
+  std::unique_lock hold(gate);
+  [] () __attribute__((noinline)) {
+    Obj* first = gort::make<Obj>();
+    gort::SetFinalizer(first, [](Obj*) {
+      entered.store(1);
+      std::lock_guard g(gate);  // blocks until the test opens the gate
+    });
+  }();
+  REQUIRE(gc_until([] { return entered.load() == 1; }));
+  [] () __attribute__((noinline)) {
+    Obj* second = gort::make<Obj>();
+    gort::SetFinalizer(second, [](Obj*) { after.store(1); });
+  }();
+  gort::MemStats before, now;
+  gort::ReadMemStats(&before);
+  gc_rounds(5);  // collections complete while the finalizer thread is blocked
+  gort::ReadMemStats(&now);
+  CHECK(now.NumGC >= before.NumGC + 5);
+  CHECK(after.load() == 0);  // queued behind the blocked one, in order
+  hold.unlock();
+  REQUIRE(gc_until([] { return after.load() == 1; }));
+}
