@@ -1,12 +1,9 @@
 #include "runtime/alloc/scavenger.hpp"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <atomic>
 
 #include "runtime/alloc/mheap.hpp"
+#include "runtime/core/os.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/pacer.hpp"
 #include "runtime/stats/stats.hpp"
@@ -28,8 +25,7 @@ void* scavenger_main(void*) {
       size_t excess = scavenge_excess();
       if (excess == 0 || mheap().scavenge(excess < kMaxStep ? excess : kMaxStep) == 0) break;
     }
-    timespec ts{0, 100 * 1000000};
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake), FUTEX_WAIT_PRIVATE, seen, &ts, nullptr, 0);
+    futex_wait(&g_wake, seen, 100000000);
   }
   detach_current_thread();
   return nullptr;
@@ -47,9 +43,7 @@ size_t scavenge_excess() {
   }
   int64_t limit = memory_limit();
   if (limit != kNoMemoryLimit) {
-    uint64_t sys = st.heap_sys.load() + st.stack_sys.load() + st.mspan_sys.load() + st.mcache_sys.load() +
-                   st.buckhash_sys.load() + st.gc_sys.load() + st.other_sys.load();
-    uint64_t ready = sys - st.heap_released.load(std::memory_order_relaxed);
+    uint64_t ready = st.sys_total() - st.heap_released.load(std::memory_order_relaxed);
     uint64_t target = static_cast<uint64_t>(limit) / 100 * 95;
     if (ready > target && ready - target > excess) excess = ready - target;
   }
@@ -58,7 +52,7 @@ size_t scavenge_excess() {
 
 void wake_scavenger() {
   g_wake.fetch_add(1, std::memory_order_release);
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&g_wake), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  futex_wake(&g_wake, 1);
 }
 
 void start_scavenger() {

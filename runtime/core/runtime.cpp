@@ -5,7 +5,6 @@
 // until a later Runtime collects them. One Runtime at a time.
 #include <gort/runtime.hpp>
 
-#include <time.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -13,6 +12,7 @@
 #include <thread>
 
 #include "runtime/core/env.hpp"
+#include "runtime/core/os.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
@@ -41,9 +41,7 @@ Runtime::Runtime(const Options& opts) {
   Environment env = read_environment();  // throws on a malformed GOMEMLIMIT, before anything starts
   static std::once_flag once;
   std::call_once(once, [] {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    set_runtime_start_ns(static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec));
+    set_runtime_start_ns(nanotime());
     init_profiling_buckets();
   });
   set_gc_percent(env.gc_percent);

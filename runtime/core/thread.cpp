@@ -1,14 +1,13 @@
 #include "runtime/core/thread.hpp"
 
-#include <linux/futex.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "runtime/alloc/mcache.hpp"
+#include "runtime/core/os.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/stats/stats.hpp"
@@ -32,10 +31,6 @@ ThreadRecord* g_free_records = nullptr;
 std::atomic<uint32_t> g_world_epoch{0};
 std::atomic<uint32_t> g_acks{0};
 
-long futex(std::atomic<uint32_t>* addr, int op, uint32_t val) {
-  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), op, val, nullptr, nullptr, 0);
-}
-
 // Records where this thread's live stack ends and its registers, acknowledges, and waits for
 // the world to restart. Runs in the signal handler or from suspend_self. Async-signal-safe.
 void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp) {
@@ -47,8 +42,8 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp) {
   // count as stopped for a newer stop-the-world.
   r->parked_epoch.store(epoch, std::memory_order_release);
   g_acks.fetch_add(1, std::memory_order_release);
-  futex(&g_acks, FUTEX_WAKE_PRIVATE, 1);
-  while (g_world_epoch.load(std::memory_order_acquire) == epoch) futex(&g_world_epoch, FUTEX_WAIT_PRIVATE, epoch);
+  futex_wake(&g_acks, 1);
+  while (g_world_epoch.load(std::memory_order_acquire) == epoch) futex_wait(&g_world_epoch, epoch);
 }
 
 void suspend_handler(int, siginfo_t*, void* uctx) {
@@ -180,7 +175,7 @@ int stop_the_world() {
     for (uint32_t a = g_acks.load(std::memory_order_acquire); r->parked_epoch.load(std::memory_order_acquire) != epoch;
          a = g_acks.load(std::memory_order_acquire)) {
       if (r->parked_epoch.load(std::memory_order_acquire) == epoch) break;
-      futex(&g_acks, FUTEX_WAIT_PRIVATE, a);
+      futex_wait(&g_acks, a);
     }
   }
   if (self) {
@@ -194,7 +189,7 @@ int stop_the_world() {
 
 void start_the_world() {
   g_world_epoch.fetch_add(1, std::memory_order_acq_rel);
-  futex(&g_world_epoch, FUTEX_WAKE_PRIVATE, INT32_MAX);
+  futex_wake(&g_world_epoch);
   g_registry_lock.unlock();
 }
 

@@ -1,14 +1,10 @@
 #include "runtime/gc/mark.hpp"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <atomic>
 
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/core/lock.hpp"
+#include "runtime/core/os.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/typeinfo.hpp"
@@ -214,17 +210,7 @@ void mark_range(Tracer& t, const void* p, size_t n) {
   static_cast<MarkWorker*>(TracerAccess::worker(t))->scan_conservative(lo, lo + n);
 }
 
-uint64_t thread_cpu_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 namespace {
-
-long futex(std::atomic<uint32_t>* addr, int op, uint32_t val) {
-  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), op, val, nullptr, nullptr, 0);
-}
 
 // Mark worker threads wait for g_phase to change; g_phase odd means "marking", and the
 // special value kShutdown ends them.
@@ -240,7 +226,7 @@ void* mark_worker_main(void*) {
   uint32_t seen = 0;
   for (;;) {
     uint32_t phase;
-    while ((phase = g_phase.load(std::memory_order_acquire)) == seen) futex(&g_phase, FUTEX_WAIT_PRIVATE, seen);
+    while ((phase = g_phase.load(std::memory_order_acquire)) == seen) futex_wait(&g_phase, seen);
     seen = phase;
     if (g_shutdown) return nullptr;
     uint64_t t0 = thread_cpu_ns();
@@ -250,7 +236,7 @@ void* mark_worker_main(void*) {
     g_objects.fetch_add(w.marked_objects, std::memory_order_relaxed);
     g_cpu_ns.fetch_add(thread_cpu_ns() - t0, std::memory_order_relaxed);
     g_finished.fetch_add(1, std::memory_order_acq_rel);
-    futex(&g_finished, FUTEX_WAKE_PRIVATE, 1);
+    futex_wake(&g_finished, 1);
   }
 }
 
@@ -265,7 +251,7 @@ void start_mark_workers(int n) {
 void stop_mark_workers() {
   g_shutdown = true;
   g_phase.fetch_add(1, std::memory_order_acq_rel);
-  futex(&g_phase, FUTEX_WAKE_PRIVATE, INT32_MAX);
+  futex_wake(&g_phase);
   for (int i = 0; i < g_nworkers; ++i) join_service_thread(g_workers[i]);
   g_nworkers = 0;
 }
@@ -287,10 +273,10 @@ MarkResult mark_phase(void (*scan_roots)(MarkWorker&)) {
   r.marked_objects = roots.marked_objects;
   // Start the workers, then mark alongside them.
   g_phase.fetch_add(1, std::memory_order_acq_rel);
-  futex(&g_phase, FUTEX_WAKE_PRIVATE, INT32_MAX);
+  futex_wake(&g_phase);
   w.drain();
   for (uint32_t f; (f = g_finished.load(std::memory_order_acquire)) < static_cast<uint32_t>(g_nworkers);)
-    futex(&g_finished, FUTEX_WAIT_PRIVATE, f);
+    futex_wait(&g_finished, f);
   r.marked_bytes += w.marked_bytes + g_bytes.load(std::memory_order_relaxed);
   r.marked_objects += w.marked_objects + g_objects.load(std::memory_order_relaxed);
   r.worker_cpu_ns = g_cpu_ns.load(std::memory_order_relaxed);

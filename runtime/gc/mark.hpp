@@ -58,6 +58,4 @@ MarkResult mark_phase(void (*scan_roots)(MarkWorker&));
 void start_mark_workers(int n);
 void stop_mark_workers();
 
-uint64_t thread_cpu_ns();
-
 }  // namespace gort::internal

@@ -2,15 +2,12 @@
 
 #include <gort/finalizer.hpp>
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <bit>
 #include <stdexcept>
 #include <string>
 
 #include "runtime/alloc/mheap.hpp"
+#include "runtime/core/os.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/queue.hpp"
 #include "runtime/core/thread.hpp"
@@ -301,8 +298,7 @@ void* finalizer_main(void*) {
     if (run_one()) continue;
     scrub_stack();  // before sleeping: no stale copy of the last object may keep it alive
     if (g_stop.load(std::memory_order_acquire)) break;
-    timespec ts{0, 100 * 1000000};
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&finq().seq), FUTEX_WAIT_PRIVATE, seen, &ts, nullptr, 0);
+    futex_wait(&finq().seq, seen, 100000000);
   }
   detach_current_thread();
   return nullptr;
@@ -317,7 +313,7 @@ void start_finalizer_thread() {
 void stop_finalizer_thread() {
   g_stop.store(true);
   finq().seq.fetch_add(1);
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&finq().seq), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+  futex_wake(&finq().seq);
   join_service_thread(g_thread);
 }
 

@@ -1,7 +1,6 @@
 #include "runtime/gc/mgc.hpp"
 
 #include <sched.h>
-#include <time.h>
 
 #include <mutex>
 
@@ -9,6 +8,7 @@
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/alloc/scavenger.hpp"
+#include "runtime/core/os.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mark.hpp"
@@ -26,12 +26,6 @@ GcState g_state;
 int g_procs = 1;
 uint64_t g_stack_scan_bytes = 0;
 uint64_t g_globals_scan_bytes = 0;
-
-uint64_t now_ns(clockid_t clock) {
-  timespec ts;
-  clock_gettime(clock, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 // Roots: every attached thread's live stack and saved registers (conservatively), the Root<T>
 // slots, and whatever the write barrier shaded.
@@ -55,9 +49,9 @@ void scan_roots(MarkWorker& w) {
 void run_cycle(bool forced) {
   auto& st = stats();
   GcTrace tr;
-  tr.start_unix_ns = now_ns(CLOCK_REALTIME);
+  tr.start_unix_ns = unixnano();
   uint64_t cpu0 = thread_cpu_ns();
-  tr.t_start = now_ns(CLOCK_MONOTONIC);
+  tr.t_start = nanotime();
   tr.goal = current_goal();
   tr.heap0 = g_state.heap_live.load(std::memory_order_relaxed);
 
@@ -67,12 +61,12 @@ void run_cycle(bool forced) {
   for_each_thread([](ThreadRecord* r) {
     if (r->cache) cache_flush(r->cache);
   });
-  tr.t_mark = now_ns(CLOCK_MONOTONIC);
+  tr.t_mark = nanotime();
 
   // Mark.
   MarkResult mr = mark_phase(scan_roots);
   mr.marked_bytes += resolve_dead_specials();
-  tr.t_mark_term = now_ns(CLOCK_MONOTONIC);
+  tr.t_mark_term = nanotime();
 
   // Mark termination: the marks become the truth; everything is to be swept.
   tr.heap1 = g_state.heap_live.load(std::memory_order_relaxed);
@@ -88,7 +82,7 @@ void run_cycle(bool forced) {
   tr.forced = forced;
   tr.mark_cpu_ns = mr.cpu_ns;
 
-  tr.t_end = now_ns(CLOCK_MONOTONIC);
+  tr.t_end = nanotime();
   uint64_t pause = tr.t_end - tr.t_start;
   uint64_t end_unix = tr.start_unix_ns + pause;
   st.pause_ns[st.numgc % 256] = pause;

@@ -20,10 +20,7 @@ uint64_t g_goal = kHeapMinimum;
 // Mapped, unreleased memory that is not heap spans in use.
 uint64_t non_heap_memory() {
   auto& st = stats();
-  uint64_t sys = st.heap_sys.load() + st.stack_sys.load() + st.mspan_sys.load() + st.mcache_sys.load() +
-                 st.buckhash_sys.load() + st.gc_sys.load() + st.other_sys.load() +
-                 st.stack_inuse.load(std::memory_order_relaxed);
-  uint64_t ready = sys - st.heap_released.load(std::memory_order_relaxed);
+  uint64_t ready = st.sys_total() - st.heap_released.load(std::memory_order_relaxed);
   uint64_t inuse = st.heap_inuse.load(std::memory_order_relaxed);
   return ready > inuse ? ready - inuse : 0;
 }

@@ -1,13 +1,10 @@
 #include "runtime/gc/sweep.hpp"
 
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <bit>
 
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
+#include "runtime/core/os.hpp"
 #include "runtime/core/queue.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
@@ -18,14 +15,6 @@ namespace gort::internal {
 
 namespace {
 
-long futex_wait(std::atomic<uint32_t>* addr, uint32_t val, long timeout_ms) {
-  timespec ts{timeout_ms / 1000, (timeout_ms % 1000) * 1000000};
-  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), FUTEX_WAIT_PRIVATE, val, timeout_ms >= 0 ? &ts : nullptr,
-                 nullptr, 0);
-}
-void futex_wake(std::atomic<uint32_t>* addr) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
-}
 
 // Objects whose destructor is due.
 using DestroyQueue = ChunkQueue<void*>;
@@ -137,7 +126,7 @@ void* sweeper_main(void*) {
       CriticalSection cs;
       if (!sweep_one(&cursor)) break;
     }
-    futex_wait(&g_sweep_wake, seen, 1000);
+    futex_wait(&g_sweep_wake, seen, 1000000000);
   }
   detach_current_thread();
   return nullptr;
@@ -175,7 +164,7 @@ void* destructor_main(void*) {
     if (destroy_one()) continue;
     scrub_stack();  // before sleeping: no stale copy of the last object may keep it alive
     if (g_destructor_stop.load(std::memory_order_acquire)) break;
-    futex_wait(&g_destroy.seq, seen, 100);
+    futex_wait(&g_destroy.seq, seen, 100000000);
   }
   detach_current_thread();
   return nullptr;

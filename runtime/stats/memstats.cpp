@@ -7,7 +7,6 @@
 // Alloc = HeapAlloc) then hold exactly by construction.
 #include <gort/memstats.hpp>
 
-#include <time.h>
 
 #include <cstring>
 #include <mutex>
@@ -15,6 +14,7 @@
 #include "runtime/alloc/mcache.hpp"
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/alloc/scavenger.hpp"
+#include "runtime/core/os.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/pacer.hpp"
@@ -85,9 +85,7 @@ void fill(MemStats* m) {
   memcpy(m->PauseEnd, st.pause_end, sizeof m->PauseEnd);
   m->NumGC = st.numgc;
   m->NumForcedGC = st.numforcedgc;
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  m->GCCPUFraction = gc_cpu_fraction(static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec));
+  m->GCCPUFraction = gc_cpu_fraction(nanotime());
   m->EnableGC = true;
   m->DebugGC = false;
 }

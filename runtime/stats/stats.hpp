@@ -45,6 +45,12 @@ struct RuntimeStats {
   uint64_t pause_end[256] = {};
   uint64_t last_gc_unix_ns = 0;
   std::atomic<uint64_t> gc_cpu_ns{0};  // measured CPU time of collection work since start
+
+  // MemStats.Sys: every byte obtained from the OS (StackSys = StackInuse + stack_sys).
+  uint64_t sys_total() const {
+    return heap_sys.load() + stack_inuse.load(std::memory_order_relaxed) + stack_sys.load() + mspan_sys.load() +
+           mcache_sys.load() + buckhash_sys.load() + gc_sys.load() + other_sys.load();
+  }
 };
 
 RuntimeStats& stats();
