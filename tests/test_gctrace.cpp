@@ -227,3 +227,35 @@ TEST_CASE("gctrace: nothing is printed without gctrace=1") {
   CHECK(WEXITSTATUS(zero.status) == 0);
   CHECK(zero.err.empty());
 }
+
+TEST_CASE("environment end to end: GOGC, GOMEMLIMIT and GOMAXPROCS as Go reads them (samples/memstats)") {
+  REQUIRE(access(sample_path().c_str(), X_OK) == 0);
+  SUBCASE("a malformed GOGC is ignored with a warning") {
+    Run r = run_sample("env GOGC=lots");
+    CHECK(WIFEXITED(r.status));
+    CHECK(WEXITSTATUS(r.status) == 0);
+    CHECK(r.err.find("ignoring malformed GOGC=\"lots\"") != std::string::npos);
+  }
+  SUBCASE("GOGC=off: only the forced collections run") {
+    Run r = run_sample("env GOGC=off");
+    CHECK(WEXITSTATUS(r.status) == 0);
+    CHECK(field(r.out, "NumGC") == field(r.out, "NumForcedGC"));
+    CHECK(field(r.out, "NextGC") > (uint64_t{1} << 62));
+  }
+  SUBCASE("a malformed GOMEMLIMIT stops the program with a clear error, as Go's does") {
+    Run r = run_sample("env GOMEMLIMIT=10MB");
+    CHECK(!(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0));
+    CHECK(r.err.find("malformed GOMEMLIMIT=\"10MB\"") != std::string::npos);
+  }
+  SUBCASE("GOMEMLIMIT caps the heap goal") {
+    Run r = run_sample("env GOGC=off GOMEMLIMIT=64MiB");
+    CHECK(WEXITSTATUS(r.status) == 0);
+    CHECK(field(r.out, "NextGC") < (uint64_t{64} << 20));
+  }
+  SUBCASE("GOMAXPROCS sets the P count of the trace") {
+    Run r = run_sample("env GOMAXPROCS=1 GODEBUG=gctrace=1");
+    CHECK(WEXITSTATUS(r.status) == 0);
+    CHECK(r.err.find(" 1 P") != std::string::npos);
+    CHECK(r.err.find(" 2 P") == std::string::npos);
+  }
+}

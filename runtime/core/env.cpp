@@ -1,6 +1,6 @@
 #include "runtime/core/env.hpp"
 
-#include <spdlog/spdlog.h>
+#include "runtime/core/log.hpp"
 
 #include <charconv>
 #include <cstdlib>
@@ -97,7 +97,7 @@ Environment read_environment() {
   Environment env;
   if (const char* v = getenv("GOGC"); v && *v) {
     if (auto p = parse_gogc(v)) env.gc_percent = *p;
-    else spdlog::warn("gort: ignoring malformed GOGC=\"{}\"; using 100", v);
+    else runtime_log().warn("gort: ignoring malformed GOGC=\"{}\"; using 100", v);
   }
   if (const char* v = getenv("GOMEMLIMIT"); v && *v) {
     auto p = parse_memory_limit(v);
@@ -107,12 +107,12 @@ Environment read_environment() {
   }
   if (const char* v = getenv("GOMAXPROCS"); v && *v) {
     if (auto p = parse_gomaxprocs(v)) env.gomaxprocs = *p;
-    else spdlog::warn("gort: ignoring malformed GOMAXPROCS=\"{}\"", v);
+    else runtime_log().warn("gort: ignoring malformed GOMAXPROCS=\"{}\"", v);
   }
   if (const char* v = getenv("GODEBUG"); v && *v) {
     if (auto t = godebug_value(v, "gctrace")) {
       if (auto n = atoi32(*t)) env.gctrace = *n;
-      else spdlog::warn("gort: ignoring malformed GODEBUG gctrace=\"{}\"", *t);
+      else runtime_log().warn("gort: ignoring malformed GODEBUG gctrace=\"{}\"", *t);
     }
   }
   return env;

@@ -1,10 +1,8 @@
 #include "runtime/stats/gctrace.hpp"
 
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <cstdio>
 
+#include "runtime/core/log.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -25,15 +23,6 @@ std::string itoa_div(uint64_t val, int dec) {
   return buf;
 }
 
-std::shared_ptr<spdlog::logger> trace_logger() {
-  static std::shared_ptr<spdlog::logger> l = [] {
-    auto lg = std::make_shared<spdlog::logger>("gort.gctrace", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    lg->set_pattern("%v");
-    lg->flush_on(spdlog::level::info);
-    return lg;
-  }();
-  return l;
-}
 }  // namespace
 
 bool gctrace_enabled() { return g_gctrace > 0; }
@@ -75,6 +64,6 @@ std::string format_gctrace(const GcTrace& t, uint64_t start_ns) {
   return s;
 }
 
-void print_gctrace(const GcTrace& t) { trace_logger()->info(format_gctrace(t, g_start_ns)); }
+void print_gctrace(const GcTrace& t) { runtime_log().info(format_gctrace(t, g_start_ns)); }
 
 }  // namespace gort::internal
