@@ -5,11 +5,18 @@
 
 namespace gort::internal {
 
+namespace {
+// Where the next arena is asked for: from 0xc000000000 up, where Go puts its heap too, far from
+// malloc, libraries and thread stacks (fewer words there look like heap pointers to the
+// conservative scan). Shared by every ArenaMap, so a second map never takes the first one's spot.
+std::atomic<uintptr_t> g_hint{uintptr_t{0xc0} << 32};
+}  // namespace
+
 uintptr_t ArenaMap::add_arena() {
   // Reserve twice the size and trim, so the arena is aligned whatever address the kernel picks.
   uintptr_t base = 0;
   for (int attempt = 0; attempt < 2 && base == 0; ++attempt) {
-    void* hint = attempt == 0 ? reinterpret_cast<void*>(hint_) : nullptr;
+    void* hint = attempt == 0 ? reinterpret_cast<void*>(g_hint.load(std::memory_order_relaxed)) : nullptr;
     auto* p = static_cast<char*>(sys_reserve(hint, 2 * kArenaSize));
     if (!p) continue;
     uintptr_t start = reinterpret_cast<uintptr_t>(p);
@@ -19,7 +26,7 @@ uintptr_t ArenaMap::add_arena() {
     if (end > base + kArenaSize) sys_unreserve(reinterpret_cast<void*>(base + kArenaSize), end - base - kArenaSize);
   }
   if (base == 0) fatal("out of memory: cannot reserve a %zu MiB heap arena", kArenaSize >> 20);
-  hint_ = base + kArenaSize;
+  g_hint.store(base + kArenaSize, std::memory_order_relaxed);
 
   uintptr_t n = base >> kArenaShift;
   auto& slot = l1_[(n >> kArenaL2Bits) & ((size_t{1} << kArenaL1Bits) - 1)];

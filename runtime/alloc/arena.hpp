@@ -62,7 +62,6 @@ class ArenaMap {
   std::atomic<HeapArena**> l1_[size_t{1} << kArenaL1Bits] = {};
   std::atomic<uintptr_t> lo_{~uintptr_t{0}};
   std::atomic<uintptr_t> hi_{0};
-  uintptr_t hint_ = uintptr_t{0xc0} << 32;  // where Go puts its heap too: far from malloc and stacks
 };
 
 }  // namespace gort::internal
