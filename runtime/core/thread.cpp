@@ -33,10 +33,15 @@ std::atomic<uint32_t> g_acks{0};
 
 // Records where this thread's live stack ends and its registers, acknowledges, and waits for
 // the world to restart. Runs in the signal handler or from suspend_self. Async-signal-safe.
-void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp) {
+void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, bool async) {
   uint32_t epoch = g_world_epoch.load(std::memory_order_acquire);
   if (!(epoch & 1)) return;  // nothing to stop for
   r->regs = *regs;
+#if defined(__x86_64__)
+  if (async && regs->fpregs) r->fpregs = *regs->fpregs; else r->fpregs = _libc_fpstate{};
+#else
+  (void)async;
+#endif
   r->stopped_sp = sp - kRedZone;
   // Acknowledge this very epoch: a thread that read an older epoch and was delayed must not
   // count as stopped for a newer stop-the-world.
@@ -61,7 +66,7 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
 #else
 #error "gort: unsupported architecture"
 #endif
-      park(r, &uc->uc_mcontext, sp);
+      park(r, &uc->uc_mcontext, sp, /*async=*/true);
     }
   }
   errno = saved_errno;
@@ -82,7 +87,7 @@ void suspend_self() {
   t_local.suspend_pending = false;
   ucontext_t uc;
   getcontext(&uc);  // spills the callee-saved registers where the scan sees them
-  park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
+  park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), /*async=*/false);
 }
 
 __attribute__((noinline)) void scrub_stack() {
@@ -182,6 +187,9 @@ int stop_the_world() {
     ucontext_t uc;
     getcontext(&uc);
     self->regs = uc.uc_mcontext;
+#if defined(__x86_64__)
+    self->fpregs = _libc_fpstate{};
+#endif
     self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - kRedZone;
   }
   return static_cast<int>(n);

@@ -39,6 +39,12 @@ struct ThreadRecord {
   // Filled when the thread stops: lowest stack address in use and the saved register file.
   uintptr_t stopped_sp = 0;
   mcontext_t regs{};
+#if defined(__x86_64__)
+  // Vector registers at an asynchronous stop: compiled code may hold a pointer only in an XMM
+  // register (struct copies), so they are scanned too. Zero after a synchronous stop, where the
+  // ABI makes them caller-saved (spilled to the stack).
+  _libc_fpstate fpregs{};
+#endif
   std::atomic<uint32_t> parked_epoch{0};  // the stop-the-world epoch the thread acknowledged
 };
 

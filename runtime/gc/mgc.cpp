@@ -37,6 +37,10 @@ void scan_roots(MarkWorker& w) {
     w.scan_conservative(lo, r->stack_hi);
     auto regs = reinterpret_cast<uintptr_t>(&r->regs);
     w.scan_conservative(regs, regs + sizeof r->regs);
+#if defined(__x86_64__)
+    auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
+    w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
+#endif
     stack_bytes += r->stack_hi - lo;
   });
   g_stack_scan_bytes = stack_bytes;
