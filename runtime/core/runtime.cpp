@@ -17,6 +17,7 @@
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/pacer.hpp"
+#include "runtime/sched/proc.hpp"
 #include "runtime/stats/gctrace.hpp"
 #include "runtime/stats/mprof.hpp"
 
@@ -50,12 +51,14 @@ Runtime::Runtime(const Options& opts) {
   int procs = opts.gomaxprocs > 0 ? opts.gomaxprocs : env.gomaxprocs > 0 ? env.gomaxprocs : hardware_threads();
   attach_current_thread();
   gc_start_threads(procs);
+  sched_start(procs);
   g_running = true;
 }
 
 Runtime::~Runtime() {
   using namespace internal;
   std::lock_guard g(g_runtime_lock);
+  sched_stop();
   gc_stop_threads();
   detach_current_thread();
   g_running = false;

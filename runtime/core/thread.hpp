@@ -36,6 +36,10 @@ struct ThreadRecord {
   bool scan_stack = true;                // false for gort's own service threads
   int attach_depth = 0;
   Cache* cache = nullptr;
+  // An M running a goroutine: that goroutine's stack, and where the M's own (scheduler) stack
+  // was left; both are set inside the critical section of each switch.
+  uintptr_t g_stack_lo = 0, g_stack_hi = 0;
+  uintptr_t g0_sp = 0;
   // Filled when the thread stops: lowest stack address in use and the saved register file.
   uintptr_t stopped_sp = 0;
   mcontext_t regs{};

@@ -16,6 +16,7 @@
 #include "runtime/gc/pacer.hpp"
 #include "runtime/gc/roots.hpp"
 #include "runtime/gc/sweep.hpp"
+#include "runtime/sched/proc.hpp"
 #include "runtime/stats/gctrace.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -33,16 +34,25 @@ void scan_roots(MarkWorker& w) {
   uint64_t stack_bytes = 0;
   for_each_thread([&](ThreadRecord* r) {
     if (!r->scan_stack) return;
-    uintptr_t lo = r->stopped_sp > r->stack_lo ? r->stopped_sp : r->stack_lo;
-    w.scan_conservative(lo, r->stack_hi);
+    if (r->g_stack_hi) {  // an M running a goroutine: the goroutine's stack, then the M's own
+      uintptr_t glo = r->stopped_sp > r->g_stack_lo ? r->stopped_sp : r->g_stack_lo;
+      w.scan_conservative(glo, r->g_stack_hi);
+      stack_bytes += r->g_stack_hi - glo;
+      w.scan_conservative(r->g0_sp, r->stack_hi);
+      stack_bytes += r->stack_hi - r->g0_sp;
+    } else {
+      uintptr_t lo = r->stopped_sp > r->stack_lo ? r->stopped_sp : r->stack_lo;
+      w.scan_conservative(lo, r->stack_hi);
+      stack_bytes += r->stack_hi - lo;
+    }
     auto regs = reinterpret_cast<uintptr_t>(&r->regs);
     w.scan_conservative(regs, regs + sizeof r->regs);
 #if defined(__x86_64__)
     auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
     w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
 #endif
-    stack_bytes += r->stack_hi - lo;
   });
+  mark_goroutines(w, &stack_bytes);
   g_stack_scan_bytes = stack_bytes;
   g_globals_scan_bytes = scan_roots_table(w);
   mark_special_roots(w);

@@ -67,7 +67,7 @@ void fill(MemStats* m) {
   m->HeapInuse = st.heap_inuse.load(std::memory_order_relaxed);
   m->HeapIdle = m->HeapSys - m->HeapInuse;
   m->HeapReleased = st.heap_released.load(std::memory_order_relaxed);
-  m->StackInuse = st.stack_inuse.load(std::memory_order_relaxed);
+  m->StackInuse = st.stack_inuse.load();
   m->StackSys = m->StackInuse + st.stack_sys.load();
   m->MSpanInuse = st.mspan_inuse.load(std::memory_order_relaxed);
   m->MSpanSys = st.mspan_sys.load();

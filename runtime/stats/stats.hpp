@@ -21,9 +21,9 @@ struct RuntimeStats {
   // Bytes obtained from the OS, by purpose (MemStats.*Sys).
   SysStat heap_sys, stack_sys, mspan_sys, mcache_sys, buckhash_sys, gc_sys, other_sys;
 
+  SysStat stack_inuse;  // goroutine stacks, live and pooled (MemStats.StackInuse)
   std::atomic<uint64_t> mspan_inuse{0};
   std::atomic<uint64_t> mcache_inuse{0};
-  std::atomic<uint64_t> stack_inuse{0};
 
   // Page heap: bytes in spans that hold objects, and bytes of idle pages returned to the OS.
   std::atomic<uint64_t> heap_inuse{0};
@@ -48,7 +48,7 @@ struct RuntimeStats {
 
   // MemStats.Sys: every byte obtained from the OS (StackSys = StackInuse + stack_sys).
   uint64_t sys_total() const {
-    return heap_sys.load() + stack_inuse.load(std::memory_order_relaxed) + stack_sys.load() + mspan_sys.load() +
+    return heap_sys.load() + stack_inuse.load() + stack_sys.load() + mspan_sys.load() +
            mcache_sys.load() + buckhash_sys.load() + gc_sys.load() + other_sys.load();
   }
 };

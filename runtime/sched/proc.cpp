@@ -1,0 +1,754 @@
+#include "runtime/sched/proc.hpp"
+
+#include <gort/goroutine.hpp>
+
+#include <boost/context/detail/fcontext.hpp>
+#include <sched.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "runtime/core/os.hpp"
+#include "runtime/core/persistent.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/mark.hpp"
+#include "runtime/sched/stack.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+namespace bctx = boost::context::detail;
+
+enum class GStatus : uint32_t { Idle, Runnable, Running, Waiting, Dead };
+
+struct G {
+  G* schedlink = nullptr;  // run queues, free list
+  G* allnext = nullptr;    // every goroutine ever made (for the collector), never unlinked
+  bctx::fcontext_t ctx = nullptr;
+  Stack stack;
+  GoClosureBase* fn = nullptr;
+  std::atomic<GStatus> status{GStatus::Idle};
+  SpinLock* park_lock = nullptr;  // released by the scheduler once the goroutine is parked
+};
+
+constexpr int kRunQueueSize = 256;
+constexpr int kMaxProcs = 256;
+
+struct Timer {
+  int64_t when;
+  Waiter* w;
+};
+
+struct P {
+  int id = 0;
+  bool live = false;               // id < GOMAXPROCS
+  P* link = nullptr;               // idle list
+  uint32_t schedtick = 0;
+  std::atomic<uint32_t> runqhead{0};
+  std::atomic<uint32_t> runqtail{0};
+  std::atomic<G*> runq[kRunQueueSize];
+  std::atomic<G*> runnext{nullptr};
+  SpinLock timers_lock;
+  Timer* timers = nullptr;         // binary min-heap on `when`
+  int ntimers = 0, timers_cap = 0;
+};
+
+enum class After { None, Park, Yield, Exit, Blocking };
+
+struct M {
+  M* link = nullptr;               // idle list
+  pthread_t thread{};
+  ThreadRecord* rec = nullptr;
+  bctx::fcontext_t g0 = nullptr;   // the scheduler loop's context while a goroutine runs
+  G* curg = nullptr;
+  P* p = nullptr;
+  P* next_p = nullptr;             // handed over by whoever wakes this M
+  std::atomic<uint32_t> wake{0};
+  std::atomic<uint32_t> exited{0};
+  bool spinning = false;
+  After after = After::None;       // what the goroutine asked for when it switched back
+};
+
+namespace {
+
+struct Sched {
+  SpinLock lock;                   // global run queue, idle lists
+  G* runq_head = nullptr;
+  G* runq_tail = nullptr;
+  int runq_size = 0;
+  P* idle_p = nullptr;
+  int npidle = 0;
+  M* idle_m = nullptr;
+  std::atomic<int> nmspinning{0};
+  std::atomic<int> nmblocking{0};
+  int gomaxprocs = 0;
+  P* allp[kMaxProcs] = {};
+  std::atomic<bool> shutdown{false};
+  M* allm[1024] = {};
+  int nm = 0;
+
+  SpinLock g_lock;                 // allg and the free G list
+  G* allg = nullptr;
+  G* free_g = nullptr;
+  std::atomic<int64_t> ngoroutines{0};
+  bool main_is_goroutine = false;
+  PersistentAlloc records{stats().other_sys};
+} g_sched;
+
+thread_local M* t_m __attribute__((tls_model("initial-exec"))) = nullptr;
+
+// After a switch the code may run on another OS thread: thread-locals must be read afresh, never
+// from an address computed before the switch. These out-of-line accessors guarantee it.
+__attribute__((noinline)) M* current_m() { return t_m; }
+__attribute__((noinline)) void leave_critical_after_switch() { leave_critical(); }
+
+uint32_t fastrand() {
+  static thread_local uint32_t x = 0x9e3779b9u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&x));
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return x;
+}
+
+// ---- run queues (Go's runqput / runqget / runqsteal) -------------------------------------
+
+void global_put_locked(G* g) {
+  g->schedlink = nullptr;
+  if (g_sched.runq_tail) g_sched.runq_tail->schedlink = g; else g_sched.runq_head = g;
+  g_sched.runq_tail = g;
+  ++g_sched.runq_size;
+}
+
+G* global_get_locked() {
+  G* g = g_sched.runq_head;
+  if (g) {
+    g_sched.runq_head = g->schedlink;
+    if (!g_sched.runq_head) g_sched.runq_tail = nullptr;
+    --g_sched.runq_size;
+  }
+  return g;
+}
+
+G* global_get() {
+  LockGuard lk(g_sched.lock);
+  return global_get_locked();
+}
+
+// Puts g on p's local queue (or runnext); overflow moves half the queue to the global queue.
+void runq_put(P* p, G* g, bool next) {
+  if (next) {
+    g = p->runnext.exchange(g, std::memory_order_acq_rel);
+    if (!g) return;  // the old runnext, if any, goes to the queue
+  }
+  for (;;) {
+    uint32_t h = p->runqhead.load(std::memory_order_acquire);
+    uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+    if (t - h < kRunQueueSize) {
+      p->runq[t % kRunQueueSize].store(g, std::memory_order_relaxed);
+      p->runqtail.store(t + 1, std::memory_order_release);
+      return;
+    }
+    // Full: move half of it and g to the global queue.
+    G* batch[kRunQueueSize / 2 + 1];
+    uint32_t n = (t - h) / 2;
+    for (uint32_t i = 0; i < n; ++i) batch[i] = p->runq[(h + i) % kRunQueueSize].load(std::memory_order_relaxed);
+    if (!p->runqhead.compare_exchange_strong(h, h + n, std::memory_order_acq_rel)) continue;
+    batch[n] = g;
+    LockGuard lk(g_sched.lock);
+    for (uint32_t i = 0; i <= n; ++i) global_put_locked(batch[i]);
+    return;
+  }
+}
+
+G* runq_get(P* p) {
+  if (G* g = p->runnext.load(std::memory_order_relaxed)) {
+    if (p->runnext.compare_exchange_strong(g, nullptr, std::memory_order_acq_rel)) return g;
+  }
+  for (;;) {
+    uint32_t h = p->runqhead.load(std::memory_order_acquire);
+    uint32_t t = p->runqtail.load(std::memory_order_relaxed);
+    if (t == h) return nullptr;
+    G* g = p->runq[h % kRunQueueSize].load(std::memory_order_relaxed);
+    if (p->runqhead.compare_exchange_strong(h, h + 1, std::memory_order_acq_rel)) return g;
+  }
+}
+
+bool runq_empty(P* p) {
+  return p->runqhead.load(std::memory_order_acquire) == p->runqtail.load(std::memory_order_acquire) &&
+         !p->runnext.load(std::memory_order_acquire);
+}
+
+// Steals half of victim's queue into p's; returns one goroutine to run now.
+G* runq_steal(P* p, P* victim) {
+  for (;;) {
+    uint32_t h = victim->runqhead.load(std::memory_order_acquire);
+    uint32_t t = victim->runqtail.load(std::memory_order_acquire);
+    uint32_t n = t - h;
+    n -= n / 2;
+    if (n == 0 || n > kRunQueueSize / 2) {
+      if (n == 0) {
+        // Take runnext too, as Go does when the victim has nothing else.
+        G* g = victim->runnext.load(std::memory_order_acquire);
+        if (g && victim->runnext.compare_exchange_strong(g, nullptr, std::memory_order_acq_rel)) return g;
+        return nullptr;
+      }
+      continue;  // inconsistent read
+    }
+    G* batch[kRunQueueSize / 2];
+    for (uint32_t i = 0; i < n; ++i) batch[i] = victim->runq[(h + i) % kRunQueueSize].load(std::memory_order_relaxed);
+    if (!victim->runqhead.compare_exchange_strong(h, h + n, std::memory_order_acq_rel)) continue;
+    for (uint32_t i = 1; i < n; ++i) runq_put(p, batch[i], false);
+    return batch[0];
+  }
+}
+
+// ---- timers (per-P heaps) ------------------------------------------------------------------
+
+void timer_push_locked(P* p, Timer t) {
+  if (p->ntimers == p->timers_cap) {
+    int cap = p->timers_cap ? p->timers_cap * 2 : 64;
+    auto* grown = static_cast<Timer*>(g_sched.records.alloc(sizeof(Timer) * static_cast<size_t>(cap)));
+    if (p->ntimers) memcpy(grown, p->timers, sizeof(Timer) * static_cast<size_t>(p->ntimers));
+    p->timers = grown;  // the old array is not reused: timers memory only grows, like Go's
+    p->timers_cap = cap;
+  }
+  int i = p->ntimers++;
+  while (i > 0 && p->timers[(i - 1) / 2].when > t.when) {
+    p->timers[i] = p->timers[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  p->timers[i] = t;
+}
+
+Timer timer_pop_locked(P* p) {
+  Timer top = p->timers[0];
+  Timer last = p->timers[--p->ntimers];
+  int i = 0;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= p->ntimers) break;
+    if (c + 1 < p->ntimers && p->timers[c + 1].when < p->timers[c].when) ++c;
+    if (p->timers[c].when >= last.when) break;
+    p->timers[i] = p->timers[c];
+    i = c;
+  }
+  if (p->ntimers) p->timers[i] = last;
+  return top;
+}
+
+// Readies every expired timer of p; returns the next deadline (INT64_MAX: none).
+int64_t run_timers(P* p) {
+  int64_t now = static_cast<int64_t>(nanotime());
+  for (;;) {
+    Waiter* due = nullptr;
+    int64_t next = INT64_MAX;
+    {
+      LockGuard g(p->timers_lock);
+      if (p->ntimers && p->timers[0].when <= now) due = timer_pop_locked(p).w;
+      else if (p->ntimers) next = p->timers[0].when;
+    }
+    if (!due) return next;
+    ready(*due);
+  }
+}
+
+// ---- Ms and Ps -------------------------------------------------------------------------------
+
+P* pidle_get_locked() {
+  P* p = g_sched.idle_p;
+  if (p) {
+    g_sched.idle_p = p->link;
+    --g_sched.npidle;
+  }
+  return p;
+}
+void pidle_put_locked(P* p) {
+  p->link = g_sched.idle_p;
+  g_sched.idle_p = p;
+  ++g_sched.npidle;
+}
+
+void* m_main(void* arg);
+
+M* new_m() {
+  M* m = new (g_sched.records.alloc(sizeof(M), alignof(M))) M;
+  {
+    LockGuard g(g_sched.lock);
+    if (g_sched.nm == static_cast<int>(sizeof g_sched.allm / sizeof g_sched.allm[0])) fatal("too many threads");
+    g_sched.allm[g_sched.nm++] = m;
+  }
+  m->thread = start_service_thread(m_main, m, "gort-m");
+  return m;
+}
+
+// Gives p to an idle M (or a new one), to run goroutines; `spinning` if it must look for work.
+void start_m(P* p, bool spinning) {
+  M* m;
+  {
+    LockGuard g(g_sched.lock);
+    m = g_sched.idle_m;
+    if (m) g_sched.idle_m = m->link;
+  }
+  if (spinning) g_sched.nmspinning.fetch_add(1, std::memory_order_acq_rel);
+  if (!m) {
+    m = new_m();  // takes next_p below before it looks: it waits for `wake`
+  }
+  m->spinning = spinning;
+  m->next_p = p;
+  m->wake.store(1, std::memory_order_release);
+  futex_wake(&m->wake, 1);
+}
+
+// Wakes an M to run an idle P, if there is one and no M is already looking for work.
+void wakep() {
+  if (g_sched.npidle == 0 || g_sched.nmspinning.load(std::memory_order_acquire) != 0) return;
+  P* p;
+  {
+    LockGuard g(g_sched.lock);
+    if (g_sched.nmspinning.load(std::memory_order_acquire) != 0) return;
+    p = pidle_get_locked();
+  }
+  if (p) start_m(p, true);
+}
+
+void make_runnable(G* g, bool next) {
+  g->status.store(GStatus::Runnable, std::memory_order_release);
+  M* m = current_m();
+  if (m && m->p) {
+    runq_put(m->p, g, next);
+  } else {
+    LockGuard lk(g_sched.lock);
+    global_put_locked(g);
+  }
+  wakep();
+}
+
+G* find_runnable(M* m);
+
+// Runs g on this M until it switches back; then does what it asked for.
+void execute(M* m, G* g) {
+  enter_critical();
+  m->curg = g;
+  g->status.store(GStatus::Running, std::memory_order_relaxed);
+  m->rec->g_stack_lo = g->stack.lo;
+  m->rec->g_stack_hi = g->stack.hi;
+  bctx::transfer_t t = bctx::jump_fcontext(g->ctx, m);
+  // Back on this M's own stack.
+  g->ctx = t.fctx;
+  m->curg = nullptr;
+  m->rec->g_stack_lo = m->rec->g_stack_hi = 0;
+  switch (m->after) {
+    case After::Park:
+      g->status.store(GStatus::Waiting, std::memory_order_release);
+      if (SpinLock* l = std::exchange(g->park_lock, nullptr)) l->unlock();
+      break;
+    case After::Yield: {
+      g->status.store(GStatus::Runnable, std::memory_order_release);
+      LockGuard lk(g_sched.lock);
+      global_put_locked(g);
+      break;
+    }
+    case After::Exit: {
+      stack_free(g->stack);
+      g->stack = {};
+      g->fn = nullptr;
+      g->status.store(GStatus::Dead, std::memory_order_release);
+      LockGuard lk(g_sched.g_lock);
+      g->schedlink = g_sched.free_g;
+      g_sched.free_g = g;
+      break;
+    }
+    case After::Blocking:  // exit_blocking found no P: run it when one is free
+    case After::None: {
+      g->status.store(GStatus::Runnable, std::memory_order_release);
+      LockGuard lk(g_sched.lock);
+      global_put_locked(g);
+      break;
+    }
+  }
+  m->after = After::None;
+  leave_critical();
+}
+
+// The goroutine side of a switch to the scheduler: the caller is in exactly one critical section,
+// which the scheduler loop leaves; when the goroutine runs again (on whatever M), it is in one
+// critical section of that M, which the caller leaves.
+__attribute__((noinline)) void switch_to_scheduler(After why) {
+  M* m = current_m();
+  m->after = why;
+  bctx::transfer_t t = bctx::jump_fcontext(m->g0, nullptr);
+  M* now = static_cast<M*>(t.data);
+  now->g0 = t.fctx;
+  now->rec->g0_sp = reinterpret_cast<uintptr_t>(t.fctx);
+}
+
+void goroutine_entry(bctx::transfer_t t) {
+  M* m = static_cast<M*>(t.data);
+  m->g0 = t.fctx;
+  m->rec->g0_sp = reinterpret_cast<uintptr_t>(t.fctx);
+  G* g = m->curg;
+  leave_critical_after_switch();
+  g->fn->invoke(g->fn);
+  g_sched.ngoroutines.fetch_sub(1, std::memory_order_relaxed);
+  enter_critical();
+  switch_to_scheduler(After::Exit);
+  fatal("a finished goroutine was resumed");
+}
+
+void* m_main(void* arg) {
+  M* m = static_cast<M*>(arg);
+  t_m = m;
+  attach_current_thread(/*scan_stack=*/true);
+  m->rec = t_local.record;
+  for (;;) {
+    while (!m->wake.load(std::memory_order_acquire)) futex_wait(&m->wake, 0);
+    m->wake.store(0, std::memory_order_relaxed);
+    if (!m->next_p) {
+      if (g_sched.shutdown.load(std::memory_order_acquire)) break;
+      continue;
+    }
+    m->p = std::exchange(m->next_p, nullptr);
+    for (;;) {
+      G* g = find_runnable(m);  // nullptr: the P was given back and this M is on the idle list
+      if (!g) break;
+      execute(m, g);
+      if (!m->p) {  // the goroutine left blocking() without a P to continue on: go idle
+        LockGuard lk(g_sched.lock);
+        m->link = g_sched.idle_m;
+        g_sched.idle_m = m;
+        break;
+      }
+    }
+  }
+  m->exited.store(1, std::memory_order_release);
+  detach_current_thread();
+  return nullptr;
+}
+
+// Drops the spinning state after finding work, waking another spinner if more may be waiting.
+void reset_spinning(M* m) {
+  if (!m->spinning) return;
+  m->spinning = false;
+  g_sched.nmspinning.fetch_sub(1, std::memory_order_acq_rel);
+  wakep();
+}
+
+G* find_runnable(M* m) {
+  for (;;) {
+    P* p = m->p;
+    if (!p->live || g_sched.shutdown.load(std::memory_order_acquire)) {
+      // GOMAXPROCS shrank below this P (or the runtime stops): hand its work to the others.
+      while (G* g = runq_get(p)) {
+        LockGuard lk(g_sched.lock);
+        global_put_locked(g);
+      }
+    } else {
+      run_timers(p);
+      if (++p->schedtick % 61 == 0 && g_sched.runq_size) {
+        if (G* g = global_get()) return reset_spinning(m), g;
+      }
+      if (G* g = runq_get(p)) return reset_spinning(m), g;
+      if (g_sched.runq_size) {
+        if (G* g = global_get()) return reset_spinning(m), g;
+      }
+      // Steal: four passes over the other Ps in random order.
+      int n = g_sched.gomaxprocs;
+      for (int pass = 0; pass < 4 && n > 1; ++pass) {
+        int start = static_cast<int>(fastrand() % static_cast<uint32_t>(n));
+        for (int k = 0; k < n; ++k) {
+          P* victim = g_sched.allp[(start + k) % n];
+          if (victim == p) continue;
+          if (G* g = runq_steal(p, victim)) return reset_spinning(m), g;
+          if (pass == 3) run_timers(victim);
+        }
+      }
+      if (G* g = runq_get(p)) return reset_spinning(m), g;  // timers may have readied some
+    }
+    // Nothing to do: give the P back; the M sleeps until start_m hands it one again.
+    G* last = nullptr;
+    {
+      LockGuard lk(g_sched.lock);
+      if (g_sched.runq_size && p->live && !g_sched.shutdown.load(std::memory_order_relaxed)) {
+        last = global_get_locked();
+      } else {
+        if (p->live) pidle_put_locked(p);
+        m->p = nullptr;
+        m->link = g_sched.idle_m;
+        g_sched.idle_m = m;
+      }
+    }
+    if (last) return reset_spinning(m), last;
+    if (m->spinning) {
+      m->spinning = false;
+      g_sched.nmspinning.fetch_sub(1, std::memory_order_acq_rel);
+    }
+    // Work may have arrived after the checks above: look once more before sleeping.
+    bool work = g_sched.runq_size != 0;
+    for (int i = 0; i < g_sched.gomaxprocs && !work; ++i) work = !runq_empty(g_sched.allp[i]);
+    if (work) wakep();
+    return nullptr;
+  }
+}
+
+// ---- sysmon: fires timers when every M sleeps ----------------------------------------------
+
+std::atomic<uint32_t> g_sysmon_wake{0};
+std::atomic<int64_t> g_sysmon_deadline{INT64_MAX};
+pthread_t g_sysmon;
+bool g_sysmon_running = false;
+
+void* sysmon_main(void*) {
+  attach_current_thread(/*scan_stack=*/false);
+  while (!g_sched.shutdown.load(std::memory_order_acquire)) {
+    uint32_t seen = g_sysmon_wake.load(std::memory_order_acquire);
+    int64_t next = INT64_MAX;
+    {
+      CriticalSection cs;
+      for (int i = 0; i < g_sched.gomaxprocs; ++i) next = std::min(next, run_timers(g_sched.allp[i]));
+    }
+    g_sysmon_deadline.store(next, std::memory_order_release);
+    int64_t now = static_cast<int64_t>(nanotime());
+    int64_t wait = next == INT64_MAX ? 100000000 : std::min<int64_t>(std::max<int64_t>(next - now, 0), 100000000);
+    if (wait > 0) futex_wait(&g_sysmon_wake, seen, wait);
+  }
+  detach_current_thread();
+  return nullptr;
+}
+
+}  // namespace
+
+// ---- goroutine-facing API -------------------------------------------------------------------
+
+bool on_goroutine() {
+  M* m = current_m();
+  return m && m->curg;
+}
+
+void init_waiter(Waiter& w) {
+  M* m = current_m();
+  w.g = m ? m->curg : nullptr;
+  w.woken.store(0, std::memory_order_relaxed);
+  w.next = nullptr;
+  w.ok = false;
+}
+
+void park(Waiter& w, SpinLock& lock) {
+  if (w.g) {
+    w.g->park_lock = &lock;
+    switch_to_scheduler(After::Park);
+    leave_critical_after_switch();
+    return;
+  }
+  lock.unlock();
+  leave_critical();
+  while (!w.woken.load(std::memory_order_acquire)) futex_wait(&w.woken, 0);
+}
+
+void ready(Waiter& w) {
+  if (w.g) {
+    make_runnable(w.g, true);
+    return;
+  }
+  w.woken.store(1, std::memory_order_release);
+  futex_wake(&w.woken, 1);
+}
+
+void spawn(GoClosureBase* c) {
+  if (g_sched.gomaxprocs == 0) throw std::logic_error("gort::go: no gort::Runtime is running");
+  G* g;
+  {
+    RuntimeLockGuard<SpinLock> lk(g_sched.g_lock);
+    g = g_sched.free_g;
+    if (g) g_sched.free_g = g->schedlink;
+  }
+  if (!g) {
+    g = new (g_sched.records.alloc(sizeof(G), alignof(G))) G;
+    RuntimeLockGuard<SpinLock> lk(g_sched.g_lock);
+    g->allnext = g_sched.allg;
+    g_sched.allg = g;
+  }
+  g->stack = stack_alloc();
+  g->fn = c;
+  g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
+  g_sched.ngoroutines.fetch_add(1, std::memory_order_relaxed);
+  CriticalSection cs;
+  make_runnable(g, true);
+}
+
+void yield() {
+  M* m = current_m();
+  if (!m || !m->curg) {
+    sched_yield();
+    return;
+  }
+  enter_critical();
+  switch_to_scheduler(After::Yield);
+  leave_critical_after_switch();
+}
+
+int num_goroutine() {
+  return static_cast<int>(g_sched.ngoroutines.load(std::memory_order_relaxed)) + (g_sched.main_is_goroutine ? 0 : 1);
+}
+
+void set_main_is_goroutine(bool on) { g_sched.main_is_goroutine = on; }
+
+void sleep_ns(int64_t ns) {
+  if (ns <= 0) {
+    yield();
+    return;
+  }
+  M* m = current_m();
+  if (!m || !m->curg) {
+    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    return;
+  }
+  Waiter w;
+  init_waiter(w);
+  enter_critical();
+  P* p = current_m()->p;
+  int64_t when = static_cast<int64_t>(nanotime()) + ns;
+  p->timers_lock.lock();
+  timer_push_locked(p, Timer{when, &w});
+  if (when < g_sysmon_deadline.load(std::memory_order_acquire)) {
+    g_sysmon_deadline.store(when, std::memory_order_release);
+    g_sysmon_wake.fetch_add(1, std::memory_order_release);
+    futex_wake(&g_sysmon_wake, 1);
+  }
+  park(w, p->timers_lock);
+}
+
+void enter_blocking() {
+  M* m = current_m();
+  if (!m || !m->curg) return;
+  CriticalSection cs;
+  P* p = std::exchange(m->p, nullptr);
+  g_sched.nmblocking.fetch_add(1, std::memory_order_relaxed);
+  // Hand the P to another M so the other goroutines keep running (Go's handoffp).
+  start_m(p, false);
+}
+
+void exit_blocking() {
+  M* m = current_m();
+  if (!m || !m->curg) return;
+  enter_critical();
+  g_sched.nmblocking.fetch_sub(1, std::memory_order_relaxed);
+  P* p;
+  {
+    LockGuard lk(g_sched.lock);
+    p = pidle_get_locked();
+  }
+  if (p) {
+    m->p = p;
+    leave_critical();
+    return;
+  }
+  // No P free: queue this goroutine and let the M go idle (Go's exitsyscall0).
+  switch_to_scheduler(After::Blocking);
+  leave_critical_after_switch();
+}
+
+int gomaxprocs(int n) {
+  std::lock_guard wl(world_lock());
+  int old = g_sched.gomaxprocs;
+  if (n < 1 || n == old) return old;
+  if (n > kMaxProcs) n = kMaxProcs;
+  stop_the_world();
+  for (int i = 0; i < std::max(n, old); ++i) {
+    P*& p = g_sched.allp[i];
+    if (!p) {
+      p = new (g_sched.records.alloc(sizeof(P), alignof(P))) P;
+      p->id = i;
+    }
+    bool live = i < n;
+    if (live && !p->live) {
+      p->live = true;
+      pidle_put_locked(p);
+    } else if (!live && p->live) {
+      p->live = false;
+      // An idle P leaves the idle list; one held by an M is dropped at its next schedule.
+      for (P** l = &g_sched.idle_p; *l; l = &(*l)->link) {
+        if (*l == p) {
+          *l = p->link;
+          --g_sched.npidle;
+          break;
+        }
+      }
+    }
+  }
+  g_sched.gomaxprocs = n;
+  start_the_world();
+  {
+    CriticalSection cs;
+    for (int i = 0; i < n; ++i) wakep();
+  }
+  return old;
+}
+
+void sched_start(int procs) {
+  g_sched.shutdown.store(false);
+  if (g_sched.gomaxprocs == 0) {
+    std::lock_guard wl(world_lock());
+    for (int i = 0; i < procs && i < kMaxProcs; ++i) {
+      P* p = new (g_sched.records.alloc(sizeof(P), alignof(P))) P;
+      p->id = i;
+      p->live = true;
+      g_sched.allp[i] = p;
+      pidle_put_locked(p);
+    }
+    g_sched.gomaxprocs = procs < kMaxProcs ? procs : kMaxProcs;
+  }
+  g_sysmon = start_service_thread(sysmon_main, nullptr, "gort-sysmon");
+  g_sysmon_running = true;
+}
+
+void sched_stop() {
+  g_sched.shutdown.store(true, std::memory_order_release);
+  if (g_sysmon_running) {
+    g_sysmon_wake.fetch_add(1);
+    futex_wake(&g_sysmon_wake);
+    join_service_thread(g_sysmon);
+    g_sysmon_running = false;
+  }
+  // Idle Ms exit when woken; busy ones once their goroutine parks or ends. An M whose goroutine
+  // never gives it back (an endless loop) is left running, as a process exit would leave it.
+  int nm;
+  {
+    LockGuard lk(g_sched.lock);
+    nm = g_sched.nm;
+  }
+  for (int i = 0; i < nm; ++i) {
+    M* m = g_sched.allm[i];
+    m->wake.store(1, std::memory_order_release);
+    futex_wake(&m->wake, 1);
+  }
+  int64_t deadline = static_cast<int64_t>(nanotime()) + 1000000000;
+  int kept = 0;
+  for (int i = 0; i < nm; ++i) {
+    M* m = g_sched.allm[i];
+    while (!m->exited.load(std::memory_order_acquire) && static_cast<int64_t>(nanotime()) < deadline) sched_yield();
+    if (m->exited.load(std::memory_order_acquire)) join_service_thread(m->thread);
+    else g_sched.allm[kept++] = m;
+  }
+  LockGuard lk(g_sched.lock);
+  g_sched.nm = kept;
+  g_sched.idle_m = nullptr;  // the exited Ms were on it
+}
+
+void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes) {
+  LockGuard lk(g_sched.g_lock);
+  for (G* g = g_sched.allg; g; g = g->allnext) {
+    GStatus st = g->status.load(std::memory_order_acquire);
+    if (st == GStatus::Dead || st == GStatus::Idle) continue;
+    w.mark(reinterpret_cast<uintptr_t>(g->fn));
+    if (st == GStatus::Running) continue;  // its M's thread record covers its stack
+    auto sp = reinterpret_cast<uintptr_t>(g->ctx);
+    if (sp < g->stack.lo || sp > g->stack.hi) fatal("goroutine context outside its stack");
+    w.scan_conservative(sp, g->stack.hi);
+    *stack_bytes += g->stack.hi - sp;
+  }
+}
+
+}  // namespace gort::internal

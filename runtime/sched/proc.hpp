@@ -1,0 +1,72 @@
+// The goroutine scheduler (Go's proc.go): G, M and P.
+//
+//   G  a goroutine: its stack, saved context (Boost.Context fcontext), and the closure it runs.
+//   M  an OS thread that runs goroutines; it is an attached thread (stopped by collections like
+//      any other) whose own stack runs the scheduler loop (Go's g0).
+//   P  a processor: what an M needs to run Go code. GOMAXPROCS of them, each with a local run
+//      queue (a 256-entry ring, lock-free for its owner and for thieves) and a runnext slot.
+//
+// An M with a P loops: runnext, local queue (the global queue every 61st tick, for fairness),
+// the global queue, then stealing half of another P's queue; when all fail it gives its P back
+// and parks on a futex. Making a goroutine runnable wakes an idle M when there are idle Ps and no
+// M is already spinning (looking for work).
+//
+// Switches happen inside a critical section that the switching side enters and the resumed side
+// leaves, so a collection never stops an M halfway through one: the M's ThreadRecord always says
+// which stack it runs on. A goroutine blocks with park(lock): the lock is released by the M's
+// scheduler loop after the goroutine's context is saved, so whoever takes the lock and finds the
+// goroutine in a wait queue can make it runnable at once (Go's gopark unlock function).
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/core/lock.hpp"
+
+namespace gort::internal {
+
+struct G;
+struct GoClosureBase;
+
+// One blocked goroutine or OS thread, linked into a wait queue by whoever will wake it.
+struct Waiter {
+  G* g = nullptr;                   // the goroutine, or null for an attached OS thread
+  std::atomic<uint32_t> woken{0};
+  Waiter* next = nullptr;
+  void* data = nullptr;             // what the waker hands over (channel element, ...)
+  bool ok = false;                  // the waker's verdict (a value was delivered, ...)
+};
+
+// Prepares w for the calling goroutine or thread.
+void init_waiter(Waiter& w);
+// Blocks until ready(w). Must be called holding `lock` inside exactly one critical section
+// (enter_critical(); lock.lock();); returns with the lock released and the section left.
+void park(Waiter& w, SpinLock& lock);
+// Makes the waiter runnable (call after taking it off its queue, holding the queue's lock).
+void ready(Waiter& w);
+
+// Starts a goroutine running c (a managed closure, kept alive by the goroutine).
+void spawn(GoClosureBase* c);
+void yield();
+bool on_goroutine();
+int num_goroutine();
+int gomaxprocs(int n);
+void sleep_ns(int64_t ns);
+
+// Scheduler lifetime (Runtime).
+void sched_start(int procs);
+void sched_stop();
+
+// Runs fn(arg) outside the scheduler's accounting: the goroutine's P is handed to another M for
+// the duration (Go's entersyscall / exitsyscall).
+void enter_blocking();
+void exit_blocking();
+
+// The collector's view (world stopped): the live stack range of every goroutine that is not
+// running, and every goroutine's closure.
+class MarkWorker;
+void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes);
+// For a thread record of an M that is running a goroutine: that goroutine's stack top, else 0.
+struct ThreadRecord;
+
+}  // namespace gort::internal

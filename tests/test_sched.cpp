@@ -1,0 +1,319 @@
+// The scheduler, channels and sync: goroutines that run, block, wake and survive collections.
+#include <doctest/doctest.h>
+#include <gort/gort.hpp>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace {
+using namespace std::chrono_literals;
+
+struct Node {
+  gort::Ref<Node> left, right;
+  int value = 0;
+  void trace(gort::Tracer& t) const { t.visit(left); t.visit(right); }
+};
+Node* build(int depth, int value) {
+  Node* n = gort::make<Node>();
+  n->value = value;
+  if (depth > 0) {
+    n->left = build(depth - 1, value * 2);
+    n->right = build(depth - 1, value * 2 + 1);
+  }
+  return n;
+}
+bool check(const Node* n, int depth, int value) {
+  if (!n || n->value != value) return false;
+  if (depth == 0) return !n->left && !n->right;
+  return check(n->left.get(), depth - 1, value * 2) && check(n->right.get(), depth - 1, value * 2 + 1);
+}
+
+// Waits (polling) until pred holds; false after the timeout.
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds timeout = 5000ms) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+}  // namespace
+
+TEST_CASE("sched: go runs every goroutine; WaitGroup waits for them; NumGoroutine counts them") {
+  constexpr int kN = 2000;
+  std::atomic<int> ran{0};
+  gort::WaitGroup wg;
+  wg.Add(kN);
+  for (int i = 0; i < kN; ++i) {
+    gort::go([&ran, &wg](int k) {
+      ran.fetch_add(k >= 0 ? 1 : 0);
+      wg.Done();
+    }, i);
+  }
+  wg.Wait();
+  CHECK(ran.load() == kN);
+  CHECK(eventually([] { return gort::NumGoroutine() == 1; }));
+}
+
+TEST_CASE("sched: Gosched lets other goroutines run; a goroutine can spawn goroutines") {
+  std::atomic<int> turns{0};
+  gort::WaitGroup wg;
+  wg.Add(2);
+  for (int g = 0; g < 2; ++g) {
+    gort::go([&] {
+      for (int i = 0; i < 1000; ++i) {
+        turns.fetch_add(1);
+        gort::Gosched();
+      }
+      wg.Done();
+    });
+  }
+  wg.Wait();
+  CHECK(turns.load() == 2000);
+
+  gort::WaitGroup inner;
+  inner.Add(10);
+  gort::go([&] {
+    for (int i = 0; i < 10; ++i) gort::go([&] { inner.Done(); });
+  });
+  inner.Wait();
+}
+
+TEST_CASE("chan: unbuffered ping-pong between goroutines, and with the attached main thread") {
+  gort::Chan<int> ping, pong;
+  gort::go([=]() mutable {
+    for (;;) {
+      auto v = ping.recv();
+      if (!v) break;
+      pong.send(*v + 1);
+    }
+    pong.close();
+  });
+  for (int i = 0; i < 1000; ++i) {
+    ping.send(i);
+    auto r = pong.recv();
+    REQUIRE(r);
+    CHECK(*r == i + 1);
+  }
+  ping.close();
+  CHECK(!pong.recv());
+}
+
+TEST_CASE("chan: buffered channels keep FIFO order; close drains then ends; misuse throws") {
+  gort::Chan<int> c(8);
+  CHECK(c.cap() == 8);
+  for (int i = 0; i < 8; ++i) c.send(i);
+  CHECK(c.len() == 8);
+  gort::go([=]() mutable { c.send(8); c.send(9); c.close(); });  // blocks until we drain
+  for (int i = 0; i < 10; ++i) {
+    auto v = c.recv();
+    REQUIRE(v);
+    CHECK(*v == i);
+  }
+  CHECK(!c.recv());
+  CHECK_THROWS_AS(c.send(1), std::logic_error);
+  CHECK_THROWS_AS(c.close(), std::logic_error);
+}
+
+TEST_CASE("chan: a sender blocked on a channel that gets closed throws, as Go panics") {
+  gort::Chan<int> c;
+  std::atomic<int> outcome{0};
+  gort::WaitGroup wg;
+  wg.Add(1);
+  gort::go([&, c]() mutable {
+    try {
+      c.send(1);
+      outcome = 1;
+    } catch (const std::logic_error&) {
+      outcome = 2;
+    }
+    wg.Done();
+  });
+  std::this_thread::sleep_for(20ms);
+  c.close();
+  wg.Wait();
+  CHECK(outcome.load() == 2);
+}
+
+TEST_CASE("chan: values in a channel keep their objects alive across collections") {
+  gort::Chan<Node*> c(4);
+  for (int i = 0; i < 4; ++i) c.send(build(6, i + 1));
+  for (int i = 0; i < 5; ++i) gort::GC();
+  for (int i = 0; i < 4; ++i) {
+    auto v = c.recv();
+    REQUIRE(v);
+    CHECK(check(*v, 6, i + 1));
+  }
+}
+
+TEST_CASE("sync: WaitGroup misuse and Mutex under contention") {
+  gort::WaitGroup wg;
+  CHECK_THROWS_AS(wg.Add(-1), std::logic_error);
+  wg.Wait();  // zero: returns at once
+
+  gort::Mutex mu;
+  CHECK(mu.try_lock());
+  CHECK(!mu.try_lock());
+  mu.unlock();
+  CHECK_THROWS_AS(mu.unlock(), std::logic_error);
+
+  long counter = 0;
+  gort::WaitGroup done;
+  constexpr int kG = 16, kIters = 2000;
+  done.Add(kG);
+  for (int g = 0; g < kG; ++g) {
+    gort::go([&] {
+      for (int i = 0; i < kIters; ++i) {
+        std::lock_guard lk(mu);
+        ++counter;
+        if (i % 100 == 0) gort::Gosched();  // hold it while yielding: others must park
+      }
+      done.Done();
+    });
+  }
+  for (int i = 0; i < kIters; ++i) {  // the attached main thread competes too
+    std::lock_guard lk(mu);
+    ++counter;
+  }
+  done.Wait();
+  CHECK(counter == static_cast<long>(kG + 1) * kIters);
+}
+
+TEST_CASE("sched: sleep_for parks goroutines concurrently") {
+  constexpr int kN = 200;
+  gort::WaitGroup wg;
+  wg.Add(kN);
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kN; ++i) {
+    gort::go([&] {
+      gort::sleep_for(20ms);
+      wg.Done();
+    });
+  }
+  wg.Wait();
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= 20ms);
+  CHECK(took < 2000ms);  // not one after another
+}
+
+TEST_CASE("sched: blocking() hands the processor to others; collections do not wait for it") {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  std::atomic<int> got{-1};
+  gort::WaitGroup wg;
+  wg.Add(1);
+  gort::go([&] {
+    char b = 0;
+    auto n = gort::blocking([&] { return ::read(fds[0], &b, 1); });
+    got = n == 1 ? b : -2;
+    wg.Done();
+  });
+  std::this_thread::sleep_for(20ms);
+  // Other goroutines still run (GOMAXPROCS may be 1 here: the P was handed over).
+  gort::WaitGroup others;
+  others.Add(50);
+  for (int i = 0; i < 50; ++i) gort::go([&] { others.Done(); });
+  others.Wait();
+  auto t0 = std::chrono::steady_clock::now();
+  gort::GC();
+  CHECK(std::chrono::steady_clock::now() - t0 < 2000ms);
+  char x = 42;
+  REQUIRE(::write(fds[1], &x, 1) == 1);
+  wg.Wait();
+  CHECK(got.load() == 42);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST_CASE("gc: pointers held only on parked goroutine stacks stay alive; a spinning goroutine does not stop collections") {
+  gort::Chan<int> go_on;
+  std::atomic<int> ok{0};
+  gort::WaitGroup wg;
+  constexpr int kParked = 50;
+  wg.Add(kParked);
+  for (int i = 0; i < kParked; ++i) {
+    gort::go([&, go_on, i]() mutable {
+      Node* mine = build(5, i + 1);  // only this goroutine's stack holds it
+      go_on.recv();                  // parked meanwhile
+      if (check(mine, 5, i + 1)) ok.fetch_add(1);
+      wg.Done();
+    });
+  }
+  std::atomic<bool> stop{false};
+  gort::go([&] {
+    volatile unsigned long spins = 0;
+    while (!stop.load(std::memory_order_relaxed)) spins = spins + 1;  // never calls into gort
+  });
+  std::this_thread::sleep_for(20ms);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) {
+    // Garbage so that the trees' memory would be reused if they were lost.
+    for (int k = 0; k < 2000; ++k) build(2, 0);
+    gort::GC();
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < 5000ms);
+  go_on.close();
+  wg.Wait();
+  stop = true;
+  CHECK(ok.load() == kParked);
+}
+
+TEST_CASE("sched: GOMAXPROCS reads and changes the processor count at run time") {
+  int old = gort::GOMAXPROCS(0);
+  CHECK(old >= 1);
+  CHECK(gort::GOMAXPROCS(1) == old);
+  CHECK(gort::GOMAXPROCS(-1) == 1);
+  std::atomic<int> n{0};
+  gort::WaitGroup wg;
+  wg.Add(100);
+  for (int i = 0; i < 100; ++i) gort::go([&] { n.fetch_add(1); wg.Done(); });
+  wg.Wait();
+  CHECK(n.load() == 100);
+  CHECK(gort::GOMAXPROCS(old) == 1);
+  CHECK(gort::GOMAXPROCS(0) == old);
+}
+
+TEST_CASE("sched stress: goroutines build trees and pass them through channels while collections run") {
+  constexpr int kProducers = 8, kPer = 200;
+  gort::Chan<Node*> trees(16);
+  std::atomic<int> good{0}, seen{0};
+  std::atomic<bool> done{false};
+  std::thread collector([&] {
+    while (!done.load()) {
+      gort::GC();
+      std::this_thread::sleep_for(500us);
+    }
+  });
+  gort::WaitGroup producers, consumers;
+  producers.Add(kProducers);
+  for (int p = 0; p < kProducers; ++p) {
+    gort::go([&, trees, p]() mutable {
+      for (int i = 0; i < kPer; ++i) trees.send(build(4, p * 1000 + i + 1));
+      producers.Done();
+    });
+  }
+  consumers.Add(4);
+  for (int c = 0; c < 4; ++c) {
+    gort::go([&, trees]() mutable {
+      while (auto t = trees.recv()) {
+        seen.fetch_add(1);
+        if (check(*t, 4, (*t)->value)) good.fetch_add(1);
+        if (seen.load() % 50 == 0) gort::Gosched();
+      }
+      consumers.Done();
+    });
+  }
+  producers.Wait();
+  trees.close();
+  consumers.Wait();
+  done = true;
+  collector.join();
+  CHECK(seen.load() == kProducers * kPer);
+  CHECK(good.load() == kProducers * kPer);
+}
