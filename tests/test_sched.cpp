@@ -317,3 +317,77 @@ TEST_CASE("sched stress: goroutines build trees and pass them through channels w
   CHECK(seen.load() == kProducers * kPer);
   CHECK(good.load() == kProducers * kPer);
 }
+
+TEST_CASE("select: runs a ready case, picks at random among several, waits for the first, honours default") {
+  gort::Chan<int> a(1), b(1);
+  std::optional<int> va, vb;
+  // Nothing ready + default.
+  CHECK(gort::select(gort::on_recv(a, va), gort::on_recv(b, vb), gort::on_default()) == 2);
+  // One ready.
+  b.send(7);
+  CHECK(gort::select(gort::on_recv(a, va), gort::on_recv(b, vb)) == 1);
+  REQUIRE(vb);
+  CHECK(*vb == 7);
+  // Both ready: each chosen sometimes (Go's uniform choice).
+  int first = 0, second = 0;
+  for (int i = 0; i < 400; ++i) {
+    a.send(1);
+    b.send(2);
+    int k = gort::select(gort::on_recv(a, va), gort::on_recv(b, vb));
+    (k == 0 ? first : second)++;
+    std::optional<int> drain;
+    if (k == 0) drain = b.recv(); else drain = a.recv();
+  }
+  CHECK(first > 100);
+  CHECK(second > 100);
+  // Send cases and closed channels.
+  gort::Chan<int> full(1);
+  full.send(0);
+  CHECK(gort::select(gort::on_send(full, 1), gort::on_default()) == 1);
+  gort::Chan<int> closed;
+  closed.close();
+  std::optional<int> vc = 5;
+  CHECK(gort::select(gort::on_recv(closed, vc)) == 0);
+  CHECK(!vc);  // closed: nullopt
+  CHECK_THROWS_AS(gort::select(gort::on_send(closed, 1)), std::logic_error);
+}
+
+TEST_CASE("select: a blocked select is woken by the first channel operation, from goroutines and threads") {
+  gort::Chan<int> a, b, quit;
+  std::atomic<int> sum{0}, rounds{0};
+  gort::WaitGroup wg;
+  wg.Add(1);
+  gort::go([&, a, b, quit]() mutable {
+    for (;;) {
+      std::optional<int> va, vb, vq;
+      int k = gort::select(gort::on_recv(a, va), gort::on_recv(b, vb), gort::on_recv(quit, vq));
+      if (k == 2) break;
+      sum.fetch_add(k == 0 ? *va : *vb);
+      rounds.fetch_add(1);
+    }
+    wg.Done();
+  });
+  for (int i = 1; i <= 200; ++i) (i % 2 ? a : b).send(i);  // from the attached main thread
+  gort::WaitGroup senders;
+  senders.Add(2);
+  gort::go([&, a]() mutable { for (int i = 0; i < 100; ++i) a.send(1); senders.Done(); });
+  gort::go([&, b]() mutable { for (int i = 0; i < 100; ++i) b.send(2); senders.Done(); });
+  senders.Wait();
+  quit.close();
+  wg.Wait();
+  CHECK(rounds.load() == 400);
+  CHECK(sum.load() == 200 * 201 / 2 + 100 + 200);
+
+  // A thread blocked in select, woken by a goroutine's send.
+  gort::Chan<int> c;
+  gort::go([c]() mutable {
+    gort::sleep_for(std::chrono::milliseconds(10));
+    c.send(99);
+  });
+  std::optional<int> vc;
+  gort::Chan<int> never;
+  std::optional<int> vn;
+  CHECK(gort::select(gort::on_recv(never, vn), gort::on_recv(c, vc)) == 1);
+  REQUIRE(vc);
+  CHECK(*vc == 99);
+}

@@ -13,10 +13,12 @@
 // get nothing, senders throw, as Go panics.
 #include <gort/chan.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
 #include "runtime/core/lock.hpp"
+#include "runtime/core/sysmem.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/typeinfo.hpp"
 #include "runtime/sched/proc.hpp"
@@ -38,6 +40,21 @@ struct WaitQueue {
       if (!head) tail = nullptr;
     }
     return w;
+  }
+  // The first waiter that can still be woken (skips the cases of selects already decided).
+  Waiter* pop_claimed() {
+    while (Waiter* w = pop())
+      if (claim(*w)) return w;
+    return nullptr;
+  }
+  void remove(Waiter* w) {
+    Waiter* prev = nullptr;
+    for (Waiter* x = head; x; prev = x, x = x->next) {
+      if (x != w) continue;
+      if (prev) prev->next = x->next; else head = x->next;
+      if (tail == x) tail = prev;
+      return;
+    }
   }
 };
 
@@ -85,37 +102,30 @@ ChanCore* chan_make(size_t cap, const ChanOps* ops) {
   return c;
 }
 
-void chan_send(ChanCore* c, void* elem) {
-  lock_chan(c);
-  if (c->closed) {
-    unlock_chan(c);
-    throw std::logic_error("send on closed channel");
-  }
-  if (Waiter* r = c->recvq.pop()) {
+namespace {
+enum class Outcome { Done, Closed, WouldBlock };
+
+// A send that needs no waiting, with c locked: to a waiting receiver, or into the buffer.
+Outcome try_send_locked(ChanCore* c, void* elem) {
+  if (c->closed) return Outcome::Closed;
+  if (Waiter* r = c->recvq.pop_claimed()) {
     c->ops->move_construct(r->data, elem);
     r->ok = true;
     ready(*r);
-    unlock_chan(c);
-    return;
+    return Outcome::Done;
   }
   if (c->count < c->cap) {
     c->ops->move_construct(c->slot(c->sendx), elem);
     c->sendx = (c->sendx + 1) % c->cap;
     ++c->count;
-    unlock_chan(c);
-    return;
+    return Outcome::Done;
   }
-  Waiter w;
-  init_waiter(w);
-  w.data = elem;
-  c->sendq.push(&w);
-  park(w, c->lock);
-  if (!w.ok) throw std::logic_error("send on closed channel");
+  return Outcome::WouldBlock;
 }
 
-bool chan_recv(ChanCore* c, void* out) {
-  lock_chan(c);
-  if (Waiter* s = c->sendq.pop()) {
+// A receive that needs no waiting, with c locked: from a waiting sender, the buffer, or closed.
+Outcome try_recv_locked(ChanCore* c, void* out) {
+  if (Waiter* s = c->sendq.pop_claimed()) {
     if (c->cap == 0) {
       c->ops->move_construct(out, s->data);
     } else {
@@ -128,20 +138,41 @@ bool chan_recv(ChanCore* c, void* out) {
     }
     s->ok = true;
     ready(*s);
-    unlock_chan(c);
-    return true;
+    return Outcome::Done;
   }
   if (c->count > 0) {
     c->ops->move_construct(out, c->slot(c->recvx));
     c->ops->destroy(c->slot(c->recvx));
     c->recvx = (c->recvx + 1) % c->cap;
     --c->count;
-    unlock_chan(c);
-    return true;
+    return Outcome::Done;
   }
-  if (c->closed) {
+  return c->closed ? Outcome::Closed : Outcome::WouldBlock;
+}
+}  // namespace
+
+void chan_send(ChanCore* c, void* elem) {
+  lock_chan(c);
+  Outcome o = try_send_locked(c, elem);
+  if (o != Outcome::WouldBlock) {
     unlock_chan(c);
-    return false;
+    if (o == Outcome::Closed) throw std::logic_error("send on closed channel");
+    return;
+  }
+  Waiter w;
+  init_waiter(w);
+  w.data = elem;
+  c->sendq.push(&w);
+  park(w, c->lock);
+  if (!w.ok) throw std::logic_error("send on closed channel");
+}
+
+bool chan_recv(ChanCore* c, void* out) {
+  lock_chan(c);
+  Outcome o = try_recv_locked(c, out);
+  if (o != Outcome::WouldBlock) {
+    unlock_chan(c);
+    return o == Outcome::Done;
   }
   Waiter w;
   init_waiter(w);
@@ -151,6 +182,87 @@ bool chan_recv(ChanCore* c, void* out) {
   return w.ok;
 }
 
+namespace {
+uint32_t select_rand() {
+  static thread_local uint32_t x = 0x2545f491u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&x));
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return x;
+}
+
+// The distinct channels of a select, in address order: the order they are locked in.
+struct LockSet {
+  ChanCore* chans[kMaxSelectCases];
+  int n = 0;
+  void lock() {
+    for (int i = 0; i < n; ++i) chans[i]->lock.lock();
+  }
+  static void unlock(void* self) {
+    auto* ls = static_cast<LockSet*>(self);
+    for (int i = ls->n; i-- > 0;) ls->chans[i]->lock.unlock();
+  }
+};
+}  // namespace
+
+int chan_select(const SelectCase* cases, int n, bool block, bool* recv_ok) {
+  if (n > kMaxSelectCases) throw std::invalid_argument("gort::select: too many cases");
+  *recv_ok = false;
+  // Poll order: a random permutation, so that no ready case is favoured (Go's pollorder).
+  int order[kMaxSelectCases];
+  for (int i = 0; i < n; ++i) {
+    int j = static_cast<int>(select_rand() % static_cast<uint32_t>(i + 1));
+    order[i] = order[j];
+    order[j] = i;
+  }
+  LockSet ls;
+  for (int i = 0; i < n; ++i) ls.chans[ls.n++] = cases[i].c;
+  std::sort(ls.chans, ls.chans + ls.n);
+  ls.n = static_cast<int>(std::unique(ls.chans, ls.chans + ls.n) - ls.chans);
+
+  enter_critical();
+  ls.lock();
+  for (int k = 0; k < n; ++k) {
+    const SelectCase& sc = cases[order[k]];
+    Outcome o = sc.send ? try_send_locked(sc.c, sc.elem) : try_recv_locked(sc.c, sc.elem);
+    if (o == Outcome::WouldBlock) continue;
+    LockSet::unlock(&ls);
+    leave_critical();
+    if (sc.send && o == Outcome::Closed) throw std::logic_error("send on closed channel");
+    *recv_ok = o == Outcome::Done;
+    return order[k];
+  }
+  if (!block) {
+    LockSet::unlock(&ls);
+    leave_critical();
+    return -1;
+  }
+  // Wait on every case at once; the first channel operation to claim one of them wins.
+  std::atomic<uint32_t> done{0};
+  Waiter ws[kMaxSelectCases];
+  for (int i = 0; i < n; ++i) {
+    init_waiter(ws[i]);
+    ws[i].wake = &ws[0].own_wake;
+    ws[i].select_done = &done;
+    ws[i].index = i;
+    ws[i].data = cases[i].elem;
+    (cases[i].send ? cases[i].c->sendq : cases[i].c->recvq).push(&ws[i]);
+  }
+  park_with(ws[0], &LockSet::unlock, &ls);
+  int won = static_cast<int>(done.load(std::memory_order_acquire)) - 1;
+  if (won < 0) fatal("select woken without a case");
+  // Take the other cases' waiters off their queues.
+  enter_critical();
+  ls.lock();
+  for (int i = 0; i < n; ++i)
+    if (i != won) (cases[i].send ? cases[i].c->sendq : cases[i].c->recvq).remove(&ws[i]);
+  LockSet::unlock(&ls);
+  leave_critical();
+  if (cases[won].send && !ws[won].ok) throw std::logic_error("send on closed channel");
+  *recv_ok = ws[won].ok;
+  return won;
+}
+
 void chan_close(ChanCore* c) {
   lock_chan(c);
   if (c->closed) {
@@ -158,11 +270,11 @@ void chan_close(ChanCore* c) {
     throw std::logic_error("close of closed channel");
   }
   c->closed = true;
-  while (Waiter* r = c->recvq.pop()) {
+  while (Waiter* r = c->recvq.pop_claimed()) {
     r->ok = false;
     ready(*r);
   }
-  while (Waiter* s = c->sendq.pop()) {
+  while (Waiter* s = c->sendq.pop_claimed()) {
     s->ok = false;
     ready(*s);
   }

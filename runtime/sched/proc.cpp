@@ -29,7 +29,9 @@ struct G {
   Stack stack;
   GoClosureBase* fn = nullptr;
   std::atomic<GStatus> status{GStatus::Idle};
-  SpinLock* park_lock = nullptr;  // released by the scheduler once the goroutine is parked
+  // Called by the scheduler once the goroutine is parked: releases the wait queue's lock(s).
+  void (*park_unlock)(void*) = nullptr;
+  void* park_arg = nullptr;
 };
 
 constexpr int kRunQueueSize = 256;
@@ -341,7 +343,7 @@ void execute(M* m, G* g) {
   switch (m->after) {
     case After::Park:
       g->status.store(GStatus::Waiting, std::memory_order_release);
-      if (SpinLock* l = std::exchange(g->park_lock, nullptr)) l->unlock();
+      if (auto unlock = std::exchange(g->park_unlock, nullptr)) unlock(g->park_arg);
       break;
     case After::Yield: {
       g->status.store(GStatus::Runnable, std::memory_order_release);
@@ -528,21 +530,28 @@ bool on_goroutine() {
 void init_waiter(Waiter& w) {
   M* m = current_m();
   w.g = m ? m->curg : nullptr;
-  w.woken.store(0, std::memory_order_relaxed);
+  w.own_wake.store(0, std::memory_order_relaxed);
+  w.wake = &w.own_wake;
+  w.select_done = nullptr;
   w.next = nullptr;
   w.ok = false;
 }
 
-void park(Waiter& w, SpinLock& lock) {
+void park_with(Waiter& w, void (*unlock)(void*), void* arg) {
   if (w.g) {
-    w.g->park_lock = &lock;
+    w.g->park_unlock = unlock;
+    w.g->park_arg = arg;
     switch_to_scheduler(After::Park);
     leave_critical_after_switch();
     return;
   }
-  lock.unlock();
+  unlock(arg);
   leave_critical();
-  while (!w.woken.load(std::memory_order_acquire)) futex_wait(&w.woken, 0);
+  while (!w.wake->load(std::memory_order_acquire)) futex_wait(w.wake, 0);
+}
+
+void park(Waiter& w, SpinLock& lock) {
+  park_with(w, [](void* l) { static_cast<SpinLock*>(l)->unlock(); }, &lock);
 }
 
 void ready(Waiter& w) {
@@ -550,8 +559,9 @@ void ready(Waiter& w) {
     make_runnable(w.g, true);
     return;
   }
-  w.woken.store(1, std::memory_order_release);
-  futex_wake(&w.woken, 1);
+  std::atomic<uint32_t>* word = w.wake;  // w may be gone once the store lands
+  word->store(1, std::memory_order_release);
+  futex_wake(word, 1);
 }
 
 void spawn(GoClosureBase* c) {

@@ -28,21 +28,35 @@ namespace gort::internal {
 struct G;
 struct GoClosureBase;
 
-// One blocked goroutine or OS thread, linked into a wait queue by whoever will wake it.
+// One blocked goroutine or OS thread, linked into a wait queue by whoever will wake it. A select
+// parks with one Waiter per case, sharing `select_done` (the first waker claims it; the others
+// skip the stale entries) and, for a thread, one wake word.
 struct Waiter {
-  G* g = nullptr;                   // the goroutine, or null for an attached OS thread
-  std::atomic<uint32_t> woken{0};
+  G* g = nullptr;                            // the goroutine, or null for an attached OS thread
+  std::atomic<uint32_t> own_wake{0};
+  std::atomic<uint32_t>* wake = &own_wake;   // what a thread sleeps on
+  std::atomic<uint32_t>* select_done = nullptr;
   Waiter* next = nullptr;
-  void* data = nullptr;             // what the waker hands over (channel element, ...)
-  bool ok = false;                  // the waker's verdict (a value was delivered, ...)
+  void* data = nullptr;                      // what the waker hands over (channel element, ...)
+  bool ok = false;                           // the waker's verdict (a value was delivered, ...)
+  int index = 0;                             // a select case's position
 };
 
 // Prepares w for the calling goroutine or thread.
 void init_waiter(Waiter& w);
+// Claims a queued waiter for waking: false when it belongs to a select another case already won.
+// A select's shared word then records which case won (index + 1).
+inline bool claim(Waiter& w) {
+  if (!w.select_done) return true;
+  uint32_t none = 0;
+  return w.select_done->compare_exchange_strong(none, static_cast<uint32_t>(w.index) + 1, std::memory_order_acq_rel);
+}
 // Blocks until ready(w). Must be called holding `lock` inside exactly one critical section
 // (enter_critical(); lock.lock();); returns with the lock released and the section left.
 void park(Waiter& w, SpinLock& lock);
-// Makes the waiter runnable (call after taking it off its queue, holding the queue's lock).
+// The same, with `unlock(arg)` releasing whatever the caller holds (a select's channels).
+void park_with(Waiter& w, void (*unlock)(void*), void* arg);
+// Makes the waiter runnable (call after taking it off its queue and claiming it).
 void ready(Waiter& w);
 
 // Starts a goroutine running c (a managed closure, kept alive by the goroutine).
