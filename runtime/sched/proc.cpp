@@ -80,7 +80,7 @@ struct Sched {
   G* runq_tail = nullptr;
   int runq_size = 0;
   P* idle_p = nullptr;
-  int npidle = 0;
+  std::atomic<int> npidle{0};  // read without the lock by wakep's quick check
   M* idle_m = nullptr;
   std::atomic<int> nmspinning{0};
   std::atomic<int> nmblocking{0};
@@ -284,7 +284,8 @@ M* new_m() {
   return m;
 }
 
-// Gives p to an idle M (or a new one), to run goroutines; `spinning` if it must look for work.
+// Gives p to an idle M (or a new one), to run goroutines; `spinning` if it must look for work
+// (the caller has counted it in nmspinning).
 void start_m(P* p, bool spinning) {
   M* m;
   {
@@ -292,7 +293,6 @@ void start_m(P* p, bool spinning) {
     m = g_sched.idle_m;
     if (m) g_sched.idle_m = m->link;
   }
-  if (spinning) g_sched.nmspinning.fetch_add(1, std::memory_order_acq_rel);
   if (!m) {
     m = new_m();  // takes next_p below before it looks: it waits for `wake`
   }
@@ -310,8 +310,10 @@ void wakep() {
     LockGuard g(g_sched.lock);
     if (g_sched.nmspinning.load(std::memory_order_acquire) != 0) return;
     p = pidle_get_locked();
+    if (!p) return;
+    g_sched.nmspinning.fetch_add(1, std::memory_order_acq_rel);  // under the lock: one spinner at a time
   }
-  if (p) start_m(p, true);
+  start_m(p, true);
 }
 
 void make_runnable(G* g, bool next) {
