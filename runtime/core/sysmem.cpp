@@ -46,6 +46,13 @@ void sys_map(void* p, size_t bytes, SysStat& stat) {
   stat.add(static_cast<int64_t>(bytes));
 }
 
+bool sys_try_map(void* p, size_t bytes, SysStat& stat) {
+  void* q = mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (q == MAP_FAILED) return false;
+  stat.add(static_cast<int64_t>(bytes));
+  return true;
+}
+
 void sys_unused(void* p, size_t bytes) { madvise(p, bytes, MADV_DONTNEED); }
 
 }  // namespace gort::internal

@@ -35,6 +35,8 @@ void* sys_reserve(void* hint, size_t bytes);
 void sys_unreserve(void* p, size_t bytes);
 // Makes reserved space usable (read/write, zero-filled), counted in `stat`.
 void sys_map(void* p, size_t bytes, SysStat& stat);
+// The same, returning false instead of aborting when the OS refuses.
+bool sys_try_map(void* p, size_t bytes, SysStat& stat);
 // Tells the OS the pages are unused: physical memory is returned, the range stays mapped and
 // reads back as zeroes. Accounting of released bytes is the caller's (HeapReleased).
 void sys_unused(void* p, size_t bytes);

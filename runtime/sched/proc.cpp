@@ -329,10 +329,15 @@ void make_runnable(G* g, bool next) {
 }
 
 G* find_runnable(M* m);
+void goroutine_entry(bctx::transfer_t t);
 
 // Runs g on this M until it switches back; then does what it asked for.
 void execute(M* m, G* g) {
   enter_critical();
+  if (!g->ctx) {  // first run
+    g->stack = stack_alloc();
+    g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
+  }
   m->curg = g;
   g->status.store(GStatus::Running, std::memory_order_relaxed);
   m->rec->g_stack_lo = g->stack.lo;
@@ -356,6 +361,7 @@ void execute(M* m, G* g) {
     case After::Exit: {
       stack_free(g->stack);
       g->stack = {};
+      g->ctx = nullptr;
       g->fn = nullptr;
       g->status.store(GStatus::Dead, std::memory_order_release);
       LockGuard lk(g_sched.g_lock);
@@ -580,9 +586,9 @@ void spawn(GoClosureBase* c) {
     g->allnext = g_sched.allg;
     g_sched.allg = g;
   }
-  g->stack = stack_alloc();
+  g->stack = {};  // given when it first runs: queued goroutines hold no stack memory
+  g->ctx = nullptr;
   g->fn = c;
-  g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
   g_sched.ngoroutines.fetch_add(1, std::memory_order_relaxed);
   CriticalSection cs;
   make_runnable(g, true);
@@ -755,7 +761,7 @@ void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes) {
     GStatus st = g->status.load(std::memory_order_acquire);
     if (st == GStatus::Dead || st == GStatus::Idle) continue;
     w.mark(reinterpret_cast<uintptr_t>(g->fn));
-    if (st == GStatus::Running) continue;  // its M's thread record covers its stack
+    if (st == GStatus::Running || !g->ctx) continue;  // scanned with its M, or not started yet
     auto sp = reinterpret_cast<uintptr_t>(g->ctx);
     if (sp < g->stack.lo || sp > g->stack.hi) fatal("goroutine context outside its stack");
     w.scan_conservative(sp, g->stack.hi);

@@ -22,8 +22,14 @@ Stack stack_alloc() {
     }
   }
   auto* base = static_cast<char*>(sys_reserve(nullptr, kStackSize + kOsPageSize));
-  if (!base) fatal("out of memory: cannot reserve a goroutine stack");
-  sys_map(base + kOsPageSize, kStackSize, stats().stack_inuse);
+  if (!base || !sys_try_map(base + kOsPageSize, kStackSize, stats().stack_inuse)) {
+    // Each fixed stack is two mappings (guard page and stack): the kernel's vm.max_map_count,
+    // not memory, is what usually runs out first.
+    fatal("cannot map another goroutine stack (%llu bytes of stacks in use): each takes two memory "
+          "mappings and the kernel limits a process to vm.max_map_count of them; segmented stacks "
+          "lift this limit",
+          static_cast<unsigned long long>(stats().stack_inuse.load()));
+  }
   uintptr_t lo = reinterpret_cast<uintptr_t>(base) + kOsPageSize;
   return Stack{lo, lo + kStackSize};
 }
