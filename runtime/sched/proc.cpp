@@ -54,6 +54,7 @@ struct P {
   SpinLock timers_lock;
   Timer* timers = nullptr;         // binary min-heap on `when`
   int ntimers = 0, timers_cap = 0;
+  std::atomic<int64_t> next_timer{INT64_MAX};  // timers[0].when, readable without the lock
 };
 
 enum class After { None, Park, Yield, Exit, Blocking };
@@ -69,6 +70,7 @@ struct M {
   std::atomic<uint32_t> wake{0};
   std::atomic<uint32_t> exited{0};
   bool spinning = false;
+  bool spun = false;               // this look for work already spun once
   After after = After::None;       // what the goroutine asked for when it switched back
 };
 
@@ -182,7 +184,7 @@ bool runq_empty(P* p) {
 }
 
 // Steals half of victim's queue into p's; returns one goroutine to run now.
-G* runq_steal(P* p, P* victim) {
+G* runq_steal(P* p, P* victim, bool steal_runnext) {
   for (;;) {
     uint32_t h = victim->runqhead.load(std::memory_order_acquire);
     uint32_t t = victim->runqtail.load(std::memory_order_acquire);
@@ -190,7 +192,10 @@ G* runq_steal(P* p, P* victim) {
     n -= n / 2;
     if (n == 0 || n > kRunQueueSize / 2) {
       if (n == 0) {
-        // Take runnext too, as Go does when the victim has nothing else.
+        // Take runnext too, as Go does when the victim has nothing else, but only on the last
+        // pass: a goroutine just readied by a channel hand-off is about to run on its own P, and
+        // moving it to another thread costs more than the short wait (Go sleeps 3 us first).
+        if (!steal_runnext) return nullptr;
         G* g = victim->runnext.load(std::memory_order_acquire);
         if (g && victim->runnext.compare_exchange_strong(g, nullptr, std::memory_order_acq_rel)) return g;
         return nullptr;
@@ -241,6 +246,7 @@ Timer timer_pop_locked(P* p) {
 
 // Readies every expired timer of p; returns the next deadline (INT64_MAX: none).
 int64_t run_timers(P* p) {
+  if (p->next_timer.load(std::memory_order_acquire) == INT64_MAX) return INT64_MAX;  // the common case: no clock read
   int64_t now = static_cast<int64_t>(nanotime());
   for (;;) {
     Waiter* due = nullptr;
@@ -249,6 +255,7 @@ int64_t run_timers(P* p) {
       LockGuard g(p->timers_lock);
       if (p->ntimers && p->timers[0].when <= now) due = timer_pop_locked(p).w;
       else if (p->ntimers) next = p->timers[0].when;
+      p->next_timer.store(p->ntimers ? p->timers[0].when : INT64_MAX, std::memory_order_release);
     }
     if (!due) return next;
     ready(*due);
@@ -419,6 +426,7 @@ void* m_main(void* arg) {
       continue;
     }
     m->p = std::exchange(m->next_p, nullptr);
+    m->spun = false;
     for (;;) {
       G* g = find_runnable(m);  // nullptr: the P was given back and this M is on the idle list
       if (!g) break;
@@ -469,11 +477,25 @@ G* find_runnable(M* m) {
         for (int k = 0; k < n; ++k) {
           P* victim = g_sched.allp[(start + k) % n];
           if (victim == p) continue;
-          if (G* g = runq_steal(p, victim)) return reset_spinning(m), g;
+          if (G* g = runq_steal(p, victim, pass == 3)) return reset_spinning(m), g;
           if (pass == 3) run_timers(victim);
         }
       }
       if (G* g = runq_get(p)) return reset_spinning(m), g;  // timers may have readied some
+      // Spin a little before sleeping (Go's spinning M): work that appears within microseconds,
+      // a goroutine readied by a channel hand-off elsewhere, is then picked up without the cost
+      // of a futex sleep and wake-up on each side.
+      if (m->spinning && !m->spun) {
+        m->spun = true;
+        for (int i = 0; i < 2000; ++i) {
+          cpu_relax();
+          if (g_sched.runq_size) break;
+          bool any = false;
+          for (int k = 0; k < n && !any; ++k) any = g_sched.allp[k] != p && !runq_empty(g_sched.allp[k]);
+          if (any) break;
+        }
+        continue;
+      }
     }
     // Nothing to do: give the P back; the M sleeps until start_m hands it one again.
     G* last = nullptr;
@@ -630,6 +652,7 @@ void sleep_ns(int64_t ns) {
   int64_t when = static_cast<int64_t>(nanotime()) + ns;
   p->timers_lock.lock();
   timer_push_locked(p, Timer{when, &w});
+  p->next_timer.store(p->timers[0].when, std::memory_order_release);
   if (when < g_sysmon_deadline.load(std::memory_order_acquire)) {
     g_sysmon_deadline.store(when, std::memory_order_release);
     g_sysmon_wake.fetch_add(1, std::memory_order_release);
