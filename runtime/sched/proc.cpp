@@ -55,6 +55,10 @@ struct P {
   Timer* timers = nullptr;         // binary min-heap on `when`
   int ntimers = 0, timers_cap = 0;
   std::atomic<int64_t> next_timer{INT64_MAX};  // timers[0].when, readable without the lock
+  G* gfree = nullptr;              // finished goroutines, for reuse (owner only)
+  int ngfree = 0;
+  Stack stacks[32];                // stacks of finished goroutines, for the next to start here
+  int nstacks = 0;
 };
 
 enum class After { None, Park, Yield, Exit, Blocking };
@@ -338,11 +342,70 @@ void make_runnable(G* g, bool next) {
 G* find_runnable(M* m);
 void goroutine_entry(bctx::transfer_t t);
 
+// Finished goroutines wait on their P's free list (Go's gfput/gfget), and their stacks in the
+// P's stack cache: a new goroutine then costs no lock and no stack allocation. A queued goroutine
+// holds no stack (it gets one when it first runs), so the cache never pins stacks to the queue.
+constexpr int kMaxLocalFreeG = 64;
+
+void gfree_put(P* p, G* g) {
+  if (p && p->nstacks < static_cast<int>(sizeof p->stacks / sizeof p->stacks[0])) p->stacks[p->nstacks++] = g->stack;
+  else stack_free(g->stack);
+  g->stack = {};
+  if (!p) {
+    LockGuard lk(g_sched.g_lock);
+    g->schedlink = g_sched.free_g;
+    g_sched.free_g = g;
+    return;
+  }
+  g->schedlink = p->gfree;
+  p->gfree = g;
+  if (++p->ngfree <= kMaxLocalFreeG) return;
+  // Too many here: half go to the global list, in one batch.
+  LockGuard lk(g_sched.g_lock);
+  while (p->ngfree > kMaxLocalFreeG / 2) {
+    G* x = p->gfree;
+    p->gfree = x->schedlink;
+    --p->ngfree;
+    x->schedlink = g_sched.free_g;
+    g_sched.free_g = x;
+  }
+}
+
+G* gfree_get(P* p) {
+  if (p && !p->gfree) {
+    // Refill from the global list in one batch.
+    LockGuard lk(g_sched.g_lock);
+    while (p->ngfree < kMaxLocalFreeG / 2 && g_sched.free_g) {
+      G* x = g_sched.free_g;
+      g_sched.free_g = x->schedlink;
+      x->schedlink = p->gfree;
+      p->gfree = x;
+      ++p->ngfree;
+    }
+  }
+  if (p && p->gfree) {
+    G* g = p->gfree;
+    p->gfree = g->schedlink;
+    --p->ngfree;
+    return g;
+  }
+  if (p) return nullptr;
+  LockGuard lk(g_sched.g_lock);
+  G* g = g_sched.free_g;
+  if (g) g_sched.free_g = g->schedlink;
+  return g;
+}
+
+Stack stack_get(P* p) {
+  if (p && p->nstacks) return p->stacks[--p->nstacks];
+  return stack_alloc();
+}
+
 // Runs g on this M until it switches back; then does what it asked for.
 void execute(M* m, G* g) {
   enter_critical();
   if (!g->ctx) {  // first run
-    g->stack = stack_alloc();
+    g->stack = stack_get(m->p);
     g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
   }
   m->curg = g;
@@ -365,17 +428,12 @@ void execute(M* m, G* g) {
       global_put_locked(g);
       break;
     }
-    case After::Exit: {
-      stack_free(g->stack);
-      g->stack = {};
+    case After::Exit:
       g->ctx = nullptr;
       g->fn = nullptr;
       g->status.store(GStatus::Dead, std::memory_order_release);
-      LockGuard lk(g_sched.g_lock);
-      g->schedlink = g_sched.free_g;
-      g_sched.free_g = g;
+      gfree_put(m->p, g);
       break;
-    }
     case After::Blocking:  // exit_blocking found no P: run it when one is free
     case After::None: {
       g->status.store(GStatus::Runnable, std::memory_order_release);
@@ -596,23 +654,18 @@ void ready(Waiter& w) {
 
 void spawn(GoClosureBase* c) {
   if (g_sched.gomaxprocs == 0) throw std::logic_error("gort::go: no gort::Runtime is running");
-  G* g;
-  {
-    RuntimeLockGuard<SpinLock> lk(g_sched.g_lock);
-    g = g_sched.free_g;
-    if (g) g_sched.free_g = g->schedlink;
-  }
+  CriticalSection cs;
+  M* m = current_m();
+  G* g = gfree_get(m ? m->p : nullptr);
   if (!g) {
     g = new (g_sched.records.alloc(sizeof(G), alignof(G))) G;
-    RuntimeLockGuard<SpinLock> lk(g_sched.g_lock);
+    LockGuard lk(g_sched.g_lock);
     g->allnext = g_sched.allg;
     g_sched.allg = g;
   }
-  g->stack = {};  // given when it first runs: queued goroutines hold no stack memory
-  g->ctx = nullptr;
+  g->ctx = nullptr;  // its stack comes when it first runs
   g->fn = c;
   g_sched.ngoroutines.fetch_add(1, std::memory_order_relaxed);
-  CriticalSection cs;
   make_runnable(g, true);
 }
 
