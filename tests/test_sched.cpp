@@ -461,3 +461,39 @@ TEST_CASE("sched: work spreads over processors (stealing) when GOMAXPROCS > 1") 
   std::sort(ids.begin(), ids.end());
   CHECK(std::unique(ids.begin(), ids.end()) - ids.begin() >= 2);
 }
+
+TEST_CASE("sched: blocking() nests, and a goroutine may park inside it") {
+  gort::Chan<int> c;
+  std::atomic<int> got{0};
+  gort::WaitGroup wg;
+  wg.Add(1);
+  gort::go([&, c]() mutable {
+    int v = gort::blocking([&] {
+      return gort::blocking([&] { return *c.recv(); });  // parks without a processor
+    });
+    got = v;
+    // Still scheduled normally afterwards.
+    gort::WaitGroup inner;
+    inner.Add(20);
+    for (int i = 0; i < 20; ++i) gort::go([&] { inner.Done(); });
+    inner.Wait();
+    wg.Done();
+  });
+  std::this_thread::sleep_for(10ms);
+  c.send(5);
+  wg.Wait();
+  CHECK(got.load() == 5);
+  // Every processor is still usable: as many busy goroutines as processors all finish.
+  int procs = gort::GOMAXPROCS(0);
+  gort::WaitGroup busy;
+  busy.Add(procs * 4);
+  for (int i = 0; i < procs * 4; ++i) {
+    gort::go([&] {
+      auto until = std::chrono::steady_clock::now() + 2ms;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      busy.Done();
+    });
+  }
+  busy.Wait();
+}

@@ -29,6 +29,7 @@ struct G {
   Stack stack;
   GoClosureBase* fn = nullptr;
   std::atomic<GStatus> status{GStatus::Idle};
+  int blocking_depth = 0;  // nested blocking() calls: only the outermost hands the P over
   // Called by the scheduler once the goroutine is parked: releases the wait queue's lock(s).
   void (*park_unlock)(void*) = nullptr;
   void* park_arg = nullptr;
@@ -717,6 +718,7 @@ void sleep_ns(int64_t ns) {
 void enter_blocking() {
   M* m = current_m();
   if (!m || !m->curg) return;
+  if (m->curg->blocking_depth++ > 0) return;  // nested: the P is already with another M
   CriticalSection cs;
   P* p = std::exchange(m->p, nullptr);
   g_sched.nmblocking.fetch_add(1, std::memory_order_relaxed);
@@ -727,7 +729,14 @@ void enter_blocking() {
 void exit_blocking() {
   M* m = current_m();
   if (!m || !m->curg) return;
+  if (--m->curg->blocking_depth > 0) return;
   enter_critical();
+  m = current_m();
+  if (m->p) {  // the goroutine parked inside fn and was resumed on an M with a P: nothing to do
+    g_sched.nmblocking.fetch_sub(1, std::memory_order_relaxed);
+    leave_critical();
+    return;
+  }
   g_sched.nmblocking.fetch_sub(1, std::memory_order_relaxed);
   P* p;
   {
