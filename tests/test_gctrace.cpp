@@ -259,3 +259,21 @@ TEST_CASE("environment end to end: GOGC, GOMEMLIMIT and GOMAXPROCS as Go reads t
     CHECK(r.err.find(" 2 P") == std::string::npos);
   }
 }
+
+TEST_CASE("gort::run end to end: the main goroutine's result is the exit status (samples/goroutines)") {
+  std::string exe = sample_path();
+  exe = exe.substr(0, exe.rfind('/')) + "/goroutines";
+  REQUIRE(access(exe.c_str(), X_OK) == 0);
+  FILE* p = popen(("'" + exe + "' 20000 2>&1").c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[512];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  CAPTURE(out);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(out.find("(ok), 3 ticks") != std::string::npos);
+  CHECK(out.find("StackInuse=") != std::string::npos);
+}

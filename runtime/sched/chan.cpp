@@ -183,14 +183,6 @@ bool chan_recv(ChanCore* c, void* out) {
 }
 
 namespace {
-uint32_t select_rand() {
-  static thread_local uint32_t x = 0x2545f491u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&x));
-  x ^= x << 13;
-  x ^= x >> 17;
-  x ^= x << 5;
-  return x;
-}
-
 // The distinct channels of a select, in address order: the order they are locked in.
 struct LockSet {
   ChanCore* chans[kMaxSelectCases];
@@ -211,7 +203,7 @@ int chan_select(const SelectCase* cases, int n, bool block, bool* recv_ok) {
   // Poll order: a random permutation, so that no ready case is favoured (Go's pollorder).
   int order[kMaxSelectCases];
   for (int i = 0; i < n; ++i) {
-    int j = static_cast<int>(select_rand() % static_cast<uint32_t>(i + 1));
+    int j = static_cast<int>(fastrand() % static_cast<uint32_t>(i + 1));
     order[i] = order[j];
     order[j] = i;
   }

@@ -90,7 +90,6 @@ struct Sched {
   std::atomic<int> npidle{0};  // read without the lock by wakep's quick check
   M* idle_m = nullptr;
   std::atomic<int> nmspinning{0};
-  std::atomic<int> nmblocking{0};
   int gomaxprocs = 0;
   P* allp[kMaxProcs] = {};
   std::atomic<bool> shutdown{false};
@@ -111,14 +110,6 @@ thread_local M* t_m __attribute__((tls_model("initial-exec"))) = nullptr;
 // from an address computed before the switch. These out-of-line accessors guarantee it.
 __attribute__((noinline)) M* current_m() { return t_m; }
 __attribute__((noinline)) void leave_critical_after_switch() { leave_critical(); }
-
-uint32_t fastrand() {
-  static thread_local uint32_t x = 0x9e3779b9u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&x));
-  x ^= x << 13;
-  x ^= x >> 17;
-  x ^= x << 5;
-  return x;
-}
 
 // ---- run queues (Go's runqput / runqget / runqsteal) -------------------------------------
 
@@ -611,6 +602,14 @@ void* sysmon_main(void*) {
 
 // ---- goroutine-facing API -------------------------------------------------------------------
 
+uint32_t fastrand() {
+  static thread_local uint32_t x = 0x9e3779b9u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&x));
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return x;
+}
+
 bool on_goroutine() {
   M* m = current_m();
   return m && m->curg;
@@ -721,7 +720,6 @@ void enter_blocking() {
   if (m->curg->blocking_depth++ > 0) return;  // nested: the P is already with another M
   CriticalSection cs;
   P* p = std::exchange(m->p, nullptr);
-  g_sched.nmblocking.fetch_add(1, std::memory_order_relaxed);
   // Hand the P to another M so the other goroutines keep running (Go's handoffp).
   start_m(p, false);
 }
@@ -733,11 +731,9 @@ void exit_blocking() {
   enter_critical();
   m = current_m();
   if (m->p) {  // the goroutine parked inside fn and was resumed on an M with a P: nothing to do
-    g_sched.nmblocking.fetch_sub(1, std::memory_order_relaxed);
     leave_critical();
     return;
   }
-  g_sched.nmblocking.fetch_sub(1, std::memory_order_relaxed);
   P* p;
   {
     LockGuard lk(g_sched.lock);

@@ -59,6 +59,9 @@ void park_with(Waiter& w, void (*unlock)(void*), void* arg);
 // Makes the waiter runnable (call after taking it off its queue and claiming it).
 void ready(Waiter& w);
 
+// A cheap per-thread pseudo-random number (xorshift): steal order, select's poll order.
+uint32_t fastrand();
+
 // Starts a goroutine running c (a managed closure, kept alive by the goroutine).
 void spawn(GoClosureBase* c);
 void yield();
