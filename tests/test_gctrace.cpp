@@ -277,3 +277,19 @@ TEST_CASE("gort::run end to end: the main goroutine's result is the exit status 
   CHECK(out.find("(ok), 3 ticks") != std::string::npos);
   CHECK(out.find("StackInuse=") != std::string::npos);
 }
+
+TEST_CASE("goroutine stack overflow stops the program with a clear message (samples/goroutines --overflow)") {
+  std::string exe = sample_path();
+  exe = exe.substr(0, exe.rfind('/')) + "/goroutines";
+  REQUIRE(access(exe.c_str(), X_OK) == 0);
+  FILE* p = popen(("'" + exe + "' --overflow 2>&1").c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[512];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  CAPTURE(out);
+  CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  CHECK(out.find("gort: fatal error: goroutine stack overflow") != std::string::npos);
+}

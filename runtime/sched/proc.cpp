@@ -4,6 +4,8 @@
 
 #include <boost/context/detail/fcontext.hpp>
 #include <sched.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -463,9 +465,54 @@ void goroutine_entry(bctx::transfer_t t) {
   fatal("a finished goroutine was resumed");
 }
 
+// ---- stack overflow: a clear message instead of a bare SIGSEGV --------------------------------
+
+struct sigaction g_prev_segv;
+
+// Runs on the M's alternate signal stack: a goroutine that ran off its stack has none left.
+void segv_handler(int sig, siginfo_t* info, void* uctx) {
+  ThreadRecord* r = t_local.record;
+  auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  if (r && r->g_stack_hi && addr < r->g_stack_lo && addr + 64 * 1024 >= r->g_stack_lo) {
+    static const char msg[] =
+        "gort: fatal error: goroutine stack overflow (this build gives goroutines fixed 64 KiB stacks)\n";
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    abort();
+  }
+  // Not ours: hand it to whoever handled SIGSEGV before, or crash as usual.
+  if (g_prev_segv.sa_flags & SA_SIGINFO) {
+    if (g_prev_segv.sa_sigaction) return g_prev_segv.sa_sigaction(sig, info, uctx);
+  } else if (g_prev_segv.sa_handler != SIG_DFL && g_prev_segv.sa_handler != SIG_IGN) {
+    return g_prev_segv.sa_handler(sig);
+  }
+  signal(SIGSEGV, SIG_DFL);
+  raise(SIGSEGV);
+}
+
+void install_overflow_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_prev_segv);
+  });
+}
+
+constexpr size_t kAltStackSize = 64 << 10;
+
 void* m_main(void* arg) {
   M* m = static_cast<M*>(arg);
   t_m = m;
+  // An alternate signal stack, so that a goroutine's stack overflow can still be reported.
+  stack_t alt{};
+  alt.ss_sp = sys_alloc(kAltStackSize, stats().stack_sys);
+  alt.ss_size = kAltStackSize;
+  sigaltstack(&alt, nullptr);
+  install_overflow_handler();
   attach_current_thread(/*scan_stack=*/true);
   m->rec = t_local.record;
   for (;;) {
@@ -489,8 +536,12 @@ void* m_main(void* arg) {
       }
     }
   }
-  m->exited.store(1, std::memory_order_release);
   detach_current_thread();
+  stack_t off{};
+  off.ss_flags = SS_DISABLE;
+  sigaltstack(&off, nullptr);
+  sys_free(alt.ss_sp, kAltStackSize, stats().stack_sys);
+  m->exited.store(1, std::memory_order_release);
   return nullptr;
 }
 

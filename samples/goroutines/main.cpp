@@ -1,13 +1,32 @@
 // Goroutines, channels and select with gort::run: a pipeline of goroutines, a fan-in with select,
 // and the stack statistics a Go program would show.
 //
-//   goroutines [N]     N numbers through the pipeline (default 10000)
+//   goroutines [N]          N numbers through the pipeline (default 10000)
+//   goroutines --overflow   a goroutine recurses without end: gort reports the stack overflow
 #include <gort/gort.hpp>
 
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
+
+namespace {
+// Recurses `limit` levels deep, 256+ bytes a level.
+__attribute__((noinline)) long recurse(long depth, long limit) {
+  volatile char frame[256];
+  frame[0] = static_cast<char>(depth);
+  return depth >= limit ? frame[0] : recurse(depth + 1, limit) + frame[0];
+}
+}  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "--overflow") {
+    return gort::run([] {
+      gort::WaitGroup wg;
+      wg.Add(1);
+      gort::go([&] { std::printf("%ld\n", recurse(0, 1L << 30)); wg.Done(); });
+      wg.Wait();
+    });
+  }
   long n = argc > 1 ? atol(argv[1]) : 10000;
   return gort::run([n] {
     // generate -> square -> sum, each stage a goroutine, connected by channels.
