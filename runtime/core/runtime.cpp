@@ -16,6 +16,7 @@
 #include "runtime/core/sysmem.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
+#include "runtime/gc/mfinal.hpp"
 #include "runtime/gc/pacer.hpp"
 #include "runtime/sched/proc.hpp"
 #include "runtime/stats/gctrace.hpp"
@@ -52,12 +53,14 @@ Runtime::Runtime(const Options& opts) {
   attach_current_thread();
   gc_start_threads(procs);
   sched_start(procs);
+  start_finalizer_thread();  // a goroutine: needs the scheduler
   g_running = true;
 }
 
 Runtime::~Runtime() {
   using namespace internal;
   std::lock_guard g(g_runtime_lock);
+  stop_finalizer_thread();
   sched_stop();
   gc_stop_threads();
   detach_current_thread();

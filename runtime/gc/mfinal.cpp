@@ -1,6 +1,7 @@
 #include "runtime/gc/mfinal.hpp"
 
 #include <gort/finalizer.hpp>
+#include <gort/goroutine.hpp>
 
 #include <bit>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 #include "runtime/core/queue.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mark.hpp"
+#include "runtime/sched/proc.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -266,11 +268,13 @@ size_t pending_finalizers() { return finq().size() + g_running.load(std::memory_
 
 namespace {
 std::atomic<bool> g_stop{false};
-pthread_t g_thread;
+std::atomic<uint32_t> g_exited{0};
+SpinLock g_wait_lock;           // guards g_waiter
+Waiter* g_waiter = nullptr;     // the finalizer goroutine, parked for want of work
 
 // Pops and runs one finalizer or cleanup; false when the queue is empty. Kept out of line so
-// that the object and closure live only in this frame, which the caller scrubs afterwards: a
-// stale copy must not keep the object alive (and its finalizer pending) from this stack.
+// that the object and closure live only in this frame: a stale copy must not keep the object
+// alive (and its finalizer pending) from the goroutine's stack.
 __attribute__((noinline)) bool run_one() {
   FinalizerWork work;
   {
@@ -291,30 +295,49 @@ __attribute__((noinline)) bool run_one() {
   return true;
 }
 
-void* finalizer_main(void*) {
-  attach_current_thread(/*scan_stack=*/true);
+// The finalizer goroutine (Go's runfinq): runs queued work in order, parks when there is none.
+void finalizer_loop() {
   for (;;) {
-    uint32_t seen = finq().seq.load(std::memory_order_acquire);
     if (run_one()) continue;
-    scrub_stack();  // before sleeping: no stale copy of the last object may keep it alive
-    if (g_stop.load(std::memory_order_acquire)) break;
-    futex_wait(&finq().seq, seen, 100000000);
+    scrub_stack();  // no stale copy of the last object may keep it alive from this stack
+    Waiter w;
+    init_waiter(w);
+    enter_critical();
+    g_wait_lock.lock();
+    if (g_stop.load(std::memory_order_acquire)) {
+      g_wait_lock.unlock();
+      leave_critical();
+      break;
+    }
+    if (finq().size() != 0) {  // queued after run_one looked
+      g_wait_lock.unlock();
+      leave_critical();
+      continue;
+    }
+    g_waiter = &w;
+    park(w, g_wait_lock);
   }
-  detach_current_thread();
-  return nullptr;
+  g_exited.store(1, std::memory_order_release);
+  futex_wake(&g_exited);
 }
 }  // namespace
 
+void wake_finalizer() {
+  RuntimeLockGuard<SpinLock> g(g_wait_lock);
+  if (Waiter* w = std::exchange(g_waiter, nullptr)) ready(*w);
+}
+
 void start_finalizer_thread() {
   g_stop.store(false);
-  g_thread = start_service_thread(finalizer_main, nullptr, "gort-finalizer");
+  g_exited.store(0);
+  spawn_goroutine(make<GoClosure<void (*)()>>(&finalizer_loop), /*system=*/true);
 }
 
 void stop_finalizer_thread() {
   g_stop.store(true);
-  finq().seq.fetch_add(1);
-  futex_wake(&finq().seq);
-  join_service_thread(g_thread);
+  wake_finalizer();
+  // A finalizer may be blocked for good (it may wait on anything); do not wait for it forever.
+  for (int i = 0; i < 100 && !g_exited.load(std::memory_order_acquire); ++i) futex_wait(&g_exited, 0, 10000000);
 }
 
 }  // namespace gort::internal

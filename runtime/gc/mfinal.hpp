@@ -18,7 +18,7 @@
 // for good. Objects on a reference cycle through a finalizer object stay marked and are never
 // finalized nor freed, as in Go.
 //
-// Finalizers and cleanups run one at a time, in queue order, on the finalizer thread.
+// Finalizers and cleanups run one at a time, in queue order, on the finalizer goroutine.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -31,8 +31,11 @@ void mark_special_roots(MarkWorker& w);
 // Resolves the specials of unmarked objects; returns the bytes of objects resurrected.
 uint64_t resolve_dead_specials();
 
+// The finalizer goroutine: started with the scheduler, stopped before it.
 void start_finalizer_thread();
 void stop_finalizer_thread();
+// Lets the finalizer goroutine know that work was queued (after a cycle, world running).
+void wake_finalizer();
 // Finalizers and cleanups queued and not yet finished (a running one counts).
 size_t pending_finalizers();
 

@@ -113,6 +113,7 @@ void run_cycle(bool forced) {
 
   wake_sweeper();
   wake_scavenger();
+  if (pending_finalizers()) wake_finalizer();
   if (gctrace_enabled()) print_gctrace(tr);
 }
 
@@ -149,11 +150,9 @@ void gc_start_threads(int procs) {
   start_sweeper();
   start_scavenger();
   start_destructor_thread();
-  start_finalizer_thread();
 }
 
 void gc_stop_threads() {
-  stop_finalizer_thread();
   stop_destructor_thread();
   stop_scavenger();
   stop_sweeper();

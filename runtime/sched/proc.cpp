@@ -32,6 +32,7 @@ struct G {
   GoClosureBase* fn = nullptr;
   std::atomic<GStatus> status{GStatus::Idle};
   int blocking_depth = 0;  // nested blocking() calls: only the outermost hands the P over
+  bool system = false;     // the runtime's own (the finalizer goroutine): not in NumGoroutine
   // Called by the scheduler once the goroutine is parked: releases the wait queue's lock(s).
   void (*park_unlock)(void*) = nullptr;
   void* park_arg = nullptr;
@@ -87,7 +88,7 @@ struct Sched {
   SpinLock lock;                   // global run queue, idle lists
   G* runq_head = nullptr;
   G* runq_tail = nullptr;
-  int runq_size = 0;
+  std::atomic<int> runq_size{0};  // changed under the lock, read without it
   P* idle_p = nullptr;
   std::atomic<int> npidle{0};  // read without the lock by wakep's quick check
   M* idle_m = nullptr;
@@ -119,7 +120,7 @@ void global_put_locked(G* g) {
   g->schedlink = nullptr;
   if (g_sched.runq_tail) g_sched.runq_tail->schedlink = g; else g_sched.runq_head = g;
   g_sched.runq_tail = g;
-  ++g_sched.runq_size;
+  g_sched.runq_size.fetch_add(1, std::memory_order_relaxed);
 }
 
 G* global_get_locked() {
@@ -127,7 +128,7 @@ G* global_get_locked() {
   if (g) {
     g_sched.runq_head = g->schedlink;
     if (!g_sched.runq_head) g_sched.runq_tail = nullptr;
-    --g_sched.runq_size;
+    g_sched.runq_size.fetch_sub(1, std::memory_order_relaxed);
   }
   return g;
 }
@@ -330,6 +331,9 @@ void make_runnable(G* g, bool next) {
     LockGuard lk(g_sched.lock);
     global_put_locked(g);
   }
+  // Store-load barrier, paired with the one in find_runnable: either this wakep sees the M that
+  // is going to sleep as gone (no spinner: it wakes one), or that M's last look sees this work.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   wakep();
 }
 
@@ -431,8 +435,12 @@ void execute(M* m, G* g) {
     case After::Blocking:  // exit_blocking found no P: run it when one is free
     case After::None: {
       g->status.store(GStatus::Runnable, std::memory_order_release);
-      LockGuard lk(g_sched.lock);
-      global_put_locked(g);
+      {
+        LockGuard lk(g_sched.lock);
+        global_put_locked(g);
+      }
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // as in make_runnable
+      wakep();  // a P may have gone idle since exit_blocking looked
       break;
     }
   }
@@ -459,7 +467,7 @@ void goroutine_entry(bctx::transfer_t t) {
   G* g = m->curg;
   leave_critical_after_switch();
   g->fn->invoke(g->fn);
-  g_sched.ngoroutines.fetch_sub(1, std::memory_order_relaxed);
+  if (!g->system) g_sched.ngoroutines.fetch_sub(1, std::memory_order_relaxed);
   enter_critical();
   switch_to_scheduler(After::Exit);
   fatal("a finished goroutine was resumed");
@@ -614,9 +622,11 @@ G* find_runnable(M* m) {
     if (last) return reset_spinning(m), last;
     if (m->spinning) {
       m->spinning = false;
-      g_sched.nmspinning.fetch_sub(1, std::memory_order_acq_rel);
+      g_sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
     }
-    // Work may have arrived after the checks above: look once more before sleeping.
+    // Work may have arrived after the checks above, its wakep seeing this M still spinning:
+    // look once more before sleeping (the barrier pairs with make_runnable's).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     bool work = g_sched.runq_size != 0;
     for (int i = 0; i < g_sched.gomaxprocs && !work; ++i) work = !runq_empty(g_sched.allp[i]);
     if (work) wakep();
@@ -703,7 +713,9 @@ void ready(Waiter& w) {
   futex_wake(word, 1);
 }
 
-void spawn(GoClosureBase* c) {
+void spawn(GoClosureBase* c) { spawn_goroutine(c, false); }
+
+void spawn_goroutine(GoClosureBase* c, bool system) {
   if (g_sched.gomaxprocs == 0) throw std::logic_error("gort::go: no gort::Runtime is running");
   CriticalSection cs;
   M* m = current_m();
@@ -716,7 +728,8 @@ void spawn(GoClosureBase* c) {
   }
   g->ctx = nullptr;  // its stack comes when it first runs
   g->fn = c;
-  g_sched.ngoroutines.fetch_add(1, std::memory_order_relaxed);
+  g->system = system;
+  if (!system) g_sched.ngoroutines.fetch_add(1, std::memory_order_relaxed);
   make_runnable(g, true);
 }
 

@@ -62,8 +62,10 @@ void ready(Waiter& w);
 // A cheap per-thread pseudo-random number (xorshift): steal order, select's poll order.
 uint32_t fastrand();
 
-// Starts a goroutine running c (a managed closure, kept alive by the goroutine).
+// Starts a goroutine running c (a managed closure, kept alive by the goroutine). A system
+// goroutine (the runtime's own) does not count in NumGoroutine, as in Go.
 void spawn(GoClosureBase* c);
+void spawn_goroutine(GoClosureBase* c, bool system);
 void yield();
 bool on_goroutine();
 int num_goroutine();
