@@ -57,7 +57,7 @@ inline constexpr bool tiny_eligible = !Traceable<T> && std::is_trivially_destruc
 
 // Sets the finalizer of obj, which must point to the start of a managed object: once the collector
 // finds obj unreachable, it keeps it (and all it references) alive and runs fn(obj) on the
-// finalizer thread; obj is freed by a later cycle if it is unreachable then. Throws
+// finalizer goroutine; obj is freed by a later cycle if it is unreachable then. Throws
 // std::invalid_argument (changing nothing) if obj is not the start of a managed object or already
 // has a finalizer.
 template <class T, class F>
@@ -89,7 +89,7 @@ class Cleanup {
   uint64_t id_ = 0;
 };
 
-// Go 1.24's runtime.AddCleanup: runs fn(arg) on the finalizer thread once obj is unreachable,
+// Go 1.24's runtime.AddCleanup: runs fn(arg) on the finalizer goroutine once obj is unreachable,
 // without resurrecting it. Any number per object. arg must not reach obj, or obj never dies.
 template <class T, class F, class A>
 Cleanup AddCleanup(T* obj, F fn, A arg) {

@@ -10,7 +10,7 @@
 //              finalizer runs in this cycle; the closure is marked;
 //   cleanup    the closure is marked (it must not reference its object, or that never dies);
 //   weak       nothing: a weak handle does not keep its object alive.
-// Work already queued for the finalizer thread is a root too.
+// Work already queued for the finalizer goroutine is a root too.
 // At mark termination, with the world stopped, each special whose object was not marked is
 // resolved: weak handles are cleared first (so get() is null before any finalizer runs); a
 // finalizer is queued and its object resurrected (marked, for this cycle); cleanups are queued
