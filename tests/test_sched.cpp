@@ -497,3 +497,22 @@ TEST_CASE("sched: blocking() nests, and a goroutine may park inside it") {
   }
   busy.Wait();
 }
+
+TEST_CASE("sched: goroutines sleeping on a processor that GOMAXPROCS retires still wake up") {
+  int old = gort::GOMAXPROCS(4);
+  gort::WaitGroup wg;
+  constexpr int kN = 40;
+  wg.Add(kN);
+  for (int i = 0; i < kN; ++i) {
+    gort::go([&] {
+      gort::sleep_for(30ms);
+      wg.Done();
+    });
+  }
+  std::this_thread::sleep_for(5ms);  // let them start and park on their processors' timers
+  gort::GOMAXPROCS(1);
+  auto t0 = std::chrono::steady_clock::now();
+  wg.Wait();
+  CHECK(std::chrono::steady_clock::now() - t0 < 3000ms);
+  gort::GOMAXPROCS(old);
+}

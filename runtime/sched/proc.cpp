@@ -648,7 +648,8 @@ void* sysmon_main(void*) {
     int64_t next = INT64_MAX;
     {
       CriticalSection cs;
-      for (int i = 0; i < g_sched.gomaxprocs; ++i) next = std::min(next, run_timers(g_sched.allp[i]));
+      // Every P ever made: one retired by a smaller GOMAXPROCS may still hold timers.
+      for (int i = 0; i < kMaxProcs && g_sched.allp[i]; ++i) next = std::min(next, run_timers(g_sched.allp[i]));
     }
     g_sysmon_deadline.store(next, std::memory_order_release);
     int64_t now = static_cast<int64_t>(nanotime());
