@@ -516,3 +516,63 @@ TEST_CASE("sched: goroutines sleeping on a processor that GOMAXPROCS retires sti
   CHECK(std::chrono::steady_clock::now() - t0 < 3000ms);
   gort::GOMAXPROCS(old);
 }
+
+TEST_CASE("chaos stress: goroutines, channels, select, finalizers, weak pointers, GOMAXPROCS changes and forced collections at random") {
+  int old = gort::GOMAXPROCS(0);
+  std::atomic<bool> stop{false};
+  std::atomic<long> finalized{0}, checked{0}, bad{0};
+  gort::Chan<Node*> work(32);
+  gort::Chan<int> quit;
+  gort::WaitGroup workers;
+  constexpr int kWorkers = 6;
+  workers.Add(kWorkers);
+  for (int w = 0; w < kWorkers; ++w) {
+    gort::go([&, w, work, quit]() mutable {
+      uint32_t seed = 12345u + static_cast<uint32_t>(w);
+      auto rnd = [&seed] { seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; return seed; };
+      for (int i = 0;; ++i) {
+        Node* t = build(3, w * 100000 + i + 1);
+        if (rnd() % 4 == 0) gort::SetFinalizer(t, [&finalized](Node*) { finalized.fetch_add(1); });
+        gort::Weak<Node> wk(t);
+        std::optional<Node*> got;
+        std::optional<int> q;
+        int k = gort::select(gort::on_send(work, t), gort::on_recv(work, got), gort::on_recv(quit, q));
+        if (k == 2) break;
+        if (k == 1 && got) {
+          if (!check(*got, 3, (*got)->value)) bad.fetch_add(1);
+          checked.fetch_add(1);
+        }
+        if (wk.get() != t) bad.fetch_add(1);  // t is on this stack: the weak pointer must hold
+        if (rnd() % 8 == 0) gort::Gosched();
+        if (rnd() % 64 == 0) gort::sleep_for(std::chrono::microseconds(rnd() % 500));
+      }
+      workers.Done();
+    });
+  }
+  std::thread chaos([&] {
+    uint32_t seed = 777;
+    auto rnd = [&seed] { seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; return seed; };
+    while (!stop.load()) {
+      switch (rnd() % 3) {
+        case 0: gort::GC(); break;
+        case 1: gort::GOMAXPROCS(1 + static_cast<int>(rnd() % 3)); break;
+        default: std::this_thread::sleep_for(std::chrono::microseconds(rnd() % 2000)); break;
+      }
+    }
+  });
+  std::this_thread::sleep_for(1500ms);
+  quit.close();
+  workers.Wait();
+  stop = true;
+  chaos.join();
+  gort::GOMAXPROCS(old);
+  // Drain what is left in the channel.
+  for (;;) {
+    std::optional<Node*> got;
+    if (gort::select(gort::on_recv(work, got), gort::on_default()) != 0) break;
+    if (got && !check(*got, 3, (*got)->value)) bad.fetch_add(1);
+  }
+  CHECK(bad.load() == 0);
+  CHECK(checked.load() > 100);
+  CHECK(eventually([&] { gort::GC(); return finalized.load() > 0; }));
+}

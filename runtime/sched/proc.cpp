@@ -49,6 +49,7 @@ struct Timer {
 struct P {
   int id = 0;
   bool live = false;               // id < GOMAXPROCS
+  bool owned = false;              // held by an M (taken from the idle list, not yet given back)
   P* link = nullptr;               // idle list
   uint32_t schedtick = 0;
   std::atomic<uint32_t> runqhead{0};
@@ -268,10 +269,12 @@ P* pidle_get_locked() {
   if (p) {
     g_sched.idle_p = p->link;
     --g_sched.npidle;
+    p->owned = true;
   }
   return p;
 }
 void pidle_put_locked(P* p) {
+  p->owned = false;
   p->link = g_sched.idle_p;
   g_sched.idle_p = p;
   ++g_sched.npidle;
@@ -533,10 +536,15 @@ void* m_main(void* arg) {
     m->p = std::exchange(m->next_p, nullptr);
     m->spun = false;
     for (;;) {
+      // Looking for work takes the scheduler's locks: inside a critical section, so that a
+      // collection never stops this M while it holds one (left before execute, which switches).
+      enter_critical();
       G* g = find_runnable(m);  // nullptr: the P was given back and this M is on the idle list
+      leave_critical();
       if (!g) break;
       execute(m, g);
       if (!m->p) {  // the goroutine left blocking() without a P to continue on: go idle
+        CriticalSection cs;
         LockGuard lk(g_sched.lock);
         m->link = g_sched.idle_m;
         g_sched.idle_m = m;
@@ -614,6 +622,7 @@ G* find_runnable(M* m) {
         last = global_get_locked();
       } else {
         if (p->live) pidle_put_locked(p);
+        else p->owned = false;  // retired by GOMAXPROCS: dropped
         m->p = nullptr;
         m->link = g_sched.idle_m;
         g_sched.idle_m = m;
@@ -829,7 +838,8 @@ int gomaxprocs(int n) {
     bool live = i < n;
     if (live && !p->live) {
       p->live = true;
-      pidle_put_locked(p);
+      // A retired P that an M still holds stays with it; one that was dropped becomes idle.
+      if (!p->owned) pidle_put_locked(p);
     } else if (!live && p->live) {
       p->live = false;
       // An idle P leaves the idle list; one held by an M is dropped at its next schedule.
