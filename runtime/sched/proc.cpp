@@ -142,7 +142,7 @@ G* global_get() {
 // Puts g on p's local queue (or runnext); overflow moves half the queue to the global queue.
 void runq_put(P* p, G* g, bool next) {
   if (next) {
-    g = p->runnext.exchange(g, std::memory_order_acq_rel);
+    g = p->runnext.exchange(g, std::memory_order_seq_cst);  // also make_runnable's barrier
     if (!g) return;  // the old runnext, if any, goes to the queue
   }
   for (;;) {
@@ -336,7 +336,8 @@ void make_runnable(G* g, bool next) {
   }
   // Store-load barrier, paired with the one in find_runnable: either this wakep sees the M that
   // is going to sleep as gone (no spinner: it wakes one), or that M's last look sees this work.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Putting g in runnext was a seq_cst exchange, a barrier already (the hot channel hand-off).
+  if (!(m && m->p && next)) std::atomic_thread_fence(std::memory_order_seq_cst);
   wakep();
 }
 
