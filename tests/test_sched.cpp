@@ -247,9 +247,12 @@ TEST_CASE("gc: pointers held only on parked goroutine stacks stay alive; a spinn
     });
   }
   std::atomic<bool> stop{false};
+  gort::WaitGroup spinner;  // joined before returning: the goroutine reads `stop` on this frame
+  spinner.Add(1);
   gort::go([&] {
     volatile unsigned long spins = 0;
     while (!stop.load(std::memory_order_relaxed)) spins = spins + 1;  // never calls into gort
+    spinner.Done();
   });
   std::this_thread::sleep_for(20ms);
   auto t0 = std::chrono::steady_clock::now();
@@ -262,6 +265,7 @@ TEST_CASE("gc: pointers held only on parked goroutine stacks stay alive; a spinn
   go_on.close();
   wg.Wait();
   stop = true;
+  spinner.Wait();
   CHECK(ok.load() == kParked);
 }
 
@@ -520,7 +524,9 @@ TEST_CASE("sched: goroutines sleeping on a processor that GOMAXPROCS retires sti
 TEST_CASE("chaos stress: goroutines, channels, select, finalizers, weak pointers, GOMAXPROCS changes and forced collections at random") {
   int old = gort::GOMAXPROCS(0);
   std::atomic<bool> stop{false};
-  std::atomic<long> finalized{0}, checked{0}, bad{0};
+  // Static: finalizers may still run after this test returns.
+  static std::atomic<long> finalized{0};
+  std::atomic<long> checked{0}, bad{0};
   gort::Chan<Node*> work(32);
   gort::Chan<int> quit;
   gort::WaitGroup workers;
@@ -532,7 +538,7 @@ TEST_CASE("chaos stress: goroutines, channels, select, finalizers, weak pointers
       auto rnd = [&seed] { seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; return seed; };
       for (int i = 0;; ++i) {
         Node* t = build(3, w * 100000 + i + 1);
-        if (rnd() % 4 == 0) gort::SetFinalizer(t, [&finalized](Node*) { finalized.fetch_add(1); });
+        if (rnd() % 4 == 0) gort::SetFinalizer(t, [](Node*) { finalized.fetch_add(1); });
         gort::Weak<Node> wk(t);
         std::optional<Node*> got;
         std::optional<int> q;
