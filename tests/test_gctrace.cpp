@@ -260,36 +260,34 @@ TEST_CASE("environment end to end: GOGC, GOMEMLIMIT and GOMAXPROCS as Go reads t
   }
 }
 
-TEST_CASE("gort::run end to end: the main goroutine's result is the exit status (samples/goroutines)") {
+// Runs samples/goroutines with args; its exit status and everything it printed.
+static Run run_goroutines_sample(const std::string& args) {
+  Run r;
   std::string exe = sample_path();
   exe = exe.substr(0, exe.rfind('/')) + "/goroutines";
-  REQUIRE(access(exe.c_str(), X_OK) == 0);
-  FILE* p = popen(("'" + exe + "' 20000 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::string out;
+  if (access(exe.c_str(), X_OK) != 0) return r;
+  FILE* p = popen(("'" + exe + "' " + args + " 2>&1").c_str(), "r");
+  if (!p) return r;
   char buf[512];
   size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  CAPTURE(out);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
-  CHECK(out.find("(ok), 3 ticks") != std::string::npos);
-  CHECK(out.find("StackInuse=") != std::string::npos);
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  r.status = pclose(p);
+  return r;
+}
+
+TEST_CASE("gort::run end to end: the main goroutine's result is the exit status (samples/goroutines)") {
+  Run r = run_goroutines_sample("20000");
+  CAPTURE(r.out);
+  CHECK(WIFEXITED(r.status));
+  CHECK(WEXITSTATUS(r.status) == 0);
+  CHECK(r.out.find("(ok), 3 ticks") != std::string::npos);
+  CHECK(r.out.find("StackInuse=") != std::string::npos);
 }
 
 TEST_CASE("goroutine stack overflow stops the program with a clear message (samples/goroutines --overflow)") {
-  std::string exe = sample_path();
-  exe = exe.substr(0, exe.rfind('/')) + "/goroutines";
-  REQUIRE(access(exe.c_str(), X_OK) == 0);
-  FILE* p = popen(("'" + exe + "' --overflow 2>&1").c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  CAPTURE(out);
-  CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
-  CHECK(out.find("gort: fatal error: goroutine stack overflow") != std::string::npos);
+  Run r = run_goroutines_sample("--overflow");
+  CAPTURE(r.out);
+  CHECK(r.status != -1);  // it ran
+  CHECK(!(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0));
+  CHECK(r.out.find("gort: fatal error: goroutine stack overflow") != std::string::npos);
 }

@@ -1,6 +1,7 @@
 // Thin wrappers over the Linux primitives the runtime uses everywhere: futexes and clocks.
 #pragma once
 #include <linux/futex.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +20,17 @@ inline void futex_wait(std::atomic<uint32_t>* addr, uint32_t val, int64_t timeou
 }
 inline void futex_wake(std::atomic<uint32_t>* addr, int n = INT_MAX) {
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(addr), FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0);
+}
+
+// Installs fn for sig with SA_SIGINFO | flags, every signal blocked while it runs; the previous
+// disposition goes to *prev when given. False when the OS refuses.
+inline bool install_signal_handler(int sig, void (*fn)(int, siginfo_t*, void*), int flags,
+                                   struct sigaction* prev = nullptr) {
+  struct sigaction sa {};
+  sa.sa_sigaction = fn;
+  sa.sa_flags = SA_SIGINFO | flags;
+  sigfillset(&sa.sa_mask);
+  return sigaction(sig, &sa, prev) == 0;
 }
 
 inline uint64_t clock_ns(clockid_t clock) {

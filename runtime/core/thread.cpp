@@ -103,12 +103,9 @@ bool world_stopped() { return g_world_epoch.load(std::memory_order_relaxed) & 1;
 void install_suspend_handler() {
   static std::once_flag once;
   std::call_once(once, [] {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = suspend_handler;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&sa.sa_mask);
-    if (sigaction(kSuspendSignal, &sa, nullptr) != 0) fatal("cannot install the SIGPWR handler: %s", strerror(errno));
+    // SA_ONSTACK: on an M, the alternate signal stack (a goroutine's stack may be nearly full).
+    if (!install_signal_handler(kSuspendSignal, suspend_handler, SA_RESTART | SA_ONSTACK))
+      fatal("cannot install the SIGPWR handler: %s", strerror(errno));
   });
 }
 

@@ -504,14 +504,7 @@ void segv_handler(int sig, siginfo_t* info, void* uctx) {
 
 void install_overflow_handler() {
   static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = segv_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &g_prev_segv);
-  });
+  std::call_once(once, [] { install_signal_handler(SIGSEGV, segv_handler, SA_ONSTACK, &g_prev_segv); });
 }
 
 constexpr size_t kAltStackSize = 64 << 10;
