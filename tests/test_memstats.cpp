@@ -228,20 +228,22 @@ TEST_CASE("memstats: ReadMemStats allocates nothing") {
   CHECK(c.NumGC == a.NumGC);
 }
 
-TEST_CASE("memstats: exact accounting of a traced 48-byte class") {
-  constexpr int kClass = 5;
-  REQUIRE(gort::internal::size_to_class(sizeof(Rec48)) == kClass);
-  constexpr uint64_t N = 10000;
+namespace {
+// N objects of T, all in size class kClass of kSize bytes: they count in exactly that class, in
+// Mallocs and TotalAlloc; once dead and collected, in Frees.
+template <class T>
+void check_class_accounting(int kClass, uint64_t kSize, uint64_t N) {
+  REQUIRE(gort::internal::size_to_class(sizeof(T)) == kClass);
   REQUIRE(gort_test::quiesce());
   gort::MemStats a = read_stats();
-  alloc_garbage<Rec48>(N);
+  alloc_garbage<T>(N);
   gort::MemStats b = read_stats();
-  CHECK(b.BySize[kClass].Size == 48);
+  CHECK(b.BySize[kClass].Size == kSize);
   CHECK(b.BySize[kClass].Mallocs - a.BySize[kClass].Mallocs == N);
   CHECK(b.Mallocs - a.Mallocs == N);
-  CHECK(b.TotalAlloc - a.TotalAlloc == N * 48);
+  CHECK(b.TotalAlloc - a.TotalAlloc == N * kSize);
   REQUIRE(b.NumGC == a.NumGC);  // no collection in between: nothing was freed either
-  CHECK(b.HeapAlloc - a.HeapAlloc == N * 48);
+  CHECK(b.HeapAlloc - a.HeapAlloc == N * kSize);
   CHECK(b.HeapObjects - a.HeapObjects == N);
   CHECK(b.Frees == a.Frees);
   for (int i = 0; i < 61; ++i) {
@@ -257,28 +259,12 @@ TEST_CASE("memstats: exact accounting of a traced 48-byte class") {
   CHECK(c.Mallocs == b.Mallocs);  // GC() allocates nothing
   check_identities(c);
 }
+}  // namespace
+
+TEST_CASE("memstats: exact accounting of a traced 48-byte class") { check_class_accounting<Rec48>(5, 48, 10000); }
 
 TEST_CASE("memstats: exact accounting of a pointer-free 100-byte object (class 112)") {
-  constexpr int kClass = 9;
-  REQUIRE(gort::internal::size_to_class(sizeof(Blob100)) == kClass);
-  constexpr uint64_t N = 5000;
-  REQUIRE(gort_test::quiesce());
-  gort::MemStats a = read_stats();
-  alloc_garbage<Blob100>(N);
-  gort::MemStats b = read_stats();
-  CHECK(b.BySize[kClass].Size == 112);
-  CHECK(b.BySize[kClass].Mallocs - a.BySize[kClass].Mallocs == N);
-  CHECK(b.Mallocs - a.Mallocs == N);
-  CHECK(b.TotalAlloc - a.TotalAlloc == N * 112);
-  REQUIRE(b.NumGC == a.NumGC);
-  CHECK(b.HeapAlloc - a.HeapAlloc == N * 112);
-  CHECK(b.HeapObjects - a.HeapObjects == N);
-
-  clean_gc();
-  gort::MemStats c = read_stats();
-  CHECK(c.BySize[kClass].Frees - b.BySize[kClass].Frees >= N * 9 / 10);
-  CHECK(c.Frees - b.Frees >= N * 9 / 10);
-  check_identities(c);
+  check_class_accounting<Blob100>(9, 112, 5000);
 }
 
 TEST_CASE("memstats: large objects count as whole pages, in no BySize entry") {

@@ -134,11 +134,6 @@ void Central::all_unswept() {
   unswept_.splice(full_);
 }
 
-bool Central::has_unswept() {
-  LockGuard g(lock_);
-  return !unswept_.empty();
-}
-
 void LargeSpans::add(Span* s) {
   LockGuard g(lock_);
   swept_.push(s);

@@ -27,7 +27,6 @@ class Central {
   void put_swept(Span* s);
   // World stopped: every swept span now needs sweeping for the cycle that just marked.
   void all_unswept();
-  bool has_unswept();
 
  private:
   Span* new_span();

@@ -8,7 +8,7 @@
 //              store: parallel markers never need a locked read-modify-write (Boehm GC's mark
 //              bytes). Two markers racing on one object may both scan it, which is harmless.
 // A slot that is neither allocated nor on a cache's free list is free. Sweeping replaces
-// allocbits with markbits (Go's gcmarkBits -> allocBits flip).
+// allocbits with the mark bytes (Go's gcmarkBits -> allocBits flip).
 //
 // sweepgen follows Go's protocol, relative to the heap's sweepgen sg (which grows by 2 per cycle):
 //   sg-2: needs sweeping;  sg-1: being swept;  sg: swept and ready for use.

@@ -98,7 +98,6 @@ __attribute__((noinline)) void scrub_stack() {
 
 std::mutex& world_lock() { return g_world_lock; }
 ThreadRecord* registry_first() { return g_threads; }
-bool world_stopped() { return g_world_epoch.load(std::memory_order_relaxed) & 1; }
 
 void install_suspend_handler() {
   static std::once_flag once;

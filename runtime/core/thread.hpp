@@ -119,17 +119,14 @@ void scrub_stack();
 // Serialises stop-the-world operations (collections, ReadMemStats).
 std::mutex& world_lock();
 
-// Stops every attached thread except the caller (who holds world_lock()), then calls fn for each
-// stopped or current record while the world is stopped. Returns the number of threads stopped.
+// Stops every attached thread except the caller (who holds world_lock()) and records the
+// caller's registers. Returns the number of threads stopped.
 int stop_the_world();
 void start_the_world();
-bool world_stopped();
-// Calls fn(record) for every attached thread; only while the world is stopped.
-template <class F>
-void for_each_thread(F&& fn);
 
 ThreadRecord* registry_first();
 
+// Calls fn(record) for every attached thread; only while the world is stopped.
 template <class F>
 void for_each_thread(F&& fn) {
   for (ThreadRecord* r = registry_first(); r; r = r->next) fn(r);

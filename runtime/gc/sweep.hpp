@@ -1,6 +1,6 @@
 // Sweeping (Go's mgcsweep.go) and the destructor queue.
 //
-// Sweeping a span turns the mark phase's verdict into free slots: allocbits := markbits, and every
+// Sweeping a span turns the mark phase's verdict into free slots: allocbits := the mark bytes, and every
 // slot that was allocated but not marked is freed (counted in Frees). It never touches object
 // memory, so a span is swept in time proportional to its bitmap, not its size. Spans are swept
 // lazily by the thread that wants a span of their class, by the background sweeper thread, and

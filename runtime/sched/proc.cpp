@@ -675,11 +675,6 @@ uint32_t fastrand() {
   return x;
 }
 
-bool on_goroutine() {
-  M* m = current_m();
-  return m && m->curg;
-}
-
 void init_waiter(Waiter& w) {
   M* m = current_m();
   w.g = m ? m->curg : nullptr;

@@ -67,7 +67,6 @@ uint32_t fastrand();
 void spawn(GoClosureBase* c);
 void spawn_goroutine(GoClosureBase* c, bool system);
 void yield();
-bool on_goroutine();
 int num_goroutine();
 int gomaxprocs(int n);
 void sleep_ns(int64_t ns);
