@@ -12,17 +12,20 @@
 #include <thread>
 #include <vector>
 
+#include "test_util.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 
-// Forces collections until pred() holds; false after `timeout`.
+// Forces collections until pred() holds; false after `timeout`. Each one after wiping the dead
+// frames below this one, where the make_* helpers left their pointers (conservative scanning).
 template <class P>
 bool gc_until(P pred, std::chrono::milliseconds timeout = 5000ms) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!pred()) {
     if (std::chrono::steady_clock::now() > deadline) return false;
-    gort::GC();
+    gort_test::clean_gc();
     std::this_thread::sleep_for(1ms);
   }
   return true;

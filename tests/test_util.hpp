@@ -11,6 +11,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "runtime/core/thread.hpp"
 #include "runtime/gc/mfinal.hpp"
 #include "runtime/gc/sweep.hpp"
 
@@ -40,11 +41,7 @@ namespace gort_test {
 
 // Zeroes a large stretch of the stack below the caller's frame, so that pointers left behind in
 // dead frames (conservative scanning) cannot keep garbage alive in the next collection.
-__attribute__((noinline)) inline void clobber_stack() {
-  char buf[64 << 10];
-  memset(buf, 0, sizeof buf);
-  asm volatile("" : : "r"(buf) : "memory");
-}
+inline void clobber_stack() { gort::internal::scrub_stack(64 << 10); }
 
 // A forced collection after wiping dead stack frames.
 inline void clean_gc() {

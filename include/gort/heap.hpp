@@ -35,7 +35,7 @@ void mark(Tracer& t, const void* p);
 void mark_range(Tracer& t, const void* p, size_t n);
 // Write barrier: set while a collection is marking concurrently with the program.
 extern std::atomic<bool> write_barrier_enabled;
-void write_barrier(void* const* slot, const void* value);
+void write_barrier(void* const* slot, const void* value) noexcept;
 
 void** root_acquire(const void* p);
 void root_release(void** slot);

@@ -14,6 +14,7 @@
 #include "runtime/alloc/mcache.hpp"
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
+#include "runtime/core/mem.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/typeinfo.hpp"
@@ -30,7 +31,7 @@ namespace {
 }
 
 // Zeroes a small object: the common small sizes with inline stores (a memset call costs more
-// than the stores themselves), the rest with memset.
+// than the stores themselves), the rest with mem_zero.
 inline void zero_small(void* p, size_t size) {
   switch (size) {
     case 16: __builtin_memset(p, 0, 16); break;
@@ -38,7 +39,7 @@ inline void zero_small(void* p, size_t size) {
     case 32: __builtin_memset(p, 0, 32); break;
     case 48: __builtin_memset(p, 0, 48); break;
     case 64: __builtin_memset(p, 0, 64); break;
-    default: memset(p, 0, size);
+    default: mem_zero(p, size);
   }
 }
 
@@ -71,7 +72,7 @@ void* alloc_tiny(Cache* c, size_t size, bool* gc_needed) {
     return reinterpret_cast<void*>(c->tiny + off);
   }
   void* block = alloc_small(c, kTinySize, 0, true, gc_needed);
-  memset(block, 0, kTinySize);
+  mem_zero(block, kTinySize);
   // Keep whichever block has more room left, as Go does.
   if (size < c->tiny_offset || c->tiny == 0) {
     c->tiny = reinterpret_cast<uintptr_t>(block);
@@ -90,14 +91,14 @@ void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   s->nelems = 1;
   s->nalloc = 1;
   s->cached = false;
-  memset(s->allocbits, 0, sizeof s->allocbits);
+  mem_zero(s->allocbits, sizeof s->allocbits);
   s->allocbits[0] = 1;
   s->large_mark = 0;
   s->markbytes = &s->large_mark;
   s->large_type = type;
   s->types = &s->large_type;
   s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  if (s->needzero) memset(reinterpret_cast<void*>(s->base), 0, size);
+  if (s->needzero) mem_zero(reinterpret_cast<void*>(s->base), size);
   uint64_t bytes = npages << kPageShift;
   stats().large_mallocs.fetch_add(1, std::memory_order_relaxed);
   stats().large_alloc_bytes.fetch_add(bytes, std::memory_order_relaxed);

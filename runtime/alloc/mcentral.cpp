@@ -1,6 +1,7 @@
 #include "runtime/alloc/mcentral.hpp"
 
 #include "runtime/alloc/mheap.hpp"
+#include "runtime/core/mem.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/sweep.hpp"
@@ -25,7 +26,7 @@ class SideTablePool {
       LockGuard g(lock_);
       if (Node* n = free_[sizeclass]) {
         free_[sizeclass] = n->next;
-        memset(n, 0, bytes);
+        mem_zero(n, bytes);
         return n;
       }
     }
@@ -68,7 +69,7 @@ void init_span(Span* s, int spanclass) {
   s->nelems = kClassToObjects[cls];
   s->nalloc = 0;
   s->cached = false;
-  memset(s->allocbits, 0, sizeof s->allocbits);
+  mem_zero(s->allocbits, sizeof s->allocbits);
   s->markbytes = markbytes_alloc(cls);
   s->types = s->noscan ? nullptr : types_alloc(cls);
   s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);

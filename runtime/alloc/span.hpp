@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "runtime/alloc/sizeclasses.hpp"
+#include "runtime/core/mem.hpp"
 
 namespace gort::internal {
 
@@ -87,7 +88,7 @@ struct Span {
     for (; j < n; ++j) bits |= static_cast<uint64_t>(b[j] != 0) << j;
     return bits;
   }
-  void clear_marks() { memset(markbytes, 0, nelems); }
+  void clear_marks() { mem_zero(markbytes, nelems); }
 };
 
 // Intrusive doubly linked list of spans, with O(1) splicing (a whole class's spans move to the

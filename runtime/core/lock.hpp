@@ -5,6 +5,7 @@
 // holds one. Waiters spin briefly, then yield the CPU.
 #pragma once
 #include <sched.h>
+#include <sys/syscall.h>
 
 #include <atomic>
 
@@ -18,12 +19,23 @@ inline void cpu_relax() {
 #endif
 }
 
+// sched_yield(2), made directly: a libc call would make every function that takes a lock ask for
+// a 1 MiB stack segment first when built with split stacks (see core/mem.hpp).
+inline void os_yield() {
+#if defined(__x86_64__)
+  long ret;
+  asm volatile("syscall" : "=a"(ret) : "a"(static_cast<long>(SYS_sched_yield)) : "rcx", "r11", "memory");
+#else
+  os_yield();
+#endif
+}
+
 class SpinLock {
  public:
   void lock() {
     for (int spins = 0;; ++spins) {
       if (!held_.load(std::memory_order_relaxed) && !held_.exchange(true, std::memory_order_acquire)) return;
-      if (spins < 64) cpu_relax(); else sched_yield();
+      if (spins < 64) cpu_relax(); else os_yield();
     }
   }
   bool try_lock() { return !held_.load(std::memory_order_relaxed) && !held_.exchange(true, std::memory_order_acquire); }

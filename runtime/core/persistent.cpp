@@ -1,5 +1,7 @@
 #include "runtime/core/persistent.hpp"
 
+#include "runtime/core/mem.hpp"
+
 namespace gort::internal {
 
 void* PersistentAlloc::alloc(size_t bytes, size_t align) {
@@ -22,7 +24,7 @@ void* FixAllocBase::alloc() {
     p = free_;
     if (p) free_ = free_->next;
   }
-  if (p) memset(p, 0, size_);
+  if (p) mem_zero(p, size_);
   else p = pa_.alloc(size_, alignof(std::max_align_t));
   inuse_.fetch_add(size_, std::memory_order_relaxed);
   return p;

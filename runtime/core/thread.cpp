@@ -7,14 +7,16 @@
 #include <cstring>
 
 #include "runtime/alloc/mcache.hpp"
+#include "runtime/core/mem.hpp"
 #include "runtime/core/os.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/sysmem.hpp"
+#include "runtime/sched/stack.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
 
-thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false};
+thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false, false};
 
 namespace {
 
@@ -43,6 +45,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, bool async) {
   (void)async;
 #endif
   r->stopped_sp = sp - kRedZone;
+  r->split_segments = stack_current_segments();
   // Acknowledge this very epoch: a thread that read an older epoch and was delayed must not
   // count as stopped for a newer stop-the-world.
   r->parked_epoch.store(epoch, std::memory_order_release);
@@ -51,7 +54,9 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, bool async) {
   while (g_world_epoch.load(std::memory_order_acquire) == epoch) futex_wait(&g_world_epoch, epoch);
 }
 
+GORT_NO_SPLIT void suspend_handler(int, siginfo_t*, void* uctx);
 void suspend_handler(int, siginfo_t*, void* uctx) {
+  [[maybe_unused]] SignalStackGuard on_alt_stack;
   int saved_errno = errno;
   ThreadRecord* r = t_local.record;
   if (r) {
@@ -90,10 +95,34 @@ void suspend_self() {
   park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), /*async=*/false);
 }
 
-__attribute__((noinline)) void scrub_stack() {
-  char dead[4096];
-  memset(dead, 0, sizeof dead);
+namespace {
+// A frame of 4 KiB per call, recursing (not a tail call, so each frame lies below the last).
+__attribute__((noinline)) void scrub_frames(size_t bytes) {
+  constexpr size_t kChunk = 4096;
+  char dead[kChunk];
+  if (bytes > kChunk) scrub_frames(bytes - kChunk);
+  mem_zero(dead, sizeof dead);
   asm volatile("" : : "r"(dead) : "memory");  // the stores must happen
+}
+}  // namespace
+
+void scrub_stack(size_t bytes) {
+#if GORT_SPLIT_STACK
+  // With split stacks the guard word marks how far the current stack (or segment) goes down:
+  // zero from this function's stack pointer (it has no frame: no_split_stack, only registers)
+  // towards it. A local array would be wrong twice: it could lie past the end of a small stack,
+  // or make __morestack run the call on another segment and leave the stale words in place.
+  // Writing below the stack pointer is safe: a signal handler that lands meanwhile only leaves
+  // dead words behind, zeroed when the loop resumes.
+  if (uintptr_t guard = split_guard()) {
+    uintptr_t sp;
+    asm volatile("movq %%rsp, %0" : "=r"(sp));
+    if (sp > guard + bytes) guard = sp - bytes;
+    if (sp > guard) mem_zero(reinterpret_cast<void*>(guard), sp - guard);
+    return;
+  }
+#endif
+  scrub_frames(bytes);
 }
 
 std::mutex& world_lock() { return g_world_lock; }
@@ -187,6 +216,7 @@ int stop_the_world() {
     self->fpregs = _libc_fpstate{};
 #endif
     self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - kRedZone;
+    self->split_segments = stack_current_segments();
   }
   return static_cast<int>(n);
 }
@@ -207,6 +237,24 @@ constexpr size_t kServiceStackSize = 256 << 10;
 constexpr int kMaxServiceThreads = 256;
 ServiceStack g_service[kMaxServiceThreads];
 std::mutex g_service_lock;
+
+struct ServiceStart {
+  void* (*fn)(void*);
+  void* arg;
+};
+
+// A service thread runs only the runtime's code, on a fixed stack of its own: with split stacks
+// its guard is 0 before the first split-stack prologue runs, so it never asks for a segment (a
+// call into libc would otherwise want a 1 MiB one). The M's goroutines get theirs at each switch.
+GORT_NO_SPLIT void* service_thread_entry(void* p);
+void* service_thread_entry(void* p) {
+#if GORT_SPLIT_STACK
+  set_split_guard(0);
+#endif
+  ServiceStart start = *static_cast<ServiceStart*>(p);
+  delete static_cast<ServiceStart*>(p);
+  return start.fn(start.arg);
+}
 }  // namespace
 
 pthread_t start_service_thread(void* (*fn)(void*), void* arg, const char* name) {
@@ -215,7 +263,7 @@ pthread_t start_service_thread(void* (*fn)(void*), void* arg, const char* name) 
   pthread_attr_init(&attr);
   pthread_attr_setstack(&attr, stack, kServiceStackSize);
   pthread_t t;
-  int err = pthread_create(&t, &attr, fn, arg);
+  int err = pthread_create(&t, &attr, service_thread_entry, new ServiceStart{fn, arg});
   pthread_attr_destroy(&attr);
   if (err != 0) fatal("cannot start the %s thread: %s", name, strerror(err));
   pthread_setname_np(t, name);

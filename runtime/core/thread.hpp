@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <mutex>
 
+#include "runtime/core/splitstack.hpp"
+
 namespace gort::internal {
 
 struct Cache;
@@ -42,6 +44,7 @@ struct ThreadRecord {
   uintptr_t g0_sp = 0;
   // Filled when the thread stops: lowest stack address in use and the saved register file.
   uintptr_t stopped_sp = 0;
+  void* split_segments = nullptr;  // split stacks: libgcc's segment list of the stack it was on
   mcontext_t regs{};
 #if defined(__x86_64__)
   // Vector registers at an asynchronous stop: compiled code may hold a pointer only in an XMM
@@ -57,10 +60,30 @@ struct ThreadLocal {
   Cache* cache;
   int critical;          // depth of critical sections
   bool suspend_pending;  // a suspend signal arrived inside a critical section
+  bool alt_signal_stack;  // gort installed an alternate signal stack (an M)
 };
 
 // initial-exec: one instruction to reach from the library, no __tls_get_addr call.
 extern thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec")));
+
+// Opens every signal handler of the runtime (itself GORT_NO_SPLIT). On an M's alternate signal
+// stack the split-stack guard still describes the interrupted goroutine's stack: split-stack code
+// in the handler could ask libgcc to grow that stack from a signal. The guard is 0 (never grow:
+// the alternate stack is big enough) until the handler returns. A thread without one keeps
+// libgcc's defaults: the handler runs on its stack, which may grow, as libgcc allows there.
+struct SignalStackGuard {
+#if GORT_SPLIT_STACK
+  uintptr_t saved;
+  __attribute__((always_inline, no_split_stack)) SignalStackGuard();
+  __attribute__((always_inline, no_split_stack)) ~SignalStackGuard();
+#endif
+};
+#if GORT_SPLIT_STACK
+inline SignalStackGuard::SignalStackGuard() : saved(split_guard()) {
+  if (t_local.alt_signal_stack) set_split_guard(0);
+}
+inline SignalStackGuard::~SignalStackGuard() { set_split_guard(saved); }
+#endif
 
 void suspend_self();
 
@@ -113,8 +136,8 @@ inline bool current_thread_attached() { return t_local.record != nullptr; }
 
 // Zeroes the stack just below the caller's frame, where dead frames of earlier calls may still
 // hold managed pointers that the conservative scan would take for live ones (Boehm GC's
-// GC_clear_stack). Service threads call it between work items.
-void scrub_stack();
+// GC_clear_stack). Service threads and the finalizer goroutine call it between work items.
+GORT_NO_SPLIT __attribute__((noinline)) void scrub_stack(size_t bytes = 4096);
 
 // Serialises stop-the-world operations (collections, ReadMemStats).
 std::mutex& world_lock();

@@ -192,7 +192,7 @@ void MarkWorker::drain() {
         cur_ = nullptr;
         return;
       }
-      if (spins < 100) cpu_relax(); else sched_yield();
+      if (spins < 100) cpu_relax(); else os_yield();
     }
   }
 }

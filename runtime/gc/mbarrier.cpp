@@ -30,7 +30,7 @@ ShadeChunk* g_free = nullptr;
 PersistentAlloc g_pa(stats().gc_sys);
 }  // namespace
 
-void write_barrier(void* const*, const void* value) {
+void write_barrier(void* const*, const void* value) noexcept {
   if (!value) return;
   LockGuard g(g_lock);
   if (!g_full || g_full->n == ShadeChunk::kCap) {

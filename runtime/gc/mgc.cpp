@@ -17,6 +17,7 @@
 #include "runtime/gc/roots.hpp"
 #include "runtime/gc/sweep.hpp"
 #include "runtime/sched/proc.hpp"
+#include "runtime/sched/stack.hpp"
 #include "runtime/stats/gctrace.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -34,16 +35,17 @@ void scan_roots(MarkWorker& w) {
   uint64_t stack_bytes = 0;
   for_each_thread([&](ThreadRecord* r) {
     if (!r->scan_stack) return;
+    auto scan = [&](uintptr_t lo, uintptr_t hi) {
+      w.scan_conservative(lo, hi);
+      stack_bytes += hi - lo;
+    };
+    // A stopped thread's stack pointer is on the goroutine it runs (an M) or on its own stack;
+    // with split stacks either may continue in segments, which the walk follows.
     if (r->g_stack_hi) {  // an M running a goroutine: the goroutine's stack, then the M's own
-      uintptr_t glo = r->stopped_sp > r->g_stack_lo ? r->stopped_sp : r->g_stack_lo;
-      w.scan_conservative(glo, r->g_stack_hi);
-      stack_bytes += r->g_stack_hi - glo;
-      w.scan_conservative(r->g0_sp, r->stack_hi);
-      stack_bytes += r->stack_hi - r->g0_sp;
+      for_each_stack_range(r->stopped_sp, r->g_stack_lo, r->g_stack_hi, r->split_segments, scan);
+      scan(r->g0_sp, r->stack_hi);
     } else {
-      uintptr_t lo = r->stopped_sp > r->stack_lo ? r->stopped_sp : r->stack_lo;
-      w.scan_conservative(lo, r->stack_hi);
-      stack_bytes += r->stack_hi - lo;
+      for_each_stack_range(r->stopped_sp, r->stack_lo, r->stack_hi, r->split_segments, scan);
     }
     auto regs = reinterpret_cast<uintptr_t>(&r->regs);
     w.scan_conservative(regs, regs + sizeof r->regs);
@@ -126,7 +128,7 @@ void sweep_now() {
     more = sweep_one(&cursor);
     if (attached) leave_critical();
   }
-  while (sweeps_in_progress()) sched_yield();
+  while (sweeps_in_progress()) os_yield();
 }
 }  // namespace
 

@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "runtime/core/lock.hpp"
+#include "runtime/core/panic.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/typeinfo.hpp"
@@ -74,13 +75,24 @@ struct ChanCore {
 };
 
 namespace {
-uint16_t chan_type() {
-  static const uint16_t t = register_type(
+__attribute__((noinline)) uint16_t register_chan_type() {
+  return register_type(
       [](const void* o, Tracer& tr) {
         auto* c = static_cast<const ChanCore*>(o);
         mark_range(tr, o, c->total_bytes);
       },
       [](void* o) { static_cast<ChanCore*>(o)->~ChanCore(); }, "gort::Chan");
+}
+
+// Registered on first use; not a function-local static, whose guard calls into libstdc++ on
+// every call's path (see core/mem.hpp). Two threads may race to register: same result.
+std::atomic<uint16_t> g_chan_type{0};
+uint16_t chan_type() {
+  uint16_t t = g_chan_type.load(std::memory_order_acquire);
+  if (!t) {
+    t = register_chan_type();
+    g_chan_type.store(t, std::memory_order_release);
+  }
   return t;
 }
 
@@ -156,7 +168,7 @@ void chan_send(ChanCore* c, void* elem) {
   Outcome o = try_send_locked(c, elem);
   if (o != Outcome::WouldBlock) {
     unlock_chan(c);
-    if (o == Outcome::Closed) throw std::logic_error("send on closed channel");
+    if (o == Outcome::Closed) throw_logic_error("send on closed channel");
     return;
   }
   Waiter w;
@@ -164,7 +176,7 @@ void chan_send(ChanCore* c, void* elem) {
   w.data = elem;
   c->sendq.push(&w);
   park(w, c->lock);
-  if (!w.ok) throw std::logic_error("send on closed channel");
+  if (!w.ok) throw_logic_error("send on closed channel");
 }
 
 bool chan_recv(ChanCore* c, void* out) {
@@ -198,7 +210,7 @@ struct LockSet {
 }  // namespace
 
 int chan_select(const SelectCase* cases, int n, bool block, bool* recv_ok) {
-  if (n > kMaxSelectCases) throw std::invalid_argument("gort::select: too many cases");
+  if (n > kMaxSelectCases) throw_invalid_argument("gort::select: too many cases");
   *recv_ok = false;
   // Poll order: a random permutation, so that no ready case is favoured (Go's pollorder).
   int order[kMaxSelectCases];
@@ -209,8 +221,14 @@ int chan_select(const SelectCase* cases, int n, bool block, bool* recv_ok) {
   }
   LockSet ls;
   for (int i = 0; i < n; ++i) ls.chans[ls.n++] = cases[i].c;
-  std::sort(ls.chans, ls.chans + ls.n);
-  ls.n = static_cast<int>(std::unique(ls.chans, ls.chans + ls.n) - ls.chans);
+  // Lock order: by address, each channel once. An insertion sort by swaps (at most 64 entries):
+  // std::sort's moves compile to a memmove call (core/mem.hpp says why that matters).
+  for (int i = 1; i < ls.n; ++i)
+    for (int j = i; j > 0 && ls.chans[j] < ls.chans[j - 1]; --j) std::swap(ls.chans[j], ls.chans[j - 1]);
+  int kept = 0;
+  for (int i = 0; i < ls.n; ++i)
+    if (kept == 0 || ls.chans[i] != ls.chans[kept - 1]) ls.chans[kept++] = ls.chans[i];
+  ls.n = kept;
 
   enter_critical();
   ls.lock();
@@ -220,7 +238,7 @@ int chan_select(const SelectCase* cases, int n, bool block, bool* recv_ok) {
     if (o == Outcome::WouldBlock) continue;
     LockSet::unlock(&ls);
     leave_critical();
-    if (sc.send && o == Outcome::Closed) throw std::logic_error("send on closed channel");
+    if (sc.send && o == Outcome::Closed) throw_logic_error("send on closed channel");
     *recv_ok = o == Outcome::Done;
     return order[k];
   }
@@ -250,7 +268,7 @@ int chan_select(const SelectCase* cases, int n, bool block, bool* recv_ok) {
     if (i != won) (cases[i].send ? cases[i].c->sendq : cases[i].c->recvq).remove(&ws[i]);
   LockSet::unlock(&ls);
   leave_critical();
-  if (cases[won].send && !ws[won].ok) throw std::logic_error("send on closed channel");
+  if (cases[won].send && !ws[won].ok) throw_logic_error("send on closed channel");
   *recv_ok = ws[won].ok;
   return won;
 }
@@ -259,7 +277,7 @@ void chan_close(ChanCore* c) {
   lock_chan(c);
   if (c->closed) {
     unlock_chan(c);
-    throw std::logic_error("close of closed channel");
+    throw_logic_error("close of closed channel");
   }
   c->closed = true;
   while (Waiter* r = c->recvq.pop_claimed()) {

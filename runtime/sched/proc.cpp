@@ -11,7 +11,9 @@
 #include <cstring>
 #include <mutex>
 
+#include "runtime/core/mem.hpp"
 #include "runtime/core/os.hpp"
+#include "runtime/core/panic.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mark.hpp"
@@ -29,6 +31,7 @@ struct G {
   G* allnext = nullptr;    // every goroutine ever made (for the collector), never unlinked
   bctx::fcontext_t ctx = nullptr;
   Stack stack;
+  StackContext split;      // split stacks: libgcc's state of this stack while it is switched out
   GoClosureBase* fn = nullptr;
   std::atomic<GStatus> status{GStatus::Idle};
   int blocking_depth = 0;  // nested blocking() calls: only the outermost hands the P over
@@ -73,6 +76,7 @@ struct M {
   pthread_t thread{};
   ThreadRecord* rec = nullptr;
   bctx::fcontext_t g0 = nullptr;   // the scheduler loop's context while a goroutine runs
+  StackContext split;              // split stacks: the M's own (guard 0: never grows)
   G* curg = nullptr;
   P* p = nullptr;
   P* next_p = nullptr;             // handed over by whoever wakes this M
@@ -216,7 +220,7 @@ void timer_push_locked(P* p, Timer t) {
   if (p->ntimers == p->timers_cap) {
     int cap = p->timers_cap ? p->timers_cap * 2 : 64;
     auto* grown = static_cast<Timer*>(g_sched.records.alloc(sizeof(Timer) * static_cast<size_t>(cap)));
-    if (p->ntimers) memcpy(grown, p->timers, sizeof(Timer) * static_cast<size_t>(p->ntimers));
+    if (p->ntimers) mem_copy(grown, p->timers, sizeof(Timer) * static_cast<size_t>(p->ntimers));
     p->timers = grown;  // the old array is not reused: timers memory only grows, like Go's
     p->timers_cap = cap;
   }
@@ -282,7 +286,7 @@ void pidle_put_locked(P* p) {
 
 void* m_main(void* arg);
 
-M* new_m() {
+__attribute__((noinline)) M* new_m() {  // rare, and calls libc: kept out of start_m's body
   M* m = new (g_sched.records.alloc(sizeof(M), alignof(M))) M;
   {
     LockGuard g(g_sched.lock);
@@ -295,7 +299,7 @@ M* new_m() {
 
 // Gives p to an idle M (or a new one), to run goroutines; `spinning` if it must look for work
 // (the caller has counted it in nmspinning).
-void start_m(P* p, bool spinning) {
+void start_m(P* p, bool spinning) noexcept {
   M* m;
   {
     LockGuard g(g_sched.lock);
@@ -312,7 +316,7 @@ void start_m(P* p, bool spinning) {
 }
 
 // Wakes an M to run an idle P, if there is one and no M is already looking for work.
-void wakep() {
+void wakep() noexcept {
   if (g_sched.npidle == 0 || g_sched.nmspinning.load(std::memory_order_acquire) != 0) return;
   P* p;
   {
@@ -403,20 +407,46 @@ Stack stack_get(P* p) {
   return stack_alloc();
 }
 
+// The two halves of every switch. With split stacks libgcc's thread-local state is swapped for
+// the other side's right before the jump; no split-stack prologue may run in between (it would
+// compare this stack's pointer with the other stack's guard), hence no_split_stack and nothing
+// but the swap and the jump. The side that resumes finds its own state installed by the other.
+// noinline: inlined, the jump_fcontext call (Boost.Context is not built with split stacks) would
+// make the caller ask for a 1 MiB segment.
+GORT_NO_SPLIT __attribute__((noinline)) bctx::transfer_t jump_to_goroutine(M* m, G* g);
+GORT_NO_SPLIT __attribute__((noinline)) bctx::transfer_t jump_to_scheduler(M* m);
+
+bctx::transfer_t jump_to_goroutine(M* m, G* g) {
+#if GORT_SPLIT_STACK
+  __splitstack_setcontext(g->split.words);
+#endif
+  return bctx::jump_fcontext(g->ctx, m);
+}
+
+bctx::transfer_t jump_to_scheduler(M* m) {
+#if GORT_SPLIT_STACK
+  __splitstack_getcontext(m->curg->split.words);
+  __splitstack_setcontext(m->split.words);
+#endif
+  return bctx::jump_fcontext(m->g0, nullptr);
+}
+
 // Runs g on this M until it switches back; then does what it asked for.
 void execute(M* m, G* g) {
   enter_critical();
   if (!g->ctx) {  // first run
     g->stack = stack_get(m->p);
+    stack_context_init(g->split, g->stack);
     g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
   }
   m->curg = g;
   g->status.store(GStatus::Running, std::memory_order_relaxed);
   m->rec->g_stack_lo = g->stack.lo;
   m->rec->g_stack_hi = g->stack.hi;
-  bctx::transfer_t t = bctx::jump_fcontext(g->ctx, m);
+  bctx::transfer_t t = jump_to_goroutine(m, g);
   // Back on this M's own stack.
   g->ctx = t.fctx;
+  stack_note_segments(g->stack, g->split.segments());
   m->curg = nullptr;
   m->rec->g_stack_lo = m->rec->g_stack_hi = 0;
   switch (m->after) {
@@ -458,7 +488,7 @@ void execute(M* m, G* g) {
 __attribute__((noinline)) void switch_to_scheduler(After why) {
   M* m = current_m();
   m->after = why;
-  bctx::transfer_t t = bctx::jump_fcontext(m->g0, nullptr);
+  bctx::transfer_t t = jump_to_scheduler(m);
   M* now = static_cast<M*>(t.data);
   now->g0 = t.fctx;
   now->rec->g0_sp = reinterpret_cast<uintptr_t>(t.fctx);
@@ -482,12 +512,19 @@ void goroutine_entry(bctx::transfer_t t) {
 struct sigaction g_prev_segv;
 
 // Runs on the M's alternate signal stack: a goroutine that ran off its stack has none left.
-void segv_handler(int sig, siginfo_t* info, void* uctx) {
+void segv(int sig, siginfo_t* info, void* uctx) {
   ThreadRecord* r = t_local.record;
   auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
   if (r && r->g_stack_hi && addr < r->g_stack_lo && addr + 64 * 1024 >= r->g_stack_lo) {
+#if GORT_SPLIT_STACK
     static const char msg[] =
-        "gort: fatal error: goroutine stack overflow (this build gives goroutines fixed 64 KiB stacks)\n";
+        "gort: fatal error: goroutine stack overflow: code built without -fsplit-stack ran off a goroutine's "
+        "8 KiB first stack (compile everything that runs on goroutines with the flags in gort.pc)\n";
+#else
+    static const char msg[] =
+        "gort: fatal error: goroutine stack overflow (this build gives goroutines fixed 64 KiB stacks; "
+        "-Dstacks=split grows them)\n";
+#endif
     ssize_t ignored = write(2, msg, sizeof msg - 1);
     (void)ignored;
     abort();
@@ -502,6 +539,12 @@ void segv_handler(int sig, siginfo_t* info, void* uctx) {
   raise(SIGSEGV);
 }
 
+GORT_NO_SPLIT void segv_handler(int sig, siginfo_t* info, void* uctx);
+void segv_handler(int sig, siginfo_t* info, void* uctx) {
+  [[maybe_unused]] SignalStackGuard on_alt_stack;
+  segv(sig, info, uctx);
+}
+
 void install_overflow_handler() {
   static std::once_flag once;
   std::call_once(once, [] { install_signal_handler(SIGSEGV, segv_handler, SA_ONSTACK, &g_prev_segv); });
@@ -512,11 +555,15 @@ constexpr size_t kAltStackSize = 64 << 10;
 void* m_main(void* arg) {
   M* m = static_cast<M*>(arg);
   t_m = m;
+#if GORT_SPLIT_STACK
+  __splitstack_getcontext(m->split.words);  // a service thread: guard 0, no segments
+#endif
   // An alternate signal stack, so that a goroutine's stack overflow can still be reported.
   stack_t alt{};
   alt.ss_sp = sys_alloc(kAltStackSize, stats().stack_sys);
   alt.ss_size = kAltStackSize;
   sigaltstack(&alt, nullptr);
+  t_local.alt_signal_stack = true;
   install_overflow_handler();
   attach_current_thread(/*scan_stack=*/true);
   m->rec = t_local.record;
@@ -549,6 +596,7 @@ void* m_main(void* arg) {
   detach_current_thread();
   stack_t off{};
   off.ss_flags = SS_DISABLE;
+  t_local.alt_signal_stack = false;
   sigaltstack(&off, nullptr);
   sys_free(alt.ss_sp, kAltStackSize, stats().stack_sys);
   m->exited.store(1, std::memory_order_release);
@@ -714,8 +762,10 @@ void ready(Waiter& w) {
 
 void spawn(GoClosureBase* c) { spawn_goroutine(c, false); }
 
-void spawn_goroutine(GoClosureBase* c, bool system) {
-  if (g_sched.gomaxprocs == 0) throw std::logic_error("gort::go: no gort::Runtime is running");
+namespace {
+// noexcept: nothing in it throws, and a function that could unwind through the critical section
+// would call libgcc's _Unwind_Resume, a non-split-stack call (core/mem.hpp).
+void start_goroutine(GoClosureBase* c, bool system) noexcept {
   CriticalSection cs;
   M* m = current_m();
   G* g = gfree_get(m ? m->p : nullptr);
@@ -731,11 +781,17 @@ void spawn_goroutine(GoClosureBase* c, bool system) {
   if (!system) g_sched.ngoroutines.fetch_add(1, std::memory_order_relaxed);
   make_runnable(g, true);
 }
+}  // namespace
+
+void spawn_goroutine(GoClosureBase* c, bool system) {
+  if (g_sched.gomaxprocs == 0) throw_logic_error("gort::go: no gort::Runtime is running");
+  start_goroutine(c, system);
+}
 
 void yield() {
   M* m = current_m();
   if (!m || !m->curg) {
-    sched_yield();
+    os_yield();
     return;
   }
   enter_critical();
@@ -749,6 +805,16 @@ int num_goroutine() {
 
 void set_main_is_goroutine(bool on) { g_sched.main_is_goroutine = on; }
 
+// An attached thread that is not a goroutine sleeps in the kernel. Out of line: the libc call
+// would make sleep_ns ask for a 1 MiB split-stack segment on goroutines too.
+namespace {
+__attribute__((noinline)) void sleep_thread(int64_t ns) {
+  timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+}  // namespace
+
 void sleep_ns(int64_t ns) {
   if (ns <= 0) {
     yield();
@@ -756,9 +822,7 @@ void sleep_ns(int64_t ns) {
   }
   M* m = current_m();
   if (!m || !m->curg) {
-    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
+    sleep_thread(ns);
     return;
   }
   Waiter w;
@@ -851,6 +915,7 @@ int gomaxprocs(int n) {
 }
 
 void sched_start(int procs) {
+  stack_init();
   g_sched.shutdown.store(false);
   if (g_sched.gomaxprocs == 0) {
     std::lock_guard wl(world_lock());
@@ -891,7 +956,7 @@ void sched_stop() {
   int kept = 0;
   for (int i = 0; i < nm; ++i) {
     M* m = g_sched.allm[i];
-    while (!m->exited.load(std::memory_order_acquire) && static_cast<int64_t>(nanotime()) < deadline) sched_yield();
+    while (!m->exited.load(std::memory_order_acquire) && static_cast<int64_t>(nanotime()) < deadline) os_yield();
     if (m->exited.load(std::memory_order_acquire)) join_service_thread(m->thread);
     else g_sched.allm[kept++] = m;
   }
@@ -908,9 +973,18 @@ void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes) {
     w.mark(reinterpret_cast<uintptr_t>(g->fn));
     if (st == GStatus::Running || !g->ctx) continue;  // scanned with its M, or not started yet
     auto sp = reinterpret_cast<uintptr_t>(g->ctx);
-    if (sp < g->stack.lo || sp > g->stack.hi) fatal("goroutine context outside its stack");
-    w.scan_conservative(sp, g->stack.hi);
-    *stack_bytes += g->stack.hi - sp;
+    for_each_stack_range(sp, g->stack.lo, g->stack.hi, g->split.segments(), [&](uintptr_t lo, uintptr_t hi) {
+      w.scan_conservative(lo, hi);
+      *stack_bytes += hi - lo;
+    });
+  }
+}
+
+void note_running_stacks() {
+  LockGuard lk(g_sched.lock);
+  for (int i = 0; i < g_sched.nm; ++i) {
+    M* m = g_sched.allm[i];
+    if (m->curg && m->rec) stack_note_segments(m->curg->stack, m->rec->split_segments);
   }
 }
 

@@ -84,7 +84,8 @@ void exit_blocking();
 // running, and every goroutine's closure.
 class MarkWorker;
 void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes);
-// For a thread record of an M that is running a goroutine: that goroutine's stack top, else 0.
-struct ThreadRecord;
+// With the world stopped: notes the segments of every running goroutine's stack, so that
+// StackInuse is exact (a switched-out goroutine's were noted when it switched out).
+void note_running_stacks();
 
 }  // namespace gort::internal

@@ -1,17 +1,130 @@
 #include "runtime/sched/stack.hpp"
 
 #include "runtime/core/lock.hpp"
-#include "runtime/core/persistent.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
 
 namespace {
-// The pool links free stacks through their own top word.
+// The pool links free first stacks through their own top word.
 SpinLock g_lock;
 uintptr_t g_free = 0;
+
+#if GORT_SPLIT_STACK
+// libgcc's header at the start of each segment it maps (generic-morestack.c): the walk uses
+// prev and old_stack through __splitstack_find; gort reads next and size to sum and locate
+// segments. stack_init checks the layout against libgcc's own answers before the first use.
+struct Segment {
+  Segment* prev;
+  Segment* next;
+  size_t size;  // usable bytes after the header
+  void* old_stack;
+  void* dynamic_allocation;
+  void* free_dynamic_allocation;
+  void* extra;
+};
+
+uintptr_t seg_lo(const Segment* s) { return reinterpret_cast<uintptr_t>(s); }
+uintptr_t seg_hi(const Segment* s) { return reinterpret_cast<uintptr_t>(s + 1) + s->size; }
+
+// First stacks come out of chunks: one mapping per 128 stacks, so a million goroutines take a
+// few thousand mappings (the kernel's limit is vm.max_map_count, 65530 by default).
+constexpr size_t kStackChunk = 1 << 20;
+uintptr_t g_chunk_next = 0, g_chunk_end = 0;
+
+void release_segments(Stack& s) {
+  if (!s.segments) return;
+  void* ctx[10] = {};
+  ctx[0] = s.segments;
+  __splitstack_releasecontext(ctx);
+  stats().stack_inuse.add(-static_cast<int64_t>(s.segment_bytes));
+  s.segments = nullptr;
+  s.segment_bytes = 0;
+}
+#endif
 }  // namespace
+
+#if GORT_SPLIT_STACK
+
+void stack_init() {
+  static_assert(sizeof(Segment) == 7 * sizeof(void*));
+  void* ctx[10];
+  size_t size = 0;
+  void* base = __splitstack_makecontext(kStackSize, ctx, &size);
+  auto* seg = static_cast<Segment*>(ctx[0]);
+  if (!base || base != seg + 1 || seg->size != size || seg->prev || seg->next || ctx[1] != seg)
+    fatal("libgcc's split-stack segments are not laid out as gort expects; build with -Dstacks=fixed");
+  __splitstack_releasecontext(ctx);
+}
+
+Stack stack_alloc() {
+  LockGuard g(g_lock);
+  if (uintptr_t top = g_free) {
+    g_free = *reinterpret_cast<uintptr_t*>(top - sizeof(uintptr_t));
+    return Stack{top - kStackSize, top};
+  }
+  if (g_chunk_next == g_chunk_end) {
+    g_chunk_next = reinterpret_cast<uintptr_t>(sys_alloc(kStackChunk, stats().stack_inuse));
+    g_chunk_end = g_chunk_next + kStackChunk;
+  }
+  uintptr_t lo = g_chunk_next;
+  g_chunk_next += kStackSize;
+  return Stack{lo, lo + kStackSize};
+}
+
+void stack_free(Stack s) {
+  release_segments(s);
+  LockGuard g(g_lock);
+  *reinterpret_cast<uintptr_t*>(s.hi - sizeof(uintptr_t)) = g_free;
+  g_free = s.hi;
+}
+
+void stack_context_init(StackContext& c, const Stack& s) {
+  for (void*& w : c.words) w = nullptr;
+  c.words[0] = s.segments;  // spare segments: libgcc reuses the first that is big enough
+  c.words[3] = __morestack_make_guard(reinterpret_cast<void*>(s.hi), kStackSize);
+  c.words[4] = reinterpret_cast<void*>(s.hi);  // the initial stack
+  c.words[5] = reinterpret_cast<void*>(kStackSize);
+  c.words[6] = reinterpret_cast<void*>(uintptr_t{1});  // do not block signals in __morestack
+}
+
+void stack_note_segments_slow(Stack& s, void* segments) {
+  uint64_t bytes = 0;
+  for (auto* x = static_cast<Segment*>(segments); x; x = x->next) bytes += sizeof(Segment) + x->size;
+  if (bytes != s.segment_bytes) stats().stack_inuse.add(static_cast<int64_t>(bytes) - static_cast<int64_t>(s.segment_bytes));
+  s.segments = segments;
+  s.segment_bytes = bytes;
+}
+
+void* stack_current_segments() {
+  void* ctx[10];
+  __splitstack_getcontext(ctx);
+  return ctx[0];
+}
+
+void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments) {
+  constexpr uintptr_t kSlack = 256;  // a red zone (and then some) below the lowest frame
+  if (sp + kSlack >= lo && sp <= hi) {
+    if (sp < lo) sp = lo;
+    return kFirstStack;
+  }
+  for (auto* x = static_cast<Segment*>(segments); x; x = x->next) {
+    if (sp + kSlack >= reinterpret_cast<uintptr_t>(x + 1) && sp <= seg_hi(x)) {
+      if (sp < seg_lo(x)) sp = seg_lo(x);
+      return x;
+    }
+  }
+  return nullptr;
+}
+
+void stack_segment_ranges(void* segments, void (*visit)(void*, uintptr_t, uintptr_t), void* arg) {
+  for (auto* x = static_cast<Segment*>(segments); x; x = x->next) visit(arg, seg_lo(x), seg_hi(x));
+}
+
+#else  // fixed stacks
+
+void stack_init() {}
 
 Stack stack_alloc() {
   {
@@ -27,7 +140,7 @@ Stack stack_alloc() {
     // not memory, is what usually runs out first.
     fatal("cannot map another goroutine stack (%llu bytes of stacks in use): each takes two memory "
           "mappings and the kernel limits a process to vm.max_map_count of them; segmented stacks "
-          "lift this limit",
+          "(-Dstacks=split) lift this limit",
           static_cast<unsigned long long>(stats().stack_inuse.load()));
   }
   uintptr_t lo = reinterpret_cast<uintptr_t>(base) + kOsPageSize;
@@ -39,5 +152,16 @@ void stack_free(Stack s) {
   *reinterpret_cast<uintptr_t*>(s.hi - sizeof(uintptr_t)) = g_free;
   g_free = s.hi;
 }
+
+void stack_context_init(StackContext&, const Stack&) {}
+void stack_note_segments_slow(Stack&, void*) {}
+void* stack_current_segments() { return nullptr; }
+void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t, void*) {
+  if (sp < lo) sp = lo;
+  return kFirstStack;
+}
+void stack_segment_ranges(void*, void (*)(void*, uintptr_t, uintptr_t), void*) {}
+
+#endif
 
 }  // namespace gort::internal

@@ -1,23 +1,142 @@
-// Goroutine stacks (Go's stack.go), fixed-size in this version.
+// Goroutine stacks (Go's stack.go), in one of two builds chosen by meson's -Dstacks option.
 //
-// Each goroutine gets a kStackSize stack with a PROT_NONE guard page below it, so an overflow
-// faults instead of corrupting memory. Stacks of finished goroutines go back to a pool and are
-// reused, so spawning costs no system call once the pool is warm. Both the stacks of live
-// goroutines and the pooled ones count in StackInuse (the pool is memory held for stacks); the
-// guard pages are address space only.
+// split (the default): segmented stacks, through the compiler's split-stack support.
+//   A goroutine starts on a kStackSize (8 KiB) stack carved out of 1 MiB chunks, with no guard
+//   page. Every function compiled with -fsplit-stack compares, in its prologue, the stack pointer
+//   minus its frame with a guard word in the thread control block (%fs:0x70 on x86-64); when the
+//   frame would not fit it calls libgcc's __morestack, which maps a new segment (at least 48 KiB,
+//   or frame + 1 MiB for a function that calls code built without split-stack, which the gold
+//   linker redirects to __morestack_non_split), runs the function there and pops back when it
+//   returns. Popped segments stay linked for the next growth; so deep recursion works on any
+//   goroutine, and a goroutine that never grows holds its 8 KiB.
+//
+//   libgcc keeps a thread's split-stack state (segment list, current segment, guard, initial
+//   stack) in thread-locals; __splitstack_getcontext/setcontext save and restore it as the ten
+//   words of a StackContext. Each goroutine has one, swapped with every fcontext switch, in
+//   no_split_stack functions, immediately before the jump (between the two no prologue may run:
+//   it would compare one stack's pointer with the other's guard). gort's first stack is described
+//   to libgcc as the context's "initial stack" (empty segment list), the way a thread's system
+//   stack is: libgcc only ever maps the extra segments.
+//
+//   Invariants:
+//   - A Stack (first stack + its segment list) belongs to one goroutine or to a pool. The per-P
+//     caches keep segments for reuse (spawning costs no system call); the global pool releases
+//     them, so memory grown once by a deep goroutine goes back to the OS.
+//   - StackInuse counts the chunks (stacks in use and pooled, as Go counts its stack spans) and
+//     every segment libgcc mapped for a stack: the runtime notes a goroutine's segments when it
+//     switches out and, for running goroutines, at ReadMemStats (world stopped).
+//   - gort's own threads (Ms, service threads) run with the guard at 0: their code never asks for
+//     a segment, they have plenty of fixed stack. Signal handlers that run on an M's alternate
+//     signal stack set the guard to 0 while they run, since the alternate stack is not the
+//     goroutine's. Goroutine contexts do not block signals around __morestack (libgcc's default
+//     costs two system calls per call): handlers never grow a goroutine's stack.
+//   - Other attached threads (the user's) keep libgcc's defaults and may run on segments too; the
+//     collector walks every stack the same way (for_each_stack_range).
+//
+// fixed (-Dstacks=fixed): each goroutine gets a 64 KiB stack with a PROT_NONE guard page below it,
+//   so an overflow faults (and is reported) instead of corrupting memory; for platforms and
+//   sanitizers without split-stack. Each stack is two memory mappings, so the kernel's
+//   vm.max_map_count bounds the number of goroutines (about 32,000).
+//
+// In both builds stacks of finished goroutines are pooled: spawning costs no system call once the
+// pool is warm.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+
+#include "runtime/core/splitstack.hpp"
 
 namespace gort::internal {
 
+#if GORT_SPLIT_STACK
+constexpr size_t kStackSize = 8 << 10;
+#else
 constexpr size_t kStackSize = 64 << 10;
+#endif
 
 struct Stack {
-  uintptr_t lo = 0, hi = 0;  // usable range [lo, hi); the guard page is just below lo
+  uintptr_t lo = 0, hi = 0;    // the first stack [lo, hi)
+  void* segments = nullptr;    // split: libgcc's segments grown from it (kept for reuse)
+  uint64_t segment_bytes = 0;  // split: the bytes mapped for them (counted in StackInuse)
+};
+
+// libgcc's split-stack context of a goroutine; empty with fixed stacks.
+struct StackContext {
+#if GORT_SPLIT_STACK
+  void* words[10] = {};
+  void* segments() const { return words[0]; }
+#else
+  void* segments() const { return nullptr; }
+#endif
 };
 
 Stack stack_alloc();
+// To the global pool (split: releasing its segments).
 void stack_free(Stack s);
+// Checks what the split-stack code relies on in libgcc (once, at scheduler start).
+void stack_init();
+
+// A context that starts g's run on s: s is the initial stack, s.segments its spare segments.
+void stack_context_init(StackContext& c, const Stack& s);
+
+// Notes the segment list a goroutine's context holds now (after it switched out, or while the
+// world is stopped), moving StackInuse by what was mapped or released since the last note.
+void stack_note_segments_slow(Stack& s, void* segments);
+inline void stack_note_segments(Stack& s, void* segments) {
+  if (segments || s.segments) stack_note_segments_slow(s, segments);
+}
+
+// The calling thread's segment list (libgcc's), for a stopped thread's record.
+void* stack_current_segments();
+
+// Calls visit(lo, hi) for every live range of a stack: the first stack [lo, hi), the stack
+// pointer sp somewhere in it or in one of `segments`. A stack pointer found nowhere (a thread
+// stopped on an alternate stack) gets every range visited whole: conservative, never missing.
+template <class Visit>
+void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, Visit&& visit);
+
+// ---- implementation of the walk ----------------------------------------------------------------
+
+// Where sp lies: kFirstStack, a segment of the list, or nullptr (none). sp may be up to a red
+// zone below the stack it is on; it is raised to that stack's start.
+inline void* const kFirstStack = reinterpret_cast<void*>(uintptr_t{1});
+void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments);
+// Every segment of the list, whole.
+void stack_segment_ranges(void* segments, void (*visit)(void*, uintptr_t, uintptr_t), void* arg);
+
+template <class Visit>
+void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, Visit&& visit) {
+  void* seg = segments ? stack_locate(sp, lo, hi, segments) : kFirstStack;
+  if (seg == kFirstStack) {  // on the first stack: everything live is there
+    if (sp < lo) sp = lo;
+    if (sp < hi) visit(sp, hi);
+    return;
+  }
+#if GORT_SPLIT_STACK
+  if (!seg) {
+    visit(lo, hi);
+    using V = std::remove_reference_t<Visit>;
+    stack_segment_ranges(segments, [](void* v, uintptr_t a, uintptr_t b) { (*static_cast<V*>(v))(a, b); }, &visit);
+    return;
+  }
+  // From the segment holding sp back to the first stack, as libgcc's __splitstack_find walks it:
+  // each segment records where the previous one was left (its old_stack).
+  void* at = reinterpret_cast<void*>(sp);
+  while (seg != kFirstStack) {
+    size_t len = 0;
+    void *next_seg = nullptr, *next_sp = nullptr, *initial = reinterpret_cast<void*>(hi);
+    void* base = __splitstack_find(seg, at, &len, &next_seg, &next_sp, &initial);
+    if (!base) return;
+    visit(reinterpret_cast<uintptr_t>(base), reinterpret_cast<uintptr_t>(base) + len);
+    if (next_seg == reinterpret_cast<void*>(uintptr_t{2})) return;  // the list's end
+    seg = next_seg;
+    at = next_sp;
+  }
+  uintptr_t from = reinterpret_cast<uintptr_t>(at);
+  if (from < lo) from = lo;
+  if (from < hi) visit(from, hi);
+#endif
+}
 
 }  // namespace gort::internal

@@ -5,6 +5,7 @@
 
 #include "runtime/core/lock.hpp"
 #include "runtime/core/os.hpp"
+#include "runtime/core/panic.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/sched/proc.hpp"
 
@@ -50,7 +51,7 @@ void wg_add(SyncState& s, int64_t delta) {
     s.value -= delta;
     l.unlock();
     leave_critical();
-    throw std::logic_error("sync: negative WaitGroup counter");
+    throw_logic_error("sync: negative WaitGroup counter");
   }
   // Wake the waiters only after the last touch of s: a waiter may return from Wait and free the
   // WaitGroup the moment it is woken (Go's rule: Done's last access precedes the wake-up).
@@ -131,7 +132,7 @@ void mutex_unlock_slow(SyncState& s) {
   if (!(st & Mutex::kLocked)) {
     l.unlock();
     leave_critical();
-    throw std::logic_error("sync: unlock of unlocked mutex");
+    throw_logic_error("sync: unlock of unlocked mutex");
   }
   Waiter* w = pop_front(s);
   if (!w) {
