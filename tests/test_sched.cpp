@@ -397,49 +397,6 @@ TEST_CASE("select: a blocked select is woken by the first channel operation, fro
   CHECK(*vc == 99);
 }
 
-TEST_CASE("memstats: N parked goroutines move StackInuse by exactly the stacks they hold; StackSys includes it") {
-  // Warm the pool so the measurement sees only new stacks: finished goroutines return theirs.
-  constexpr int kN = 64;
-  gort::MemStats before{}, during{}, after{};
-  gort::ReadMemStats(&before);
-  uint64_t pooled_before = before.StackInuse;
-  gort::Chan<int> release;
-  gort::WaitGroup started, finished;
-  started.Add(kN);
-  finished.Add(kN);
-  for (int i = 0; i < kN; ++i) {
-    gort::go([&, release]() mutable {
-      started.Done();
-      release.recv();
-      finished.Done();
-    });
-  }
-  started.Wait();
-  gort::ReadMemStats(&during);
-  // Each parked goroutine holds one 64 KiB stack; the pool may have supplied some of them.
-  CHECK(during.StackInuse >= pooled_before);
-  CHECK(during.StackInuse - pooled_before <= static_cast<uint64_t>(kN) * (64 << 10));
-  CHECK(during.StackInuse % (64 << 10) == 0);
-  CHECK(during.StackSys >= during.StackInuse);
-  CHECK(during.Sys == during.HeapSys + during.StackSys + during.MSpanSys + during.MCacheSys + during.BuckHashSys +
-                          during.GCSys + during.OtherSys);
-  release.close();
-  finished.Wait();
-  gort::ReadMemStats(&after);
-  CHECK(after.StackInuse == during.StackInuse);  // stacks return to the pool, which StackInuse includes
-  // Spawning the same number again reuses the pool: no new stack memory.
-  gort::WaitGroup again;
-  again.Add(kN);
-  gort::Chan<int> release2;
-  for (int i = 0; i < kN; ++i) gort::go([&, release2]() mutable { release2.recv(); again.Done(); });
-  gort::MemStats reuse{};
-  gort::sleep_for(std::chrono::milliseconds(20));
-  gort::ReadMemStats(&reuse);
-  CHECK(reuse.StackInuse == after.StackInuse);
-  release2.close();
-  again.Wait();
-}
-
 TEST_CASE("sched: work spreads over processors (stealing) when GOMAXPROCS > 1") {
   if (gort::GOMAXPROCS(0) < 2) return;
   std::mutex mu;

@@ -26,6 +26,8 @@ void __splitstack_releasecontext(void* context[10]);
 void* __splitstack_find(void* segment, void* sp, size_t* len, void** next_segment, void** next_sp,
                         void** initial_sp);
 void* __morestack_make_guard(void* stack, size_t size) __attribute__((no_split_stack, visibility("hidden")));
+// The segment the thread runs on (generic-morestack.c; exported for all split-stack code).
+extern __thread void* __morestack_current_segment;
 }
 #else
 #define GORT_NO_SPLIT

@@ -45,7 +45,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, bool async) {
   (void)async;
 #endif
   r->stopped_sp = sp - kRedZone;
-  r->split_segments = stack_current_segments();
+  stack_current_segments(&r->split_segments, &r->split_current);
   // Acknowledge this very epoch: a thread that read an older epoch and was delayed must not
   // count as stopped for a newer stop-the-world.
   r->parked_epoch.store(epoch, std::memory_order_release);
@@ -216,7 +216,7 @@ int stop_the_world() {
     self->fpregs = _libc_fpstate{};
 #endif
     self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - kRedZone;
-    self->split_segments = stack_current_segments();
+    stack_current_segments(&self->split_segments, &self->split_current);
   }
   return static_cast<int>(n);
 }

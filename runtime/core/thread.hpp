@@ -44,7 +44,9 @@ struct ThreadRecord {
   uintptr_t g0_sp = 0;
   // Filled when the thread stops: lowest stack address in use and the saved register file.
   uintptr_t stopped_sp = 0;
-  void* split_segments = nullptr;  // split stacks: libgcc's segment list of the stack it was on
+  // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.
+  void* split_segments = nullptr;
+  void* split_current = nullptr;
   mcontext_t regs{};
 #if defined(__x86_64__)
   // Vector registers at an asynchronous stop: compiled code may hold a pointer only in an XMM

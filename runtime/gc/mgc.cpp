@@ -42,10 +42,10 @@ void scan_roots(MarkWorker& w) {
     // A stopped thread's stack pointer is on the goroutine it runs (an M) or on its own stack;
     // with split stacks either may continue in segments, which the walk follows.
     if (r->g_stack_hi) {  // an M running a goroutine: the goroutine's stack, then the M's own
-      for_each_stack_range(r->stopped_sp, r->g_stack_lo, r->g_stack_hi, r->split_segments, scan);
+      for_each_stack_range(r->stopped_sp, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
       scan(r->g0_sp, r->stack_hi);
     } else {
-      for_each_stack_range(r->stopped_sp, r->stack_lo, r->stack_hi, r->split_segments, scan);
+      for_each_stack_range(r->stopped_sp, r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
     }
     auto regs = reinterpret_cast<uintptr_t>(&r->regs);
     w.scan_conservative(regs, regs + sizeof r->regs);

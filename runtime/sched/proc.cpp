@@ -77,6 +77,7 @@ struct M {
   ThreadRecord* rec = nullptr;
   bctx::fcontext_t g0 = nullptr;   // the scheduler loop's context while a goroutine runs
   StackContext split;              // split stacks: the M's own (guard 0: never grows)
+  void* const* current_segment = nullptr;  // split stacks: libgcc's thread-local, for sysmon
   G* curg = nullptr;
   P* p = nullptr;
   P* next_p = nullptr;             // handed over by whoever wakes this M
@@ -558,6 +559,7 @@ void* m_main(void* arg) {
 #if GORT_SPLIT_STACK
   __splitstack_getcontext(m->split.words);  // a service thread: guard 0, no segments
 #endif
+  m->current_segment = stack_current_segment_slot();
   // An alternate signal stack, so that a goroutine's stack overflow can still be reported.
   stack_t alt{};
   alt.ss_sp = sys_alloc(kAltStackSize, stats().stack_sys);
@@ -692,9 +694,33 @@ std::atomic<int64_t> g_sysmon_deadline{INT64_MAX};
 pthread_t g_sysmon;
 bool g_sysmon_running = false;
 
+// Split stacks grow without asking the runtime (libgcc maps segments), so a goroutine that
+// recurses without end would take all memory. As in Go, a stack deeper than kMaxStackBytes is a
+// fatal error: sysmon measures each running goroutine's segments in use on every round.
+void check_stack_depths() {
+  if (!kSplitStacks) return;
+  int nm;
+  {
+    CriticalSection cs;
+    LockGuard lk(g_sched.lock);
+    nm = g_sched.nm;
+  }
+  for (int i = 0; i < nm; ++i) {
+    M* m = g_sched.allm[i];
+    if (!m->current_segment || !std::atomic_ref<G*>(m->curg).load(std::memory_order_relaxed)) continue;
+    void* current = __atomic_load_n(m->current_segment, __ATOMIC_RELAXED);
+    if (current && stack_depth_bytes(current) > kMaxStackBytes)
+      fatal("goroutine stack overflow: a goroutine's stack exceeds the %llu-byte limit",
+            static_cast<unsigned long long>(kMaxStackBytes));
+  }
+}
+
+constexpr int64_t kSysmonMaxSleep = 10000000;  // 10 ms, as Go's sysmon at its slowest
+
 void* sysmon_main(void*) {
   attach_current_thread(/*scan_stack=*/false);
   while (!g_sched.shutdown.load(std::memory_order_acquire)) {
+    check_stack_depths();
     uint32_t seen = g_sysmon_wake.load(std::memory_order_acquire);
     int64_t next = INT64_MAX;
     {
@@ -704,7 +730,7 @@ void* sysmon_main(void*) {
     }
     g_sysmon_deadline.store(next, std::memory_order_release);
     int64_t now = static_cast<int64_t>(nanotime());
-    int64_t wait = next == INT64_MAX ? 100000000 : std::min<int64_t>(std::max<int64_t>(next - now, 0), 100000000);
+    int64_t wait = std::min<int64_t>(std::max<int64_t>(next - now, 0), kSysmonMaxSleep);
     if (wait > 0) futex_wait(&g_sysmon_wake, seen, wait);
   }
   detach_current_thread();
@@ -973,19 +999,12 @@ void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes) {
     w.mark(reinterpret_cast<uintptr_t>(g->fn));
     if (st == GStatus::Running || !g->ctx) continue;  // scanned with its M, or not started yet
     auto sp = reinterpret_cast<uintptr_t>(g->ctx);
-    for_each_stack_range(sp, g->stack.lo, g->stack.hi, g->split.segments(), [&](uintptr_t lo, uintptr_t hi) {
+    for_each_stack_range(sp, g->stack.lo, g->stack.hi, g->split.segments(), g->split.current(), [&](uintptr_t lo, uintptr_t hi) {
       w.scan_conservative(lo, hi);
       *stack_bytes += hi - lo;
     });
   }
 }
 
-void note_running_stacks() {
-  LockGuard lk(g_sched.lock);
-  for (int i = 0; i < g_sched.nm; ++i) {
-    M* m = g_sched.allm[i];
-    if (m->curg && m->rec) stack_note_segments(m->curg->stack, m->rec->split_segments);
-  }
-}
 
 }  // namespace gort::internal

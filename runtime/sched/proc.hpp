@@ -84,8 +84,5 @@ void exit_blocking();
 // running, and every goroutine's closure.
 class MarkWorker;
 void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes);
-// With the world stopped: notes the segments of every running goroutine's stack, so that
-// StackInuse is exact (a switched-out goroutine's were noted when it switched out).
-void note_running_stacks();
 
 }  // namespace gort::internal

@@ -1,5 +1,10 @@
 #include "runtime/sched/stack.hpp"
 
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <atomic>
+
 #include "runtime/core/lock.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/stats/stats.hpp"
@@ -32,13 +37,19 @@ uintptr_t seg_hi(const Segment* s) { return reinterpret_cast<uintptr_t>(s + 1) +
 // few thousand mappings (the kernel's limit is vm.max_map_count, 65530 by default).
 constexpr size_t kStackChunk = 1 << 20;
 uintptr_t g_chunk_next = 0, g_chunk_end = 0;
+std::atomic<uint64_t> g_segment_bytes{0};
+
+void count_segments(int64_t delta) {
+  stats().stack_inuse.add(delta);
+  g_segment_bytes.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+}
 
 void release_segments(Stack& s) {
   if (!s.segments) return;
   void* ctx[10] = {};
   ctx[0] = s.segments;
   __splitstack_releasecontext(ctx);
-  stats().stack_inuse.add(-static_cast<int64_t>(s.segment_bytes));
+  count_segments(-static_cast<int64_t>(s.segment_bytes));
   s.segments = nullptr;
   s.segment_bytes = 0;
 }
@@ -92,34 +103,64 @@ void stack_context_init(StackContext& c, const Stack& s) {
 void stack_note_segments_slow(Stack& s, void* segments) {
   uint64_t bytes = 0;
   for (auto* x = static_cast<Segment*>(segments); x; x = x->next) bytes += sizeof(Segment) + x->size;
-  if (bytes != s.segment_bytes) stats().stack_inuse.add(static_cast<int64_t>(bytes) - static_cast<int64_t>(s.segment_bytes));
+  if (bytes != s.segment_bytes) count_segments(static_cast<int64_t>(bytes) - static_cast<int64_t>(s.segment_bytes));
   s.segments = segments;
   s.segment_bytes = bytes;
 }
 
-void* stack_current_segments() {
+void stack_current_segments(void** segments, void** current) {
   void* ctx[10];
   __splitstack_getcontext(ctx);
-  return ctx[0];
+  *segments = ctx[0];
+  *current = ctx[1];
 }
 
-void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments) {
+bool in_segment(uintptr_t sp, const Segment* x) {
   constexpr uintptr_t kSlack = 256;  // a red zone (and then some) below the lowest frame
+  return sp + kSlack >= reinterpret_cast<uintptr_t>(x + 1) && sp <= seg_hi(x);
+}
+
+void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments, void* current) {
+  constexpr uintptr_t kSlack = 256;
   if (sp + kSlack >= lo && sp <= hi) {
     if (sp < lo) sp = lo;
     return kFirstStack;
   }
-  for (auto* x = static_cast<Segment*>(segments); x; x = x->next) {
-    if (sp + kSlack >= reinterpret_cast<uintptr_t>(x + 1) && sp <= seg_hi(x)) {
-      if (sp < seg_lo(x)) sp = seg_lo(x);
-      return x;
-    }
+  auto* cur = static_cast<Segment*>(current);
+  Segment* found = nullptr;
+  for (Segment* x = cur; x && !found; x = x->prev)
+    if (in_segment(sp, x)) found = x;
+  // Not in the segments in use: the thread stopped inside __morestack just after it moved back
+  // off a segment (the current one already popped), before the stack pointer followed. That
+  // segment is the next one, intact: libgcc only unmaps segments beyond the current one while
+  // the stack pointer is on the current one (found above).
+  if (!found) {
+    Segment* popped = cur ? cur->next : static_cast<Segment*>(segments);
+    if (popped && in_segment(sp, popped)) found = popped;
   }
-  return nullptr;
+  if (found && sp < seg_lo(found)) sp = seg_lo(found);
+  return found;
 }
 
-void stack_segment_ranges(void* segments, void (*visit)(void*, uintptr_t, uintptr_t), void* arg) {
-  for (auto* x = static_cast<Segment*>(segments); x; x = x->next) visit(arg, seg_lo(x), seg_hi(x));
+void stack_segment_ranges(void* current, void (*visit)(void*, uintptr_t, uintptr_t), void* arg) {
+  for (auto* x = static_cast<Segment*>(current); x; x = x->prev) visit(arg, seg_lo(x), seg_hi(x));
+}
+
+void* const* stack_current_segment_slot() { return &__morestack_current_segment; }
+
+uint64_t stack_segment_bytes() { return g_segment_bytes.load(std::memory_order_relaxed); }
+
+uint64_t stack_depth_bytes(void* current) {
+  uint64_t bytes = 0;
+  for (auto* x = static_cast<Segment*>(current); x;) {
+    Segment header;
+    iovec local{&header, sizeof header}, remote{x, sizeof header};
+    // process_vm_readv on this very process: a read that fails (EFAULT) instead of faulting.
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof header)) break;
+    bytes += sizeof(Segment) + header.size;
+    x = header.prev;
+  }
+  return bytes;
 }
 
 #else  // fixed stacks
@@ -155,12 +196,15 @@ void stack_free(Stack s) {
 
 void stack_context_init(StackContext&, const Stack&) {}
 void stack_note_segments_slow(Stack&, void*) {}
-void* stack_current_segments() { return nullptr; }
-void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t, void*) {
+void stack_current_segments(void** segments, void** current) { *segments = *current = nullptr; }
+void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t, void*, void*) {
   if (sp < lo) sp = lo;
   return kFirstStack;
 }
 void stack_segment_ranges(void*, void (*)(void*, uintptr_t, uintptr_t), void*) {}
+void* const* stack_current_segment_slot() { return nullptr; }
+uint64_t stack_segment_bytes() { return 0; }
+uint64_t stack_depth_bytes(void*) { return 0; }
 
 #endif
 

@@ -65,9 +65,11 @@ struct Stack {
 struct StackContext {
 #if GORT_SPLIT_STACK
   void* words[10] = {};
-  void* segments() const { return words[0]; }
+  void* segments() const { return words[0]; }  // the list (libgcc's MORESTACK_SEGMENTS)
+  void* current() const { return words[1]; }   // the segment in use, null on the first stack
 #else
   void* segments() const { return nullptr; }
+  void* current() const { return nullptr; }
 #endif
 };
 
@@ -87,27 +89,43 @@ inline void stack_note_segments(Stack& s, void* segments) {
   if (segments || s.segments) stack_note_segments_slow(s, segments);
 }
 
-// The calling thread's segment list (libgcc's), for a stopped thread's record.
-void* stack_current_segments();
+// Bytes of segments (split) counted in StackInuse now: the rest of it is first stacks.
+uint64_t stack_segment_bytes();
 
-// Calls visit(lo, hi) for every live range of a stack: the first stack [lo, hi), the stack
-// pointer sp somewhere in it or in one of `segments`. A stack pointer found nowhere (a thread
-// stopped on an alternate stack) gets every range visited whole: conservative, never missing.
+// The calling thread's segment list and the segment in use (libgcc's), for a stopped thread's
+// record.
+void stack_current_segments(void** segments, void** current);
+
+// Go's limit on one goroutine's stack (runtime/debug.SetMaxStack's default on 64-bit systems).
+constexpr uint64_t kMaxStackBytes = 1000000000;
+// Where the calling thread keeps the segment in use (libgcc's thread-local), so that another
+// thread can watch the depth of the goroutines it runs; null with fixed stacks.
+void* const* stack_current_segment_slot();
+// The bytes of the segments from `current` back to the first, read from another thread while
+// the owner runs: every read is checked (a segment may be unmapped meanwhile; the answer is then
+// a lower bound).
+uint64_t stack_depth_bytes(void* current);
+
+// Calls visit(lo, hi) for every live range of a stack: the first stack [lo, hi) and the
+// segments grown from it, `current` the segment in use (null: the first stack), sp the lowest
+// address in use. The thread that owns the stack is stopped, possibly inside __morestack: the
+// walk follows only links that libgcc keeps valid there (module comment of stack.cpp). A stack
+// pointer found nowhere gets every range visited whole: conservative, never missing.
 template <class Visit>
-void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, Visit&& visit);
+void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, void* current, Visit&& visit);
 
 // ---- implementation of the walk ----------------------------------------------------------------
 
-// Where sp lies: kFirstStack, a segment of the list, or nullptr (none). sp may be up to a red
-// zone below the stack it is on; it is raised to that stack's start.
+// Where sp lies: kFirstStack, a segment, or nullptr (none). sp may be up to a red zone below
+// the stack it is on; it is raised to that stack's start.
 inline void* const kFirstStack = reinterpret_cast<void*>(uintptr_t{1});
-void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments);
-// Every segment of the list, whole.
-void stack_segment_ranges(void* segments, void (*visit)(void*, uintptr_t, uintptr_t), void* arg);
+void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments, void* current);
+// The segments from `current` back to the first, whole.
+void stack_segment_ranges(void* current, void (*visit)(void*, uintptr_t, uintptr_t), void* arg);
 
 template <class Visit>
-void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, Visit&& visit) {
-  void* seg = segments ? stack_locate(sp, lo, hi, segments) : kFirstStack;
+void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, void* current, Visit&& visit) {
+  void* seg = segments ? stack_locate(sp, lo, hi, segments, current) : kFirstStack;
   if (seg == kFirstStack) {  // on the first stack: everything live is there
     if (sp < lo) sp = lo;
     if (sp < hi) visit(sp, hi);
@@ -117,7 +135,7 @@ void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segmen
   if (!seg) {
     visit(lo, hi);
     using V = std::remove_reference_t<Visit>;
-    stack_segment_ranges(segments, [](void* v, uintptr_t a, uintptr_t b) { (*static_cast<V*>(v))(a, b); }, &visit);
+    stack_segment_ranges(current, [](void* v, uintptr_t a, uintptr_t b) { (*static_cast<V*>(v))(a, b); }, &visit);
     return;
   }
   // From the segment holding sp back to the first stack, as libgcc's __splitstack_find walks it:

@@ -18,7 +18,6 @@
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/pacer.hpp"
-#include "runtime/sched/proc.hpp"
 #include "runtime/stats/gctrace.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -32,7 +31,6 @@ RuntimeStats& stats() {
 namespace {
 void fill(MemStats* m) {
   memset(m, 0, sizeof *m);  // padding too: no stale stack bytes left for a conservative scan to see
-  note_running_stacks();  // stack segments that running goroutines grew since they last switched
   auto& st = stats();
   uint64_t nmalloc[kNumSizeClasses] = {};
   uint64_t tiny = st.tiny_allocs.load(std::memory_order_relaxed);
