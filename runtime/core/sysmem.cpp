@@ -10,15 +10,20 @@
 
 namespace gort::internal {
 
-void fatal(const char* fmt, ...) {
+namespace {
+[[noreturn]] __attribute__((noinline)) void fatal_with(const char* fmt, va_list ap) {
   char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
   fprintf(stderr, "gort: fatal error: %s\n", buf);
   fflush(stderr);
   abort();
+}
+}  // namespace
+
+void fatal(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fatal_with(fmt, ap);
 }
 
 void* sys_alloc(size_t bytes, SysStat& stat) {

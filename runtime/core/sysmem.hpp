@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "runtime/core/splitstack.hpp"
+
 namespace gort::internal {
 
 // One of the *Sys fields of MemStats (HeapSys, StackSys, MSpanSys, MCacheSys, BuckHashSys,
@@ -41,7 +43,9 @@ bool sys_try_map(void* p, size_t bytes, SysStat& stat);
 // reads back as zeroes. Accounting of released bytes is the caller's (HeapReleased).
 void sys_unused(void* p, size_t bytes);
 
-[[noreturn]] void fatal(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// no_split_stack: clang cannot give a C variadic function a split-stack prologue; it only
+// collects its arguments and hands them to the (split-stack) formatter.
+[[noreturn]] GORT_NO_SPLIT void fatal(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 constexpr size_t kOsPageSize = 4096;
 inline constexpr uintptr_t round_up(uintptr_t n, uintptr_t align) { return (n + align - 1) & ~(align - 1); }
