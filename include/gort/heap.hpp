@@ -45,17 +45,30 @@ template <class T>
 concept Traceable = requires(const T& v, Tracer& t) { v.trace(t); };
 
 template <class T>
+__attribute__((noinline)) uint16_t register_type_of() {
+  return register_type(
+      Traceable<T> ? +[](const void* o, Tracer& t) {
+        if constexpr (Traceable<T>) static_cast<const T*>(o)->trace(t);
+      } : TraceFn{nullptr},
+      std::is_trivially_destructible_v<T> ? DestroyFn{nullptr} : +[](void* o) { static_cast<T*>(o)->~T(); },
+      __PRETTY_FUNCTION__);
+}
+
+// T's type id, registered on first use. Not a function-local static with a constructor: its
+// guard calls into libstdc++, which with segmented stacks would make every make<T> ask for a
+// 1 MiB stack segment. Two threads may both register T on first use: either id describes T.
+template <class T>
 uint16_t type_index() {
   if constexpr (!Traceable<T> && std::is_trivially_destructible_v<T>) {
     return 0;
   } else {
-    static const uint16_t index = register_type(
-        Traceable<T> ? +[](const void* o, Tracer& t) {
-          if constexpr (Traceable<T>) static_cast<const T*>(o)->trace(t);
-        } : TraceFn{nullptr},
-        std::is_trivially_destructible_v<T> ? DestroyFn{nullptr} : +[](void* o) { static_cast<T*>(o)->~T(); },
-        __PRETTY_FUNCTION__);
-    return index;
+    static std::atomic<uint16_t> index{0};
+    uint16_t i = index.load(std::memory_order_acquire);
+    if (i == 0) [[unlikely]] {
+      i = register_type_of<T>();
+      index.store(i, std::memory_order_release);
+    }
+    return i;
   }
 }
 }  // namespace internal

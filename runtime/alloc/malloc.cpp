@@ -15,9 +15,11 @@
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/core/mem.hpp"
+#include "runtime/core/panic.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/typeinfo.hpp"
+#include "runtime/sched/proc.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -25,7 +27,7 @@ namespace gort::internal {
 namespace {
 
 [[noreturn]] void not_attached() {
-  throw std::logic_error(
+  throw_logic_error(
       "gort: managed allocation on a thread that is not attached "
       "(create a gort::Runtime, or a gort::AttachThread on this thread)");
 }
@@ -43,12 +45,20 @@ inline void zero_small(void* p, size_t size) {
   }
 }
 
+// The slow paths (a new span from the central lists or the page heap, which may map memory) run
+// on the M's own stack when called on a goroutine (on_system_stack): they call into libc.
+__attribute__((noinline)) FreeObject* refill(Cache* c, int spc, bool* gc_needed) {
+  FreeObject* o;
+  on_system_stack([&] { o = cache_refill(c, spc, gc_needed); });
+  return o;
+}
+
 inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   int cls = size_to_class(size);
   int spc = span_class(cls, noscan);
   CacheSlot& slot = c->slots[spc];
   FreeObject* o = slot.free;
-  if (!o) [[unlikely]] o = cache_refill(c, spc, gc_needed);
+  if (!o) [[unlikely]] o = refill(c, spc, gc_needed);
   slot.free = o->next;
   ++c->nmalloc[cls];
   Span* s = slot.span;
@@ -83,7 +93,8 @@ void* alloc_tiny(Cache* c, size_t size, bool* gc_needed) {
 
 void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   size_t npages = (size + kPageSize - 1) >> kPageShift;
-  Span* s = mheap().alloc(npages);
+  Span* s;
+  on_system_stack([&] { s = mheap().alloc(npages); });
   s->sizeclass = 0;
   s->noscan = noscan;
   s->elemsize = static_cast<uint32_t>(npages << kPageShift);

@@ -21,7 +21,6 @@ thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exe
 namespace {
 
 constexpr int kSuspendSignal = SIGPWR;
-constexpr uintptr_t kRedZone = 128;  // x86-64 ABI: leaf functions may use 128 bytes below sp
 
 std::mutex g_world_lock;
 std::mutex g_registry_lock;

@@ -30,6 +30,8 @@ namespace gort::internal {
 
 struct Cache;
 
+constexpr uintptr_t kRedZone = 128;  // x86-64 ABI: leaf functions may use 128 bytes below sp
+
 struct ThreadRecord {
   ThreadRecord* next = nullptr;
   ThreadRecord* prev = nullptr;
@@ -42,6 +44,9 @@ struct ThreadRecord {
   // was left; both are set inside the critical section of each switch.
   uintptr_t g_stack_lo = 0, g_stack_hi = 0;
   uintptr_t g0_sp = 0;
+  // While such an M runs runtime code on its own stack (on_system_stack): the goroutine's stack
+  // pointer when it left it; else 0.
+  uintptr_t g_sys_sp = 0;
   // Filled when the thread stops: lowest stack address in use and the saved register file.
   uintptr_t stopped_sp = 0;
   // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.

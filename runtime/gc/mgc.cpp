@@ -42,8 +42,12 @@ void scan_roots(MarkWorker& w) {
     // A stopped thread's stack pointer is on the goroutine it runs (an M) or on its own stack;
     // with split stacks either may continue in segments, which the walk follows.
     if (r->g_stack_hi) {  // an M running a goroutine: the goroutine's stack, then the M's own
-      for_each_stack_range(r->stopped_sp, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
-      scan(r->g0_sp, r->stack_hi);
+      // Stopped on the M's stack (on_system_stack): the goroutine's stack is live from where it
+      // left it, the M's from the stopped stack pointer.
+      bool on_m = r->g_sys_sp && r->stopped_sp >= r->stack_lo && r->stopped_sp < r->stack_hi;
+      uintptr_t g_sp = on_m ? r->g_sys_sp - kRedZone : r->stopped_sp;
+      for_each_stack_range(g_sp, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
+      scan(on_m ? r->stopped_sp : r->g0_sp, r->stack_hi);
     } else {
       for_each_stack_range(r->stopped_sp, r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
     }
@@ -137,13 +141,15 @@ int gc_procs() { return g_procs; }
 
 void gc_run(GcReason reason) {
   if (t_local.critical) fatal("collection requested inside a runtime critical section");
-  std::unique_lock wl(world_lock());
-  if (reason == GcReason::Heap &&
-      g_state.heap_live.load(std::memory_order_relaxed) < g_state.trigger.load(std::memory_order_relaxed))
-    return;  // another thread collected meanwhile
-  run_cycle(reason != GcReason::Heap);
-  wl.unlock();
-  if (reason != GcReason::Heap) sweep_now();
+  on_system_stack([reason] {  // a goroutine's small stack would grow by a segment for it
+    std::unique_lock wl(world_lock());
+    if (reason == GcReason::Heap &&
+        g_state.heap_live.load(std::memory_order_relaxed) < g_state.trigger.load(std::memory_order_relaxed))
+      return;  // another thread collected meanwhile
+    run_cycle(reason != GcReason::Heap);
+    wl.unlock();
+    if (reason != GcReason::Heap) sweep_now();
+  });
 }
 
 void gc_start_threads(int procs) {

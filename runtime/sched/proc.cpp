@@ -307,8 +307,8 @@ void start_m(P* p, bool spinning) noexcept {
     m = g_sched.idle_m;
     if (m) g_sched.idle_m = m->link;
   }
-  if (!m) {
-    m = new_m();  // takes next_p below before it looks: it waits for `wake`
+  if (!m) {  // takes next_p below before it looks: it waits for `wake`
+    on_system_stack([](void* out) { *static_cast<M**>(out) = new_m(); }, &m);
   }
   m->spinning = spinning;
   m->next_p = p;
@@ -431,6 +431,37 @@ bctx::transfer_t jump_to_scheduler(M* m) {
 #endif
   return bctx::jump_fcontext(m->g0, nullptr);
 }
+
+// gort_call_on_stack(fn, arg, sp): calls fn(arg) with the stack pointer at sp (16-byte aligned),
+// then returns on the caller's stack. The frame pointer holds the way back, so debuggers and
+// unwinders can walk through it.
+#if GORT_SPLIT_STACK
+extern "C" void gort_call_on_stack(void (*fn)(void*), void* arg, uintptr_t sp) noexcept;
+asm(R"(
+  .text
+  .p2align 4
+  .globl gort_call_on_stack
+  .hidden gort_call_on_stack
+  .type gort_call_on_stack, @function
+gort_call_on_stack:
+  .cfi_startproc
+  pushq %rbp
+  .cfi_def_cfa_offset 16
+  .cfi_offset %rbp, -16
+  movq %rsp, %rbp
+  .cfi_def_cfa_register %rbp
+  movq %rdx, %rsp
+  movq %rdi, %rax
+  movq %rsi, %rdi
+  callq *%rax
+  movq %rbp, %rsp
+  popq %rbp
+  .cfi_def_cfa %rsp, 8
+  ret
+  .cfi_endproc
+  .size gort_call_on_stack, .-gort_call_on_stack
+)");
+#endif
 
 // Runs g on this M until it switches back; then does what it asked for.
 void execute(M* m, G* g) {
@@ -740,6 +771,24 @@ void* sysmon_main(void*) {
 }  // namespace
 
 // ---- goroutine-facing API -------------------------------------------------------------------
+
+void on_system_stack(void (*fn)(void*), void* arg) {
+  M* m = kSplitStacks ? current_m() : nullptr;
+  if (!m || !m->curg || m->rec->g_sys_sp) {  // not on a goroutine, or already on the M's stack
+    fn(arg);
+    return;
+  }
+#if GORT_SPLIT_STACK
+  uintptr_t sp;
+  asm volatile("movq %%rsp, %0" : "=r"(sp));
+  m->rec->g_sys_sp = sp;
+  uintptr_t guard = split_guard();
+  set_split_guard(0);  // the M's own stack never grows
+  gort_call_on_stack(fn, arg, (reinterpret_cast<uintptr_t>(m->g0) - 256) & ~uintptr_t{15});
+  set_split_guard(guard);
+  m->rec->g_sys_sp = 0;
+#endif
+}
 
 uint32_t fastrand() {
   static thread_local uint32_t x = 0x9e3779b9u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&x));

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "runtime/core/lock.hpp"
 
@@ -74,6 +75,17 @@ void sleep_ns(int64_t ns);
 // Scheduler lifetime (Runtime).
 void sched_start(int procs);
 void sched_stop();
+
+// Go's systemstack: on a goroutine, runs fn(arg) on its M's own stack (below where the scheduler
+// loop left it), with the split-stack guard at 0; elsewhere just calls it. For the runtime's slow
+// paths that call into libc (creating threads, mapping memory, a collection, ReadMemStats): on a
+// goroutine's stack each would make libgcc map a 1 MiB segment for it (stack.hpp). fn must not
+// park, switch or throw. The collector scans both stacks meanwhile (ThreadRecord::g_sys_sp).
+void on_system_stack(void (*fn)(void*), void* arg);
+template <class F>
+void on_system_stack(F&& f) {
+  on_system_stack([](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); }, &f);
+}
 
 // Runs fn(arg) outside the scheduler's accounting: the goroutine's P is handed to another M for
 // the duration (Go's entersyscall / exitsyscall).

@@ -18,6 +18,7 @@
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/pacer.hpp"
+#include "runtime/sched/proc.hpp"
 #include "runtime/stats/gctrace.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -99,10 +100,12 @@ using namespace internal;
 
 void ReadMemStats(MemStats* m) {
   if (t_local.critical) fatal("ReadMemStats inside a runtime critical section");
-  std::lock_guard g(world_lock());
-  stop_the_world();
-  fill(m);
-  start_the_world();
+  on_system_stack([m] {  // a goroutine's small stack would grow by a segment for it
+    std::lock_guard g(world_lock());
+    stop_the_world();
+    fill(m);
+    start_the_world();
+  });
 }
 
 void GC() { gc_run(GcReason::Forced); }
