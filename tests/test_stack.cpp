@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/sched/proc.hpp"
 #include "runtime/sched/stack.hpp"
 #include "test_util.hpp"
 
@@ -137,49 +138,69 @@ TEST_CASE("stack: an exception thrown deep in a goroutine unwinds across segment
   CHECK(caught.load() == 3);
 }
 
+namespace {
+// StackInuse together with its two parts, from one quiet moment (the finalizer goroutine may
+// grow or give back segments at any time).
+struct StackView {
+  uint64_t inuse, first, segments;
+};
+StackView stack_view() {
+  using namespace gort::internal;
+  for (;;) {
+    uint64_t first = stack_first_bytes(), segments = stack_segment_bytes();
+    uint64_t inuse = gort_test::read_stats().StackInuse;
+    if (first == stack_first_bytes() && segments == stack_segment_bytes()) return {inuse, first, segments};
+  }
+}
+}  // namespace
+
 TEST_CASE("memstats: N parked goroutines move StackInuse by the stacks they hold; StackSys includes it") {
   constexpr int kN = 4096;
-  using gort::internal::stack_segment_bytes;
-  gort::MemStats before = gort_test::read_stats();
-  uint64_t segments_before = stack_segment_bytes();
+  StackView before = stack_view();
+  CHECK(before.inuse == before.first + before.segments);
   gort::Chan<int> release;
   gort::WaitGroup started, finished;
   started.Add(kN);
   finished.Add(kN);
+  std::atomic<int> grew{0};
   for (int i = 0; i < kN; ++i) {
     gort::go([&, release]() mutable {
+      // This goroutine's own segments (its stack may come from a pool with some): parking and
+      // waking must not add any.
+      void *segments, *current;
+      gort::internal::stack_current_segments(&segments, &current);
+      uint64_t mine = gort::internal::stack_list_bytes(segments);
       started.Done();
       release.recv();
+      gort::internal::stack_current_segments(&segments, &current);
+      if (gort::internal::stack_list_bytes(segments) != mine) grew.fetch_add(1);
       finished.Done();
     });
   }
   started.Wait();
-  gort::MemStats during = gort_test::read_stats();
-  uint64_t segments_during = stack_segment_bytes();
-  gort_test::check_identities(during);
-  CHECK(during.StackSys >= during.StackInuse);
-  CHECK(segments_during == segments_before);
-  // Each parked goroutine holds its first stack and nothing more (no segment: the runtime's
-  // path to parking calls nothing that would grow it). Stacks pooled before may serve some; new
-  // ones come in chunks (split: 1 MiB) or one by one (fixed).
-  uint64_t grown = during.StackInuse - before.StackInuse;
-  CHECK(during.StackInuse >= before.StackInuse);
-  CHECK(grown <= static_cast<uint64_t>(kN) * kStackSize + (1 << 20));
-  if (!kSplitStacks) CHECK(during.StackInuse % kStackSize == 0);
+  StackView during = stack_view();
+  gort::MemStats m = gort_test::read_stats();
+  gort_test::check_identities(m);
+  CHECK(m.StackSys >= m.StackInuse);
+  CHECK(during.inuse == during.first + during.segments);
+  // Each parked goroutine holds one first stack; stacks pooled before may serve some, new ones
+  // come in chunks (split: 1 MiB) or one by one (fixed).
+  CHECK(during.first >= before.first);
+  CHECK(during.first - before.first <= static_cast<uint64_t>(kN) * kStackSize + (1 << 20));
+  if (!kSplitStacks) CHECK(during.first % kStackSize == 0);
   release.close();
   finished.Wait();
-  // Finished first stacks go to the pools, still counted; the global pool gives back the
-  // segments of the stacks it takes (goroutines of earlier tests grew some).
-  gort::MemStats after = gort_test::read_stats();
-  CHECK(after.StackInuse - stack_segment_bytes() == during.StackInuse - segments_during);
-  after.StackInuse -= stack_segment_bytes();
+  CHECK(grew.load() == 0);
+  // Finished first stacks go to the pools, still counted.
+  StackView after = stack_view();
+  CHECK(after.first == during.first);
   // Spawning as many again reuses the pools: no new stack memory.
   gort::WaitGroup again;
   again.Add(kN);
   gort::Chan<int> release2;
   for (int i = 0; i < kN; ++i) gort::go([&, release2]() mutable { release2.recv(); again.Done(); });
   gort::sleep_for(std::chrono::milliseconds(20));
-  CHECK(gort_test::read_stats().StackInuse - stack_segment_bytes() == after.StackInuse);
+  CHECK(stack_view().first == after.first);
   release2.close();
   again.Wait();
 }
@@ -207,3 +228,40 @@ TEST_CASE("stack: a million goroutines parked at once (split stacks)") {
   release.close();
   finished.Wait();
 }
+
+#if GORT_SPLIT_STACK  // fixed stacks: on_system_stack is a plain call
+TEST_CASE("stack: on a goroutine, on_system_stack runs on the M's own stack; collections started there see both stacks") {
+  gort::WaitGroup done;
+  done.Add(1);
+  std::atomic<bool> moved{false}, guard_off{false}, kept{false};
+  gort::go([&] {
+    auto here = [] {
+      uintptr_t sp;
+      asm volatile("movq %%rsp, %0" : "=r"(sp));
+      return sp;
+    };
+    uintptr_t goroutine_sp = here();
+    uintptr_t inner_sp = 0, guard = 1;
+    gort::internal::on_system_stack([&] {
+      inner_sp = here();
+      guard = gort::internal::split_guard();
+    });
+    // The M's stack is another mapping, far from this goroutine's 8 KiB first stack.
+    moved = inner_sp + kStackSize < goroutine_sp || inner_sp > goroutine_sp + kStackSize;
+    guard_off = guard == 0;
+    // A collection run from here (on the M's stack) still sees this frame's only reference.
+    Cell* mine = gort::make<Cell>();
+    mine->value = 4242;
+    for (int i = 0; i < 3; ++i) {
+      for (int k = 0; k < 20000; ++k) gort::make<Cell>()->value = -1;
+      gort::GC();
+    }
+    kept = mine->value == 4242;
+    done.Done();
+  });
+  done.Wait();
+  CHECK(moved.load());
+  CHECK(guard_off.load());
+  CHECK(kept.load());
+}
+#endif

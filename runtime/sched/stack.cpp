@@ -15,6 +15,7 @@ namespace {
 // The pool links free first stacks through their own top word.
 SpinLock g_lock;
 uintptr_t g_free = 0;
+std::atomic<uint64_t> g_first_bytes{0};  // mapped for first stacks (StackInuse minus segments)
 
 #if GORT_SPLIT_STACK
 // libgcc's header at the start of each segment it maps (generic-morestack.c): the walk uses
@@ -78,6 +79,7 @@ Stack stack_alloc() {
   if (g_chunk_next == g_chunk_end) {
     g_chunk_next = reinterpret_cast<uintptr_t>(sys_alloc(kStackChunk, stats().stack_inuse));
     g_chunk_end = g_chunk_next + kStackChunk;
+    g_first_bytes.fetch_add(kStackChunk, std::memory_order_relaxed);
   }
   uintptr_t lo = g_chunk_next;
   g_chunk_next += kStackSize;
@@ -100,9 +102,14 @@ void stack_context_init(StackContext& c, const Stack& s) {
   c.words[6] = reinterpret_cast<void*>(uintptr_t{1});  // do not block signals in __morestack
 }
 
-void stack_note_segments_slow(Stack& s, void* segments) {
+uint64_t stack_list_bytes(void* segments) {
   uint64_t bytes = 0;
   for (auto* x = static_cast<Segment*>(segments); x; x = x->next) bytes += sizeof(Segment) + x->size;
+  return bytes;
+}
+
+void stack_note_segments_slow(Stack& s, void* segments) {
+  uint64_t bytes = stack_list_bytes(segments);
   if (bytes != s.segment_bytes) count_segments(static_cast<int64_t>(bytes) - static_cast<int64_t>(s.segment_bytes));
   s.segments = segments;
   s.segment_bytes = bytes;
@@ -163,7 +170,11 @@ uint64_t stack_depth_bytes(void* current) {
   return bytes;
 }
 
-#else  // fixed stacks
+#endif
+
+uint64_t stack_first_bytes() { return g_first_bytes.load(std::memory_order_relaxed); }
+
+#if !GORT_SPLIT_STACK
 
 void stack_init() {}
 
@@ -184,6 +195,7 @@ Stack stack_alloc() {
           "(-Dstacks=split) lift this limit",
           static_cast<unsigned long long>(stats().stack_inuse.load()));
   }
+  g_first_bytes.fetch_add(kStackSize, std::memory_order_relaxed);
   uintptr_t lo = reinterpret_cast<uintptr_t>(base) + kOsPageSize;
   return Stack{lo, lo + kStackSize};
 }
@@ -204,6 +216,7 @@ void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t, void*, void*) {
 void stack_segment_ranges(void*, void (*)(void*, uintptr_t, uintptr_t), void*) {}
 void* const* stack_current_segment_slot() { return nullptr; }
 uint64_t stack_segment_bytes() { return 0; }
+uint64_t stack_list_bytes(void*) { return 0; }
 uint64_t stack_depth_bytes(void*) { return 0; }
 
 #endif

@@ -89,8 +89,11 @@ inline void stack_note_segments(Stack& s, void* segments) {
   if (segments || s.segments) stack_note_segments_slow(s, segments);
 }
 
-// Bytes of segments (split) counted in StackInuse now: the rest of it is first stacks.
+// What StackInuse holds: first stacks (in use or pooled) and segments grown from them (split).
+uint64_t stack_first_bytes();
 uint64_t stack_segment_bytes();
+// The bytes of a segment list (as a context's segments() gives it), for tests.
+uint64_t stack_list_bytes(void* segments);
 
 // The calling thread's segment list and the segment in use (libgcc's), for a stopped thread's
 // record.
