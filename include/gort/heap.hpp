@@ -28,7 +28,7 @@ uint16_t register_type(TraceFn trace, DestroyFn destroy, const char* name);
 // running out of memory is fatal, as in Go.
 void* allocate(size_t size, uint16_t type, bool noscan);
 // Forgets the type of an object whose constructor threw: it becomes plain garbage.
-void abandon(void* obj);
+void abandon(void* obj) noexcept;
 // Marks the object containing p (the slow part of Tracer::visit).
 void mark(Tracer& t, const void* p);
 // Marks every object that a word of [p, p+n) points into (conservative scan of a closure).
@@ -37,9 +37,9 @@ void mark_range(Tracer& t, const void* p, size_t n);
 extern std::atomic<bool> write_barrier_enabled;
 void write_barrier(void* const* slot, const void* value) noexcept;
 
-void** root_acquire(const void* p);
-void root_release(void** slot);
-void root_store(void** slot, const void* p);
+void** root_acquire(const void* p) noexcept;
+void root_release(void** slot) noexcept;
+void root_store(void** slot, const void* p) noexcept;
 
 template <class T>
 concept Traceable = requires(const T& v, Tracer& t) { v.trace(t); };

@@ -139,7 +139,7 @@ void* allocate(size_t size, uint16_t type, bool noscan) {
   return p;
 }
 
-void abandon(void* obj) {
+void abandon(void* obj) noexcept {
   CriticalSection cs;
   Span* s = mheap().arenas().span_of_checked(reinterpret_cast<uintptr_t>(obj));
   if (s && s->types) store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))], 0);

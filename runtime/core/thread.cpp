@@ -89,9 +89,11 @@ ThreadRecord* new_record() {
 
 void suspend_self() {
   t_local.suspend_pending = false;
-  ucontext_t uc;
-  getcontext(&uc);  // spills the callee-saved registers where the scan sees them
-  park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), /*async=*/false);
+  // Spills the callee-saved registers into this frame, where the stack scan sees them (what
+  // getcontext did, without a call into libc: this runs on goroutine stacks, see core/mem.hpp).
+  __builtin_unwind_init();
+  mcontext_t none{};
+  park(t_local.record, &none, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), /*async=*/false);
 }
 
 namespace {

@@ -34,7 +34,7 @@ using RootLock = RuntimeLockGuard<SpinLock>;
 
 }  // namespace
 
-void** root_acquire(const void* p) {
+void** root_acquire(const void* p) noexcept {
   RootLock l(g_lock);
   void** slot;
   if (g_free) {
@@ -53,14 +53,14 @@ void** root_acquire(const void* p) {
   return slot;
 }
 
-void root_release(void** slot) {
+void root_release(void** slot) noexcept {
   RootLock l(g_lock);
   *slot = g_free;
   g_free = slot;
   --g_live;
 }
 
-void root_store(void** slot, const void* p) {
+void root_store(void** slot, const void* p) noexcept {
   if (write_barrier_enabled.load(std::memory_order_relaxed)) write_barrier(slot, p);
   std::atomic_ref<void*>(*slot).store(const_cast<void*>(p), std::memory_order_release);
 }

@@ -1,3 +1,16 @@
+// Goroutine stacks: the pools, libgcc's segments, and the walks over them (design in stack.hpp).
+//
+// Walking a stopped thread's segments. Goroutine contexts let signals in while __morestack runs,
+// so a thread may be stopped halfway through it. What libgcc guarantees at every instruction:
+//   - the segment in use (`current`) and its predecessors (`prev` links) are mapped and their
+//     headers stable: __generic_morestack only unmaps segments after the current one, and only
+//     while the stack pointer is still on the current one;
+//   - just after __generic_releasestack made the previous segment current, and before the stack
+//     pointer moved back, the stack pointer is on current->next, which nothing unmaps then.
+// So stack_locate looks for the stack pointer in the first stack, the current segment and its
+// predecessors, then in current->next; it never walks the `next` chain of a running stack. The
+// `next` chain (spare segments) is read only for stacks nobody runs on: a goroutine switched out,
+// a pooled stack.
 #include "runtime/sched/stack.hpp"
 
 #include <sys/uio.h>
@@ -122,10 +135,12 @@ void stack_current_segments(void** segments, void** current) {
   *current = ctx[1];
 }
 
+namespace {
 bool in_segment(uintptr_t sp, const Segment* x) {
   constexpr uintptr_t kSlack = 256;  // a red zone (and then some) below the lowest frame
   return sp + kSlack >= reinterpret_cast<uintptr_t>(x + 1) && sp <= seg_hi(x);
 }
+}  // namespace
 
 void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments, void* current) {
   constexpr uintptr_t kSlack = 256;

@@ -112,7 +112,7 @@ uint64_t stack_depth_bytes(void* current);
 // Calls visit(lo, hi) for every live range of a stack: the first stack [lo, hi) and the
 // segments grown from it, `current` the segment in use (null: the first stack), sp the lowest
 // address in use. The thread that owns the stack is stopped, possibly inside __morestack: the
-// walk follows only links that libgcc keeps valid there (module comment of stack.cpp). A stack
+// walk follows only links that libgcc keeps valid there (stack.cpp's opening comment). A stack
 // pointer found nowhere gets every range visited whole: conservative, never missing.
 template <class Visit>
 void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, void* current, Visit&& visit);
