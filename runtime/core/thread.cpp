@@ -89,11 +89,20 @@ ThreadRecord* new_record() {
 
 void suspend_self() {
   t_local.suspend_pending = false;
-  // Spills the callee-saved registers into this frame, where the stack scan sees them (what
-  // getcontext did, without a call into libc: this runs on goroutine stacks, see core/mem.hpp).
+#if defined(__x86_64__)
+  // Spills the callee-saved registers into this frame (what getcontext did, without a call into
+  // libc: this runs on goroutine stacks, see core/mem.hpp); the scan starts below the whole
+  // frame, at the stack pointer.
   __builtin_unwind_init();
+  uintptr_t sp;
+  asm volatile("movq %%rsp, %0" : "=r"(sp));
   mcontext_t none{};
-  park(t_local.record, &none, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), /*async=*/false);
+  park(t_local.record, &none, sp, /*async=*/false);
+#else
+  ucontext_t uc;
+  getcontext(&uc);  // spills the callee-saved registers where the scan sees them
+  park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), /*async=*/false);
+#endif
 }
 
 namespace {
