@@ -194,13 +194,15 @@ TEST_CASE("memstats: N parked goroutines move StackInuse by the stacks they hold
   // Finished first stacks go to the pools, still counted.
   StackView after = stack_view();
   CHECK(after.first == during.first);
-  // Spawning as many again reuses the pools: no new stack memory.
+  // Spawning as many again reuses the pools: no new stack memory, but for the stacks another
+  // processor's cache holds (at most 32 each) while this one's is empty.
   gort::WaitGroup again;
   again.Add(kN);
   gort::Chan<int> release2;
   for (int i = 0; i < kN; ++i) gort::go([&, release2]() mutable { release2.recv(); again.Done(); });
   gort::sleep_for(std::chrono::milliseconds(20));
-  CHECK(stack_view().first == after.first);
+  uint64_t cached_elsewhere = 32ull * static_cast<uint64_t>(gort::GOMAXPROCS(0)) * kStackSize;
+  CHECK(stack_view().first - after.first <= cached_elsewhere + (kSplitStacks ? (1 << 20) : 0));
   release2.close();
   again.Wait();
 }
