@@ -4,7 +4,7 @@
 
 namespace gort::internal {
 
-void* PersistentAlloc::alloc(size_t bytes, size_t align) {
+void* PersistentAlloc::alloc(size_t bytes, size_t align) noexcept {
   LockGuard g(lock_);
   uintptr_t p = round_up(reinterpret_cast<uintptr_t>(cur_), align);
   if (cur_ == nullptr || p + bytes > reinterpret_cast<uintptr_t>(end_)) {
@@ -17,7 +17,7 @@ void* PersistentAlloc::alloc(size_t bytes, size_t align) {
   return reinterpret_cast<void*>(p);
 }
 
-void* FixAllocBase::alloc() {
+void* FixAllocBase::alloc() noexcept {
   void* p;
   {
     LockGuard g(lock_);
@@ -30,7 +30,7 @@ void* FixAllocBase::alloc() {
   return p;
 }
 
-void FixAllocBase::free(void* p) {
+void FixAllocBase::free(void* p) noexcept {
   inuse_.fetch_sub(size_, std::memory_order_relaxed);
   LockGuard g(lock_);
   auto* n = static_cast<FreeNode*>(p);

@@ -21,7 +21,9 @@ class PersistentAlloc {
  public:
   explicit constexpr PersistentAlloc(SysStat& stat) : stat_(stat) {}
   // Zeroed memory of `bytes`, aligned to `align` (a power of two, at most 4096).
-  void* alloc(size_t bytes, size_t align = 16);
+  // noexcept (running out of memory is fatal): no unwinding path, so with split stacks no call
+  // into the unwinder that would send each call through __morestack (core/mem.hpp).
+  void* alloc(size_t bytes, size_t align = 16) noexcept;
 
  private:
   static constexpr size_t kChunk = 256 << 10;
@@ -34,8 +36,8 @@ class PersistentAlloc {
 class FixAllocBase {
  public:
   FixAllocBase(size_t size, SysStat& sys, std::atomic<uint64_t>& inuse) : size_(size), pa_(sys), inuse_(inuse) {}
-  void* alloc();
-  void free(void* p);
+  void* alloc() noexcept;
+  void free(void* p) noexcept;
 
  private:
   struct FreeNode { FreeNode* next; };

@@ -9,6 +9,8 @@
 // (GORT_NO_SPLIT, on the first declaration: gcc ignores it on a definition that follows one), and
 // call split-stack code only once the guard matches the stack they run on.
 #pragma once
+#include <signal.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -26,8 +28,20 @@ void __splitstack_releasecontext(void* context[10]);
 void* __splitstack_find(void* segment, void* sp, size_t* len, void** next_segment, void** next_sp,
                         void** initial_sp);
 void* __morestack_make_guard(void* stack, size_t size) __attribute__((no_split_stack, visibility("hidden")));
-// The segment the thread runs on (generic-morestack.c; exported for all split-stack code).
-extern __thread void* __morestack_current_segment;
+// The thread's split-stack state (generic-morestack.c; exported for all split-stack code):
+// what __splitstack_getcontext/setcontext save and restore. gort's switches read and write them
+// directly (initial-exec: a few instructions, no call); stack_init checks they agree with
+// libgcc's own functions.
+struct gort_morestack_initial_sp {  // libgcc's struct initial_sp
+  void* sp;
+  size_t len;
+  sigset_t mask;
+  uintptr_t dont_block_signals;
+  void* extra[4];
+};
+extern __thread void* __morestack_segments __attribute__((tls_model("initial-exec")));
+extern __thread void* __morestack_current_segment __attribute__((tls_model("initial-exec")));
+extern __thread gort_morestack_initial_sp __morestack_initial_sp __attribute__((tls_model("initial-exec")));
 }
 #else
 #define GORT_NO_SPLIT

@@ -419,15 +419,15 @@ GORT_NO_SPLIT __attribute__((noinline)) bctx::transfer_t jump_to_scheduler(M* m)
 
 bctx::transfer_t jump_to_goroutine(M* m, G* g) {
 #if GORT_SPLIT_STACK
-  __splitstack_setcontext(g->split.words);
+  stack_context_install(g->split);
 #endif
   return bctx::jump_fcontext(g->ctx, m);
 }
 
 bctx::transfer_t jump_to_scheduler(M* m) {
 #if GORT_SPLIT_STACK
-  __splitstack_getcontext(m->curg->split.words);
-  __splitstack_setcontext(m->split.words);
+  stack_context_save_running(m->curg->split);
+  stack_context_install(m->split);
 #endif
   return bctx::jump_fcontext(m->g0, nullptr);
 }
@@ -790,8 +790,13 @@ void on_system_stack(void (*fn)(void*), void* arg) {
 #endif
 }
 
+// initial-exec and constant-initialized: no TLS helper call (which, with split stacks, would
+// send every select through __morestack), seeded on first use.
+thread_local uint32_t t_fastrand __attribute__((tls_model("initial-exec"))) = 0;
+
 uint32_t fastrand() {
-  static thread_local uint32_t x = 0x9e3779b9u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&x));
+  uint32_t& x = t_fastrand;
+  if (x == 0) [[unlikely]] x = 0x9e3779b9u ^ static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&x));
   x ^= x << 13;
   x ^= x >> 17;
   x ^= x << 5;

@@ -81,6 +81,21 @@ void stack_init() {
   if (!base || base != seg + 1 || seg->size != size || seg->prev || seg->next || ctx[1] != seg)
     fatal("libgcc's split-stack segments are not laid out as gort expects; build with -Dstacks=fixed");
   __splitstack_releasecontext(ctx);
+  // The inline switch halves must agree with libgcc's: install a context, read it back both ways.
+  void* saved[10];
+  __splitstack_getcontext(saved);
+  StackContext probe;
+  for (int i = 0; i < 10; ++i) probe.words[i] = saved[i];
+  probe.words[6] = reinterpret_cast<void*>(uintptr_t{1});
+  stack_context_install(probe);
+  void* seen[10];
+  __splitstack_getcontext(seen);
+  StackContext mine = probe;
+  stack_context_save_running(mine);
+  __splitstack_setcontext(saved);
+  for (int i : {0, 1, 3, 4, 5, 6})
+    if (seen[i] != probe.words[i] || (i < 4 && mine.words[i] != seen[i]))
+      fatal("libgcc's split-stack thread state is not laid out as gort expects; build with -Dstacks=fixed");
 }
 
 Stack stack_alloc() {

@@ -73,6 +73,27 @@ struct StackContext {
 #endif
 };
 
+#if GORT_SPLIT_STACK
+// The switch's halves, as __splitstack_getcontext/setcontext but inline (they run between the
+// swap and the jump, in no_split_stack code, on every switch). A goroutine's initial-stack words
+// never change while it runs, so leaving one saves only what __morestack moves.
+__attribute__((always_inline, no_split_stack)) inline void stack_context_save_running(StackContext& c);
+__attribute__((always_inline, no_split_stack)) inline void stack_context_install(const StackContext& c);
+inline void stack_context_save_running(StackContext& c) {
+  c.words[0] = __morestack_segments;
+  c.words[1] = __morestack_current_segment;
+  c.words[3] = reinterpret_cast<void*>(split_guard());
+}
+inline void stack_context_install(const StackContext& c) {
+  __morestack_segments = c.words[0];
+  __morestack_current_segment = c.words[1];
+  set_split_guard(reinterpret_cast<uintptr_t>(c.words[3]));
+  __morestack_initial_sp.sp = c.words[4];
+  __morestack_initial_sp.len = reinterpret_cast<size_t>(c.words[5]);
+  __morestack_initial_sp.dont_block_signals = reinterpret_cast<uintptr_t>(c.words[6]);
+}
+#endif
+
 Stack stack_alloc();
 // To the global pool (split: releasing its segments).
 void stack_free(Stack s);
