@@ -104,13 +104,17 @@ Stack stack_alloc() {
     g_free = *reinterpret_cast<uintptr_t*>(top - sizeof(uintptr_t));
     return Stack{top - kStackSize, top};
   }
+  // A chunk counts in StackSys when mapped, each stack in StackInuse once carved out of it (like
+  // Go's idle and in-use heap pages): the untouched rest of the last chunk is not in use.
   if (g_chunk_next == g_chunk_end) {
-    g_chunk_next = reinterpret_cast<uintptr_t>(sys_alloc(kStackChunk, stats().stack_inuse));
+    g_chunk_next = reinterpret_cast<uintptr_t>(sys_alloc(kStackChunk, stats().stack_sys));
     g_chunk_end = g_chunk_next + kStackChunk;
-    g_first_bytes.fetch_add(kStackChunk, std::memory_order_relaxed);
   }
   uintptr_t lo = g_chunk_next;
   g_chunk_next += kStackSize;
+  stats().stack_sys.add(-static_cast<int64_t>(kStackSize));
+  stats().stack_inuse.add(static_cast<int64_t>(kStackSize));
+  g_first_bytes.fetch_add(kStackSize, std::memory_order_relaxed);
   return Stack{lo, lo + kStackSize};
 }
 

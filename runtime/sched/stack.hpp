@@ -22,9 +22,9 @@
 //   - A Stack (first stack + its segment list) belongs to one goroutine or to a pool. The per-P
 //     caches keep segments for reuse (spawning costs no system call); the global pool releases
 //     them, so memory grown once by a deep goroutine goes back to the OS.
-//   - StackInuse counts the chunks (stacks in use and pooled, as Go counts its stack spans) and
-//     every segment libgcc mapped for a stack: the runtime notes a goroutine's segments when it
-//     switches out and, for running goroutines, at ReadMemStats (world stopped).
+//   - StackInuse counts the first stacks carved so far (in use or pooled, as Go counts its stack
+//     spans) and every segment libgcc mapped for a stack, noted when its goroutine switches out;
+//     the rest of the last chunk, mapped but never used yet, counts in StackSys only.
 //   - gort's own threads (Ms, service threads) run with the guard at 0: their code never asks for
 //     a segment, they have plenty of fixed stack. Signal handlers that run on an M's alternate
 //     signal stack set the guard to 0 while they run, since the alternate stack is not the
