@@ -772,6 +772,15 @@ void* sysmon_main(void*) {
 
 // ---- goroutine-facing API -------------------------------------------------------------------
 
+void note_calling_goroutine_stack() {
+#if GORT_SPLIT_STACK
+  // Safe here and only here: the goroutine is this thread's and it is not in __morestack (it
+  // called on_system_stack), so its segment list is at rest.
+  M* m = current_m();
+  if (m && m->curg && m->rec->g_sys_sp) stack_note_segments(m->curg->stack, __morestack_segments);
+#endif
+}
+
 void on_system_stack(void (*fn)(void*), void* arg) {
   M* m = kSplitStacks ? current_m() : nullptr;
   if (!m || !m->curg || m->rec->g_sys_sp) {  // not on a goroutine, or already on the M's stack

@@ -87,6 +87,10 @@ void on_system_stack(F&& f) {
   on_system_stack([](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); }, &f);
 }
 
+// Called on the M's own stack (on_system_stack) for a goroutine: notes the segments of its stack
+// now, as a switch would (StackInuse then includes what the caller itself grew).
+void note_calling_goroutine_stack();
+
 // Runs fn(arg) outside the scheduler's accounting: the goroutine's P is handed to another M for
 // the duration (Go's entersyscall / exitsyscall).
 void enter_blocking();

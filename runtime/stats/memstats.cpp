@@ -101,6 +101,7 @@ using namespace internal;
 void ReadMemStats(MemStats* m) {
   if (t_local.critical) fatal("ReadMemStats inside a runtime critical section");
   on_system_stack([m] {  // a goroutine's small stack would grow by a segment for it
+    note_calling_goroutine_stack();
     std::lock_guard g(world_lock());
     stop_the_world();
     fill(m);
