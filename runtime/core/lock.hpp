@@ -26,7 +26,7 @@ inline void os_yield() {
   long ret;
   asm volatile("syscall" : "=a"(ret) : "a"(static_cast<long>(SYS_sched_yield)) : "rcx", "r11", "memory");
 #else
-  os_yield();
+  sched_yield();
 #endif
 }
 

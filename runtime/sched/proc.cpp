@@ -308,7 +308,7 @@ void start_m(P* p, bool spinning) noexcept {
     if (m) g_sched.idle_m = m->link;
   }
   if (!m) {  // takes next_p below before it looks: it waits for `wake`
-    on_system_stack([](void* out) { *static_cast<M**>(out) = new_m(); }, &m);
+    on_system_stack([](void* out) noexcept { *static_cast<M**>(out) = new_m(); }, &m);
   }
   m->spinning = spinning;
   m->next_p = p;
@@ -354,8 +354,14 @@ void goroutine_entry(bctx::transfer_t t);
 // holds no stack (it gets one when it first runs), so the cache never pins stacks to the queue.
 constexpr int kMaxLocalFreeG = 64;
 
+// A stack whose segments grew past this goes back to the global pool, which returns them to the
+// OS, rather than to a processor's cache, which would keep them mapped for the next goroutine.
+constexpr uint64_t kMaxCachedSegmentBytes = 2 << 20;
+
 void gfree_put(P* p, G* g) {
-  if (p && p->nstacks < static_cast<int>(sizeof p->stacks / sizeof p->stacks[0])) p->stacks[p->nstacks++] = g->stack;
+  if (p && p->nstacks < static_cast<int>(sizeof p->stacks / sizeof p->stacks[0]) &&
+      g->stack.segment_bytes <= kMaxCachedSegmentBytes)
+    p->stacks[p->nstacks++] = g->stack;
   else stack_free(g->stack);
   g->stack = {};
   if (!p) {
@@ -436,7 +442,7 @@ bctx::transfer_t jump_to_scheduler(M* m) {
 // then returns on the caller's stack. The frame pointer holds the way back, so debuggers and
 // unwinders can walk through it.
 #if GORT_SPLIT_STACK
-extern "C" void gort_call_on_stack(void (*fn)(void*), void* arg, uintptr_t sp) noexcept;
+extern "C" void gort_call_on_stack(void (*fn)(void*) noexcept, void* arg, uintptr_t sp) noexcept;
 asm(R"(
   .text
   .p2align 4
@@ -740,13 +746,14 @@ void check_stack_depths() {
     M* m = g_sched.allm[i];
     if (!m->current_segment || !std::atomic_ref<G*>(m->curg).load(std::memory_order_relaxed)) continue;
     void* current = __atomic_load_n(m->current_segment, __ATOMIC_RELAXED);
-    if (current && stack_depth_bytes(current) > kMaxStackBytes)
+    if (current && stack_depth_bytes(current, kMaxStackBytes) > kMaxStackBytes)
       fatal("goroutine stack overflow: a goroutine's stack exceeds the %llu-byte limit",
             static_cast<unsigned long long>(kMaxStackBytes));
   }
 }
 
-constexpr int64_t kSysmonMaxSleep = 10000000;  // 10 ms, as Go's sysmon at its slowest
+// 10 ms, as Go's sysmon at its slowest, when it watches stack depths; else timers wake it.
+constexpr int64_t kSysmonMaxSleep = kSplitStacks ? 10000000 : 100000000;
 
 void* sysmon_main(void*) {
   attach_current_thread(/*scan_stack=*/false);
@@ -781,7 +788,7 @@ void note_calling_goroutine_stack() {
 #endif
 }
 
-void on_system_stack(void (*fn)(void*), void* arg) {
+void on_system_stack(void (*fn)(void*) noexcept, void* arg) {
   M* m = kSplitStacks ? current_m() : nullptr;
   if (!m || !m->curg || m->rec->g_sys_sp) {  // not on a goroutine, or already on the M's stack
     fn(arg);
@@ -965,7 +972,8 @@ void exit_blocking() {
   leave_critical_after_switch();
 }
 
-int gomaxprocs(int n) {
+namespace {
+int set_gomaxprocs(int n) {
   std::lock_guard wl(world_lock());
   int old = g_sched.gomaxprocs;
   if (n < 1 || n == old) return old;
@@ -1000,6 +1008,13 @@ int gomaxprocs(int n) {
     CriticalSection cs;
     for (int i = 0; i < n; ++i) wakep();
   }
+  return old;
+}
+}  // namespace
+
+int gomaxprocs(int n) {
+  int old = 0;
+  on_system_stack([&] { old = set_gomaxprocs(n); });  // stops the world: libc calls
   return old;
 }
 

@@ -81,10 +81,12 @@ void sched_stop();
 // paths that call into libc (creating threads, mapping memory, a collection, ReadMemStats): on a
 // goroutine's stack each would make libgcc map a 1 MiB segment for it (stack.hpp). fn must not
 // park, switch or throw. The collector scans both stacks meanwhile (ThreadRecord::g_sys_sp).
-void on_system_stack(void (*fn)(void*), void* arg);
+void on_system_stack(void (*fn)(void*) noexcept, void* arg);
 template <class F>
 void on_system_stack(F&& f) {
-  on_system_stack([](void* p) { (*static_cast<std::remove_reference_t<F>*>(p))(); }, &f);
+  // noexcept: an exception must not unwind through the switch of stacks (it would leave the
+  // goroutine with the M's guard); one thrown in f terminates.
+  on_system_stack([](void* p) noexcept { (*static_cast<std::remove_reference_t<F>*>(p))(); }, &f);
 }
 
 // Called on the M's own stack (on_system_stack) for a goroutine: notes the segments of its stack

@@ -147,22 +147,22 @@ void stack_note_segments_slow(Stack& s, void* segments) {
   s.segment_bytes = bytes;
 }
 
+// The thread-locals directly, not __splitstack_getcontext: libgcc's generic-morestack.o is not a
+// split-stack object, so calling it would make this function ask for a 1 MiB segment, and it
+// runs on goroutine stacks (a deferred stop-the-world parks there).
 void stack_current_segments(void** segments, void** current) {
-  void* ctx[10];
-  __splitstack_getcontext(ctx);
-  *segments = ctx[0];
-  *current = ctx[1];
+  *segments = __morestack_segments;
+  *current = __morestack_current_segment;
 }
 
 namespace {
+constexpr uintptr_t kSlack = 256;  // a red zone (and then some) below the lowest frame
 bool in_segment(uintptr_t sp, const Segment* x) {
-  constexpr uintptr_t kSlack = 256;  // a red zone (and then some) below the lowest frame
   return sp + kSlack >= reinterpret_cast<uintptr_t>(x + 1) && sp <= seg_hi(x);
 }
 }  // namespace
 
 void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments, void* current) {
-  constexpr uintptr_t kSlack = 256;
   if (sp + kSlack >= lo && sp <= hi) {
     if (sp < lo) sp = lo;
     return kFirstStack;
@@ -191,9 +191,9 @@ void* const* stack_current_segment_slot() { return &__morestack_current_segment;
 
 uint64_t stack_segment_bytes() { return g_segment_bytes.load(std::memory_order_relaxed); }
 
-uint64_t stack_depth_bytes(void* current) {
+uint64_t stack_depth_bytes(void* current, uint64_t limit) {
   uint64_t bytes = 0;
-  for (auto* x = static_cast<Segment*>(current); x;) {
+  for (auto* x = static_cast<Segment*>(current); x && bytes <= limit;) {
     Segment header;
     iovec local{&header, sizeof header}, remote{x, sizeof header};
     // process_vm_readv on this very process: a read that fails (EFAULT) instead of faulting.
@@ -251,7 +251,7 @@ void stack_segment_ranges(void*, void (*)(void*, uintptr_t, uintptr_t), void*) {
 void* const* stack_current_segment_slot() { return nullptr; }
 uint64_t stack_segment_bytes() { return 0; }
 uint64_t stack_list_bytes(void*) { return 0; }
-uint64_t stack_depth_bytes(void*) { return 0; }
+uint64_t stack_depth_bytes(void*, uint64_t) { return 0; }
 
 #endif
 

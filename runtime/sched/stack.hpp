@@ -4,7 +4,7 @@
 //   A goroutine starts on a kStackSize (8 KiB) stack carved out of 1 MiB chunks, with no guard
 //   page. Every function compiled with -fsplit-stack compares, in its prologue, the stack pointer
 //   minus its frame with a guard word in the thread control block (%fs:0x70 on x86-64); when the
-//   frame would not fit it calls libgcc's __morestack, which maps a new segment (at least 48 KiB,
+//   frame would not fit it calls libgcc's __morestack, which maps a new segment (at least libgcc's minimum, 48 KiB here,
 //   or frame + 1 MiB for a function that calls code built without split-stack, which the gold
 //   linker redirects to __morestack_non_split), runs the function there and pops back when it
 //   returns. Popped segments stay linked for the next growth; so deep recursion works on any
@@ -15,7 +15,7 @@
 //   words of a StackContext. Each goroutine has one, swapped with every fcontext switch, in
 //   no_split_stack functions, immediately before the jump (between the two no prologue may run:
 //   it would compare one stack's pointer with the other's guard). gort's first stack is described
-//   to libgcc as the context's "initial stack" (empty segment list), the way a thread's system
+//   to libgcc as the context's "initial stack" (no segment in use), the way a thread's system
 //   stack is: libgcc only ever maps the extra segments.
 //
 //   Invariants:
@@ -113,7 +113,7 @@ inline void stack_note_segments(Stack& s, void* segments) {
 // What StackInuse holds: first stacks (in use or pooled) and segments grown from them (split).
 uint64_t stack_first_bytes();
 uint64_t stack_segment_bytes();
-// The bytes of a segment list (as a context's segments() gives it), for tests.
+// The bytes of a segment list (as a context's segments() gives it); the list must be at rest.
 uint64_t stack_list_bytes(void* segments);
 
 // The calling thread's segment list and the segment in use (libgcc's), for a stopped thread's
@@ -127,8 +127,8 @@ constexpr uint64_t kMaxStackBytes = 1000000000;
 void* const* stack_current_segment_slot();
 // The bytes of the segments from `current` back to the first, read from another thread while
 // the owner runs: every read is checked (a segment may be unmapped meanwhile; the answer is then
-// a lower bound).
-uint64_t stack_depth_bytes(void* current);
+// a lower bound). Stops counting past `limit`.
+uint64_t stack_depth_bytes(void* current, uint64_t limit);
 
 // Calls visit(lo, hi) for every live range of a stack: the first stack [lo, hi) and the
 // segments grown from it, `current` the segment in use (null: the first stack), sp the lowest
