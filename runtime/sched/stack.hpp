@@ -4,29 +4,30 @@
 //   A goroutine starts on a kStackSize (8 KiB) stack carved out of 1 MiB chunks, with no guard
 //   page. Every function compiled with -fsplit-stack compares, in its prologue, the stack pointer
 //   minus its frame with a guard word in the thread control block (%fs:0x70 on x86-64); when the
-//   frame would not fit it calls libgcc's __morestack, which maps a new segment (at least libgcc's minimum, 48 KiB here,
-//   or frame + 1 MiB for a function that calls code built without split-stack, which the gold
-//   linker redirects to __morestack_non_split), runs the function there and pops back when it
-//   returns. Popped segments stay linked for the next growth; so deep recursion works on any
+//   frame would not fit it calls libgcc's __morestack, which maps a new segment (at least
+//   libgcc's minimum, 48 KiB here, or frame + 1 MiB for a function that calls code built without
+//   split-stack, which the gold linker redirects to __morestack_non_split), runs the function
+//   there and pops back when it returns. Popped segments stay linked for the next growth; so deep recursion works on any
 //   goroutine, and a goroutine that never grows holds its 8 KiB.
 //
 //   libgcc keeps a thread's split-stack state (segment list, current segment, guard, initial
 //   stack) in thread-locals; __splitstack_getcontext/setcontext save and restore it as the ten
-//   words of a StackContext. Each goroutine has one, swapped with every fcontext switch, in
-//   no_split_stack functions, immediately before the jump (between the two no prologue may run:
+//   words of a StackContext. Each goroutine has one, swapped with every fcontext switch (inline:
+//   stack_context_save_running/install), in no_split_stack functions, immediately before the jump (between the two no prologue may run:
 //   it would compare one stack's pointer with the other's guard). gort's first stack is described
 //   to libgcc as the context's "initial stack" (no segment in use), the way a thread's system
 //   stack is: libgcc only ever maps the extra segments.
 //
 //   Invariants:
 //   - A Stack (first stack + its segment list) belongs to one goroutine or to a pool. The per-P
-//     caches keep segments for reuse (spawning costs no system call); the global pool releases
-//     them, so memory grown once by a deep goroutine goes back to the OS.
+//     caches keep segments up to 2 MiB for reuse (spawning costs no system call); the global
+//     pool releases them, so memory grown once by a deep goroutine goes back to the OS.
 //   - StackInuse counts the first stacks carved so far (in use or pooled, as Go counts its stack
-//     spans) and every segment libgcc mapped for a stack, noted when its goroutine switches out;
-//     the rest of the last chunk, mapped but never used yet, counts in StackSys only.
+//     spans) and every segment libgcc mapped for a stack, noted when its goroutine switches out
+//     (or calls ReadMemStats); the rest of the last chunk, mapped but never used, is StackSys.
 //   - gort's own threads (Ms, service threads) run with the guard at 0: their code never asks for
-//     a segment, they have plenty of fixed stack. Signal handlers that run on an M's alternate
+//     a segment, they have plenty of fixed stack. The runtime's slow paths run there when called
+//     on a goroutine (on_system_stack, sched/proc.hpp). Signal handlers that run on an M's alternate
 //     signal stack set the guard to 0 while they run, since the alternate stack is not the
 //     goroutine's. Goroutine contexts do not block signals around __morestack (libgcc's default
 //     costs two system calls per call): handlers never grow a goroutine's stack.
