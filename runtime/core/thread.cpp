@@ -33,13 +33,15 @@ std::atomic<uint32_t> g_world_epoch{0};
 std::atomic<uint32_t> g_acks{0};
 
 // Records where this thread's live stack ends and its registers, acknowledges, and waits for
-// the world to restart. Runs in the signal handler or from suspend_self. Async-signal-safe.
+// the world to restart. Runs in the signal handler or from suspend_self (on a goroutine's stack:
+// the copies are mem_copy/mem_zero, never a libc call, see core/mem.hpp). Async-signal-safe.
 void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, bool async) {
   uint32_t epoch = g_world_epoch.load(std::memory_order_acquire);
   if (!(epoch & 1)) return;  // nothing to stop for
-  r->regs = *regs;
+  mem_copy(&r->regs, regs, sizeof r->regs);
 #if defined(__x86_64__)
-  if (async && regs->fpregs) r->fpregs = *regs->fpregs; else r->fpregs = _libc_fpstate{};
+  if (async && regs->fpregs) mem_copy(&r->fpregs, regs->fpregs, sizeof r->fpregs);
+  else mem_zero(&r->fpregs, sizeof r->fpregs);
 #else
   (void)async;
 #endif
@@ -96,7 +98,8 @@ void suspend_self() {
   __builtin_unwind_init();
   uintptr_t sp;
   asm volatile("movq %%rsp, %0" : "=r"(sp));
-  mcontext_t none{};
+  mcontext_t none;  // on this frame (park must not be a tail call), zeroed without libc
+  mem_zero(&none, sizeof none);
   park(t_local.record, &none, sp, /*async=*/false);
 #else
   ucontext_t uc;
