@@ -35,7 +35,9 @@ std::atomic<uint32_t> g_acks{0};
 // Records where this thread's live stack ends and its registers, acknowledges, and waits for
 // the world to restart. Runs in the signal handler or from suspend_self (on a goroutine's stack:
 // the copies are mem_copy/mem_zero, never a libc call, see core/mem.hpp). Async-signal-safe.
-void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, bool async) {
+// `segments` and `current` are libgcc's split-stack state read together with `sp`, before any
+// call: park's own prologue may move it to another segment.
+void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments, void* current, bool async) {
   uint32_t epoch = g_world_epoch.load(std::memory_order_acquire);
   if (!(epoch & 1)) return;  // nothing to stop for
   mem_copy(&r->regs, regs, sizeof r->regs);
@@ -46,7 +48,8 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, bool async) {
   (void)async;
 #endif
   r->stopped_sp = sp - kRedZone;
-  stack_current_segments(&r->split_segments, &r->split_current);
+  r->split_segments = segments;
+  r->split_current = current;
   // Acknowledge this very epoch: a thread that read an older epoch and was delayed must not
   // count as stopped for a newer stop-the-world.
   r->parked_epoch.store(epoch, std::memory_order_release);
@@ -72,7 +75,9 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
 #else
 #error "gort: unsupported architecture"
 #endif
-      park(r, &uc->uc_mcontext, sp, /*async=*/true);
+      void *segments, *current;
+      stack_current_segments(&segments, &current);
+      park(r, &uc->uc_mcontext, sp, segments, current, /*async=*/true);
     }
   }
   errno = saved_errno;
@@ -98,13 +103,16 @@ void suspend_self() {
   __builtin_unwind_init();
   uintptr_t sp;
   asm volatile("movq %%rsp, %0" : "=r"(sp));
+  void *segments, *current;
+  stack_current_segments(&segments, &current);
   mcontext_t none;  // on this frame (park must not be a tail call), zeroed without libc
   mem_zero(&none, sizeof none);
-  park(t_local.record, &none, sp, /*async=*/false);
+  park(t_local.record, &none, sp, segments, current, /*async=*/false);
 #else
   ucontext_t uc;
   getcontext(&uc);  // spills the callee-saved registers where the scan sees them
-  park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), /*async=*/false);
+  park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), nullptr, nullptr,
+       /*async=*/false);
 #endif
 }
 

@@ -147,13 +147,7 @@ void stack_note_segments_slow(Stack& s, void* segments) {
   s.segment_bytes = bytes;
 }
 
-// The thread-locals directly, not __splitstack_getcontext: libgcc's generic-morestack.o is not a
-// split-stack object, so calling it would make this function ask for a 1 MiB segment, and it
-// runs on goroutine stacks (a deferred stop-the-world parks there).
-void stack_current_segments(void** segments, void** current) {
-  *segments = __morestack_segments;
-  *current = __morestack_current_segment;
-}
+
 
 namespace {
 constexpr uintptr_t kSlack = 256;  // a red zone (and then some) below the lowest frame
@@ -242,7 +236,6 @@ void stack_free(Stack s) {
 
 void stack_context_init(StackContext&, const Stack&) {}
 void stack_note_segments_slow(Stack&, void*) {}
-void stack_current_segments(void** segments, void** current) { *segments = *current = nullptr; }
 void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t, void*, void*) {
   if (sp < lo) sp = lo;
   return kFirstStack;

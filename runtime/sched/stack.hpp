@@ -118,8 +118,16 @@ uint64_t stack_segment_bytes();
 uint64_t stack_list_bytes(void* segments);
 
 // The calling thread's segment list and the segment in use (libgcc's), for a stopped thread's
-// record.
-void stack_current_segments(void** segments, void** current);
+// record. Inline, reading the thread-locals: a call (to this or to __splitstack_getcontext)
+// could itself move to another segment, and then describe a stack other than the caller's.
+__attribute__((always_inline)) inline void stack_current_segments(void** segments, void** current) {
+#if GORT_SPLIT_STACK
+  *segments = __morestack_segments;
+  *current = __morestack_current_segment;
+#else
+  *segments = *current = nullptr;
+#endif
+}
 
 // Go's limit on one goroutine's stack (runtime/debug.SetMaxStack's default on 64-bit systems).
 constexpr uint64_t kMaxStackBytes = 1000000000;
