@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime/sched/proc.hpp"
@@ -269,3 +270,46 @@ TEST_CASE("stack: on a goroutine, on_system_stack runs on the M's own stack; col
   CHECK(kept.load());
 }
 #endif
+
+namespace {
+// Recurses `depth` small frames, then yields and collects repeatedly holding its only reference
+// to a fresh object in the deepest frame: some of the goroutines below sit at every distance from
+// the end of their first stack or of a segment when a collection stops them.
+__attribute__((noinline)) bool hold_while_yielding(int depth, long tag) {
+  volatile long frame[4] = {tag, 0, 0, 0};
+  if (depth > 0) return hold_while_yielding(depth - 1, tag) && frame[0] == tag;
+  Cell* mine = gort::make<Cell>();
+  mine->value = tag;
+  bool ok = true;
+  for (int i = 0; i < 20; ++i) {
+    gort::Gosched();
+    for (int k = 0; k < 50; ++k) gort::make<Cell>()->value = -1;  // garbage that would reuse it
+    ok = ok && mine->value == tag;
+  }
+  return ok;
+}
+}  // namespace
+
+TEST_CASE("stack: goroutines stopped at every distance from a stack's or segment's end keep their objects") {
+  constexpr int kGoroutines = 160;
+  gort::WaitGroup done;
+  done.Add(kGoroutines);
+  std::atomic<int> intact{0};
+  std::atomic<bool> stop{false};
+  for (int g = 0; g < kGoroutines; ++g) {
+    // Frames of ~64 bytes: depths 0..~480 cross the 8 KiB first stack's end and a segment's.
+    int depth = g * 3;
+    gort::go([&, depth, g] {
+      if (hold_while_yielding(depth, 1000 + g)) intact.fetch_add(1);
+      done.Done();
+    });
+  }
+  std::thread collector([&] {
+    gort::AttachThread attach;
+    while (!stop.load()) gort::GC();
+  });
+  done.Wait();
+  stop = true;
+  collector.join();
+  CHECK(intact.load() == kGoroutines);
+}
