@@ -69,33 +69,14 @@ struct ChanCore {
   WaitQueue recvq, sendq;
 
   char* slot(size_t i) { return reinterpret_cast<char*>(this) + buf_offset + i * ops->size; }
+  // The whole object, conservatively: the buffer holds values of a type erased here.
+  void trace(Tracer& t) const { mark_range(t, this, total_bytes); }
   ~ChanCore() {
     for (size_t i = 0; i < count; ++i) ops->destroy(slot((recvx + i) % cap));
   }
 };
 
 namespace {
-__attribute__((noinline)) uint16_t register_chan_type() {
-  return register_type(
-      [](const void* o, Tracer& tr) {
-        auto* c = static_cast<const ChanCore*>(o);
-        mark_range(tr, o, c->total_bytes);
-      },
-      [](void* o) { static_cast<ChanCore*>(o)->~ChanCore(); }, "gort::Chan");
-}
-
-// Registered on first use; not a function-local static, whose guard calls into libstdc++ on
-// every call's path (see core/mem.hpp). Two threads may race to register: same result.
-std::atomic<uint16_t> g_chan_type{0};
-uint16_t chan_type() {
-  uint16_t t = g_chan_type.load(std::memory_order_acquire);
-  if (!t) {
-    t = register_chan_type();
-    g_chan_type.store(t, std::memory_order_release);
-  }
-  return t;
-}
-
 // Locks a channel from a goroutine or thread: inside one critical section, as park() expects.
 void lock_chan(ChanCore* c) {
   enter_critical();
@@ -110,7 +91,7 @@ void unlock_chan(ChanCore* c) {
 ChanCore* chan_make(size_t cap, const ChanOps* ops) {
   size_t offset = (sizeof(ChanCore) + ops->align - 1) / ops->align * ops->align;
   size_t total = offset + cap * ops->size;
-  auto* c = ::new (allocate(total, chan_type(), false)) ChanCore{total, ops, {}, cap, 0, 0, 0, offset, false, {}, {}};
+  auto* c = ::new (allocate(total, type_index<ChanCore>(), false)) ChanCore{total, ops, {}, cap, 0, 0, 0, offset, false, {}, {}};
   return c;
 }
 
