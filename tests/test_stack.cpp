@@ -4,6 +4,9 @@
 #include <doctest/doctest.h>
 #include <gort/gort.hpp>
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <stdexcept>
@@ -313,3 +316,79 @@ TEST_CASE("stack: goroutines stopped at every distance from a stack's or segment
   collector.join();
   CHECK(intact.load() == kGoroutines);
 }
+
+#if GORT_SPLIT_STACK
+namespace {
+// libgcc's header at the start of a segment (generic-morestack.c's struct stack_segment; stack_init
+// checks gort's reading of it at start).
+struct FakeSegment {
+  void* prev;
+  void* next;
+  size_t size;
+  void* old_stack;
+  void* dynamic_allocation;
+  void* free_dynamic_allocation;
+  void* extra;
+};
+
+// The ranges a walk visits, merged; covers(a, b): every byte of [a, b) was visited.
+struct Visited {
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
+  void operator()(uintptr_t a, uintptr_t b) { ranges.emplace_back(a, b); }
+  bool covers(uintptr_t a, uintptr_t b) const {
+    auto r = ranges;
+    std::sort(r.begin(), r.end());
+    for (auto [lo, hi] : r) {
+      if (a >= b) break;
+      if (lo <= a && hi > a) a = hi;
+    }
+    return a >= b;
+  }
+};
+}  // namespace
+
+TEST_CASE("stack walk: a stack pointer at every distance from the end of a segment mapped right below its first stack") {
+  // The kernel often maps a segment directly below another mapping, so a segment's end can be the
+  // very address where the goroutine's own first stack begins. A walk that took a stack pointer
+  // "a few bytes below the first stack" for one on the first stack lost the segment's top frames
+  // (issue #8). Synthetic layout, one mapping: [segment header | segment ... | first stack).
+  using gort::internal::for_each_stack_range;
+  using gort::internal::kRedZone;
+  constexpr size_t kSegment = 64 << 10;
+  void* m = mmap(nullptr, kSegment + kStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(m != MAP_FAILED);
+  auto* seg = static_cast<FakeSegment*>(m);
+  seg->size = kSegment - sizeof(FakeSegment);
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(m) + kSegment, hi = lo + kStackSize;
+  // The segment was entered from a frame on the first stack: __splitstack_find resumes 12 words
+  // below the caller's arguments (the registers __morestack saved).
+  const uintptr_t old_stack = hi - 512;
+  seg->old_stack = reinterpret_cast<void*>(old_stack);
+  const uintptr_t from_old = old_stack - 12 * sizeof(void*);
+  for (uintptr_t depth = 0; depth <= 1024; depth += 8) {
+    const uintptr_t sp = lo - depth;  // on the segment, `depth` bytes under its end
+    for (uintptr_t below : {uintptr_t{0}, kRedZone}) {
+      // Running on the segment (current), and just popped from it (current null: __morestack
+      // between __generic_releasestack and the switch back).
+      for (void* current : {static_cast<void*>(seg), static_cast<void*>(nullptr)}) {
+        Visited v;
+        for_each_stack_range(sp, below, lo, hi, seg, current, v);
+        CAPTURE(depth);
+        CAPTURE(below);
+        CHECK(v.covers(std::max(sp - below, reinterpret_cast<uintptr_t>(seg + 1)), lo));
+        CHECK(v.covers(from_old, hi));
+      }
+    }
+  }
+  // On the first stack itself, at every distance from its start: [sp - red zone, hi), never under lo.
+  for (uintptr_t depth = 8; depth < kStackSize; depth += 8) {
+    const uintptr_t sp = lo + depth;
+    Visited v;
+    for_each_stack_range(sp, kRedZone, lo, hi, seg, nullptr, v);
+    CAPTURE(depth);
+    CHECK(v.covers(std::max(sp - kRedZone, lo), hi));
+    for (auto [a, b] : v.ranges) CHECK(a >= lo);
+  }
+  munmap(m, kSegment + kStackSize);
+}
+#endif

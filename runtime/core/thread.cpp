@@ -47,7 +47,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
 #else
   (void)async;
 #endif
-  r->stopped_sp = sp - kRedZone;
+  r->stopped_sp = sp;
   r->split_segments = segments;
   r->split_current = current;
   // Acknowledge this very epoch: a thread that read an older epoch and was delayed must not
@@ -236,7 +236,7 @@ int stop_the_world() {
 #if defined(__x86_64__)
     self->fpregs = _libc_fpstate{};
 #endif
-    self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - kRedZone;
+    self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     stack_current_segments(&self->split_segments, &self->split_current);
   }
   return static_cast<int>(n);

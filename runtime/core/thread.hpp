@@ -47,7 +47,8 @@ struct ThreadRecord {
   // While such an M runs runtime code on its own stack (on_system_stack): the goroutine's stack
   // pointer when it left it; else 0.
   uintptr_t g_sys_sp = 0;
-  // Filled when the thread stops: lowest stack address in use and the saved register file.
+  // Filled when the thread stops: its stack pointer (the red zone under it may be live too) and
+  // the saved register file.
   uintptr_t stopped_sp = 0;
   // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.
   void* split_segments = nullptr;

@@ -45,11 +45,12 @@ void scan_roots(MarkWorker& w) {
       // Stopped on the M's stack (on_system_stack): the goroutine's stack is live from where it
       // left it, the M's from the stopped stack pointer.
       bool on_m = r->g_sys_sp && r->stopped_sp >= r->stack_lo && r->stopped_sp < r->stack_hi;
-      uintptr_t g_sp = on_m ? r->g_sys_sp - kRedZone : r->stopped_sp;
-      for_each_stack_range(g_sp, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
-      scan(on_m ? r->stopped_sp : r->g0_sp, r->stack_hi);
+      uintptr_t g_sp = on_m ? r->g_sys_sp : r->stopped_sp;
+      for_each_stack_range(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
+      scan(on_m ? r->stopped_sp - kRedZone : r->g0_sp, r->stack_hi);
     } else {
-      for_each_stack_range(r->stopped_sp, r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
+      for_each_stack_range(r->stopped_sp, kRedZone, r->stack_lo, r->stack_hi, r->split_segments, r->split_current,
+                           scan);
     }
     auto regs = reinterpret_cast<uintptr_t>(&r->regs);
     w.scan_conservative(regs, regs + sizeof r->regs);

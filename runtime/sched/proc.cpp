@@ -1077,7 +1077,8 @@ void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes) {
     w.mark(reinterpret_cast<uintptr_t>(g->fn));
     if (st == GStatus::Running || !g->ctx) continue;  // scanned with its M, or not started yet
     auto sp = reinterpret_cast<uintptr_t>(g->ctx);
-    for_each_stack_range(sp, g->stack.lo, g->stack.hi, g->split.segments(), g->split.current(), [&](uintptr_t lo, uintptr_t hi) {
+    // Switched out: nothing under the saved context is live (no red zone).
+    for_each_stack_range(sp, 0, g->stack.lo, g->stack.hi, g->split.segments(), g->split.current(), [&](uintptr_t lo, uintptr_t hi) {
       w.scan_conservative(lo, hi);
       *stack_bytes += hi - lo;
     });

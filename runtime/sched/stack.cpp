@@ -1,16 +1,55 @@
 // Goroutine stacks: the pools, libgcc's segments, and the walks over them (design in stack.hpp).
 //
-// Walking a stopped thread's segments. Goroutine contexts let signals in while __morestack runs,
-// so a thread may be stopped halfway through it. What libgcc guarantees at every instruction:
-//   - the segment in use (`current`) and its predecessors (`prev` links) are mapped and their
-//     headers stable: __generic_morestack only unmaps segments after the current one, and only
-//     while the stack pointer is still on the current one;
-//   - just after __generic_releasestack made the previous segment current, and before the stack
-//     pointer moved back, the stack pointer is on current->next, which nothing unmaps then.
-// So stack_locate looks for the stack pointer in the first stack, the current segment and its
-// predecessors, then in current->next; it never walks the `next` chain of a running stack. The
-// `next` chain (spare segments) is read only for stacks nobody runs on: a goroutine switched out,
-// a pooled stack.
+// Why the collector's walk of a stopped thread's stack is complete (split stacks).
+//
+// What is live: the frames from the stack pointer up, on the stack the pointer is on, then on
+// each older stack from where its newer one was entered. libgcc records that place in every
+// segment (old_stack: the arguments of the function that called __morestack; the registers
+// __morestack saved lie just under it, which __splitstack_find includes). So the walk needs two
+// facts about the stopped thread, both read together with its stack pointer before any call
+// (thread.cpp: a call's prologue could move to another segment): which stack sp is on, and that
+// stack's chain of older ones. The frames of a segment are [sp, its end); of the first stack,
+// [sp, hi); a thread stopped at an arbitrary instruction may also use the red zone under sp.
+//
+// Goroutine contexts let signals in while __morestack runs, so a thread may be stopped at any of
+// its instructions. Where the stack pointer is, against libgcc's `current` (the segment in use):
+//   1. outside __morestack, and inside it until it switches stacks: on `current`, or on the
+//      first stack when current is null;
+//   2. between __generic_morestack making the new segment current and the switch to it: on
+//      current->prev (or the first stack), with nothing on the new segment yet;
+//   3. after the switch, until __generic_releasestack pops it: on current;
+//   4. between that pop and the switch back: on the popped segment, current->next (or the head
+//      of the list when current became null), holding only the saved return registers; sp may be
+//      exactly at its end once they are popped, with nothing left there.
+// stack_locate searches in that order of safety: current and its predecessors (always mapped:
+// libgcc unmaps only segments after the current one), then the first stack, then the popped
+// segment (mapped in case 4: nothing unmaps it while sp is on it; read only when sp is on none
+// of the others, so never while __generic_morestack is unmapping spare segments in cases 1-2).
+// Containment is exact, not approximate: segments are separate mappings that the kernel often
+// places right below another stack, so a segment's end may be the very address where a first
+// stack begins. A stack pointer within some bytes of a first stack's start is therefore not
+// "about on the first stack" (an earlier version assumed so, and lost the frames at the top of
+// the segment below it: issue #8). The first stack is matched only strictly inside (lo, hi),
+// where a live stack pointer always is (the split-stack guard keeps frames 3.5 KiB above lo, a
+// thread's or goroutine's entry frames keep it below hi); a segment from its first usable byte
+// to its end inclusive (case 3's first instructions, case 4's last). No two stacks share an
+// address in those ranges, so the answer is unique.
+//
+// Where a thread can be stopped, and where (sp, segments, current) come from:
+//   - anywhere, by the suspend signal (thread.cpp): sp from the signal context, libgcc's
+//     thread-locals read inline by the no_split_stack handler before it calls anything (on an
+//     M it runs on the alternate signal stack with the guard at 0, so it never grows the
+//     goroutine's stack); the red zone under sp is scanned, and the registers separately;
+//   - at the end of a critical section (suspend_self): sp after the callee-saved registers were
+//     spilled into its frame, thread-locals read inline in the same frame;
+//   - switched out (a parked or runnable goroutine): sp is the saved context, the list and
+//     current saved by the switch (stack_context_save_running), nothing live under sp;
+//   - on its M's stack (on_system_stack): the goroutine's stack is walked from the sp it left;
+//     guard-0 code there never grows a stack, so libgcc's state still describes the goroutine's.
+// In every case the four cases above apply to the goroutine's (or thread's) own stack.
+//
+// The `next` chain (spare segments) is read beyond current->next only for stacks nobody runs on:
+// a goroutine switched out, a pooled stack.
 #include "runtime/sched/stack.hpp"
 
 #include <sys/uio.h>
@@ -150,31 +189,21 @@ void stack_note_segments_slow(Stack& s, void* segments) {
 
 
 namespace {
-constexpr uintptr_t kSlack = 256;  // a red zone (and then some) below the lowest frame
+// From the segment's first usable byte to its end, inclusive: a segment just switched to (or
+// about to be left) has sp at its very end.
 bool in_segment(uintptr_t sp, const Segment* x) {
-  return sp + kSlack >= reinterpret_cast<uintptr_t>(x + 1) && sp <= seg_hi(x);
+  return sp >= reinterpret_cast<uintptr_t>(x + 1) && sp <= seg_hi(x);
 }
 }  // namespace
 
-void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments, void* current) {
-  if (sp + kSlack >= lo && sp <= hi) {
-    if (sp < lo) sp = lo;
-    return kFirstStack;
-  }
+StackLocation stack_locate(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, void* current) {
   auto* cur = static_cast<Segment*>(current);
-  Segment* found = nullptr;
-  for (Segment* x = cur; x && !found; x = x->prev)
-    if (in_segment(sp, x)) found = x;
-  // Not in the segments in use: the thread stopped inside __morestack just after it moved back
-  // off a segment (the current one already popped), before the stack pointer followed. That
-  // segment is the next one, intact: libgcc only unmaps segments beyond the current one while
-  // the stack pointer is on the current one (found above).
-  if (!found) {
-    Segment* popped = cur ? cur->next : static_cast<Segment*>(segments);
-    if (popped && in_segment(sp, popped)) found = popped;
-  }
-  if (found && sp < seg_lo(found)) sp = seg_lo(found);
-  return found;
+  for (Segment* x = cur; x; x = x->prev)
+    if (in_segment(sp, x)) return {x, reinterpret_cast<uintptr_t>(x + 1)};
+  if (sp > lo && sp < hi) return {kFirstStack, lo};
+  Segment* popped = cur ? cur->next : static_cast<Segment*>(segments);
+  if (popped && in_segment(sp, popped)) return {popped, reinterpret_cast<uintptr_t>(popped + 1)};
+  return {nullptr, 0};
 }
 
 void stack_segment_ranges(void* current, void (*visit)(void*, uintptr_t, uintptr_t), void* arg) {
@@ -236,9 +265,9 @@ void stack_free(Stack s) {
 
 void stack_context_init(StackContext&, const Stack&) {}
 void stack_note_segments_slow(Stack&, void*) {}
-void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t, void*, void*) {
-  if (sp < lo) sp = lo;
-  return kFirstStack;
+StackLocation stack_locate(uintptr_t sp, uintptr_t lo, uintptr_t hi, void*, void*) {
+  if (sp > lo && sp < hi) return {kFirstStack, lo};
+  return {nullptr, 0};
 }
 void stack_segment_ranges(void*, void (*)(void*, uintptr_t, uintptr_t), void*) {}
 void* const* stack_current_segment_slot() { return nullptr; }

@@ -140,51 +140,61 @@ void* const* stack_current_segment_slot();
 uint64_t stack_depth_bytes(void* current, uint64_t limit);
 
 // Calls visit(lo, hi) for every live range of a stack: the first stack [lo, hi) and the
-// segments grown from it, `current` the segment in use (null: the first stack), sp the lowest
-// address in use. The thread that owns the stack is stopped, possibly inside __morestack: the
-// walk follows only links that libgcc keeps valid there (stack.cpp's opening comment). A stack
-// pointer found nowhere gets every range visited whole: conservative, never missing.
+// segments grown from it, `current` the segment in use (null: the first stack). sp is the stack
+// pointer exactly as the stopped code left it; `below` more bytes under it may hold live data (the
+// ABI's red zone, for a thread stopped at an arbitrary instruction; 0 after a switch). The thread
+// that owns the stack is stopped, possibly inside __morestack: the walk follows only links that
+// libgcc keeps valid there (stack.cpp's opening comment). A stack pointer found nowhere gets
+// every range visited whole: conservative, never missing.
 template <class Visit>
-void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, void* current, Visit&& visit);
+void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void* segments, void* current,
+                          Visit&& visit);
 
 // ---- implementation of the walk ----------------------------------------------------------------
 
-// Where sp lies: kFirstStack, a segment, or nullptr (none). sp may be up to a red zone below
-// the stack it is on; it is raised to that stack's start.
+// Which stack sp is on: the first stack (kFirstStack), a segment, or none (nullptr); `base` is
+// the lowest address that stack lets frames use.
 inline void* const kFirstStack = reinterpret_cast<void*>(uintptr_t{1});
-void* stack_locate(uintptr_t& sp, uintptr_t lo, uintptr_t hi, void* segments, void* current);
+struct StackLocation {
+  void* stack;
+  uintptr_t base;
+};
+StackLocation stack_locate(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, void* current);
 // The segments from `current` back to the first, whole.
 void stack_segment_ranges(void* current, void (*visit)(void*, uintptr_t, uintptr_t), void* arg);
 
 template <class Visit>
-void for_each_stack_range(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, void* current, Visit&& visit) {
-  void* seg = segments ? stack_locate(sp, lo, hi, segments, current) : kFirstStack;
-  if (seg == kFirstStack) {  // on the first stack: everything live is there
-    if (sp < lo) sp = lo;
-    if (sp < hi) visit(sp, hi);
-    return;
-  }
-#if GORT_SPLIT_STACK
-  if (!seg) {
+void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void* segments, void* current,
+                          Visit&& visit) {
+  StackLocation at = stack_locate(sp, lo, hi, segments, current);
+  if (!at.stack) {
     visit(lo, hi);
     using V = std::remove_reference_t<Visit>;
     stack_segment_ranges(current, [](void* v, uintptr_t a, uintptr_t b) { (*static_cast<V*>(v))(a, b); }, &visit);
     return;
   }
+  // The red zone lies on the stack sp is on, never past its start.
+  uintptr_t from = sp - at.base > below ? sp - below : at.base;
+  if (at.stack == kFirstStack) {  // on the first stack: everything live is there
+    visit(from, hi);
+    return;
+  }
+#if GORT_SPLIT_STACK
   // From the segment holding sp back to the first stack, as libgcc's __splitstack_find walks it:
   // each segment records where the previous one was left (its old_stack).
-  void* at = reinterpret_cast<void*>(sp);
+  void* seg = at.stack;
+  void* cursor = reinterpret_cast<void*>(from);
   while (seg != kFirstStack) {
     size_t len = 0;
     void *next_seg = nullptr, *next_sp = nullptr, *initial = reinterpret_cast<void*>(hi);
-    void* base = __splitstack_find(seg, at, &len, &next_seg, &next_sp, &initial);
+    void* base = __splitstack_find(seg, cursor, &len, &next_seg, &next_sp, &initial);
     if (!base) return;
     visit(reinterpret_cast<uintptr_t>(base), reinterpret_cast<uintptr_t>(base) + len);
     if (next_seg == reinterpret_cast<void*>(uintptr_t{2})) return;  // the list's end
     seg = next_seg;
-    at = next_sp;
+    cursor = next_sp;
   }
-  uintptr_t from = reinterpret_cast<uintptr_t>(at);
+  from = reinterpret_cast<uintptr_t>(cursor);
   if (from < lo) from = lo;
   if (from < hi) visit(from, hi);
 #endif
