@@ -126,12 +126,20 @@ void run_cycle(bool forced) {
 
 // Sweeps every span now, one per critical section, then waits for sweeps other threads have
 // under way: runtime.GC returns with the heap swept (Go: for !isSweepDone() { Gosched() }).
+// A span's sweep must never overlap a stop-the-world (it would clear the marks of the next
+// cycle, or put the span back after that cycle's all_unswept): an attached thread sweeps inside a
+// critical section, which defers its stop; a thread that is not attached is never stopped, so it
+// holds the world lock instead, which every cycle holds throughout.
 void sweep_now() {
   bool attached = current_thread_attached();
   for (int cursor = 0, more = 1; more;) {
-    if (attached) enter_critical();
-    more = sweep_one(&cursor);
-    if (attached) leave_critical();
+    if (attached) {
+      CriticalSection cs;
+      more = sweep_one(&cursor);
+    } else {
+      std::lock_guard wl(world_lock());
+      more = sweep_one(&cursor);
+    }
   }
   while (sweeps_in_progress()) os_yield();
 }
