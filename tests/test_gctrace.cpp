@@ -75,7 +75,9 @@ TEST_CASE("gctrace: a whole line in Go 1.19's format") {
   t.t_mark = t.t_start + 21'000;      // 0.021 ms sweep termination
   t.t_mark_term = t.t_mark + 3'200'000;  // 3.2 ms mark
   t.t_end = t.t_mark_term + 15'000;   // 0.015 ms mark termination
-  t.mark_cpu_ns = 6'100'000;
+  t.mark_assist_cpu_ns = 450'000;
+  t.mark_bg_cpu_ns = 6'100'000;
+  t.mark_idle_cpu_ns = 1'300'000;
   t.heap0 = 7 * (1 << 20) + 500'000;
   t.heap1 = 7 * (1 << 20) + 900'000;
   t.heap2 = 4 * (1 << 20) + 1;
@@ -87,7 +89,7 @@ TEST_CASE("gctrace: a whole line in Go 1.19's format") {
   t.gc_cpu_fraction = 0.057;
   std::string line = gi::format_gctrace(t, start);
   CHECK(line ==
-        "gc 7 @1.234s 5%: 0.021+3.2+0.015 ms clock, 0.16+0/6.1/0+0.12 ms cpu, 7->7->4 MB, 9 MB goal, "
+        "gc 7 @1.234s 5%: 0.021+3.2+0.015 ms clock, 0.16+0.45/6.1/1.3+0.12 ms cpu, 7->7->4 MB, 9 MB goal, "
         "0 MB stacks, 3 MB globals, 8 P (forced)");
   CHECK(std::regex_match(line, kLine));
 
@@ -97,7 +99,7 @@ TEST_CASE("gctrace: a whole line in Go 1.19's format") {
   t.t_mark = t.t_start + 2'000;
   t.t_mark_term = t.t_mark + 12'345'678;
   t.t_end = t.t_mark_term + 999;
-  t.mark_cpu_ns = 0;
+  t.mark_assist_cpu_ns = t.mark_bg_cpu_ns = t.mark_idle_cpu_ns = 0;
   t.gc_cpu_fraction = 0.999;
   t.procs = 2;
   line = gi::format_gctrace(t, start);

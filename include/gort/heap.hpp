@@ -36,6 +36,9 @@ void mark_range(Tracer& t, const void* p, size_t n);
 // Write barrier: set while a collection is marking concurrently with the program.
 extern std::atomic<bool> write_barrier_enabled;
 void write_barrier(void* const* slot, const void* value) noexcept;
+// While marking: a traced object just constructed (allocated black) is scanned once, since its
+// constructor's stores ran no barrier.
+void shade_new_object(const void* obj) noexcept;
 
 void** root_acquire(const void* p) noexcept;
 void root_release(void** slot) noexcept;
@@ -104,13 +107,17 @@ class Ref {
   T* p_ = nullptr;
 };
 
-// Passed to trace(): visit every managed pointer the object holds.
+// Passed to trace(): visit every managed pointer the object holds, each in a Ref<T> field.
 class Tracer {
  public:
   template <class T>
   void visit(const Ref<T>& r) { if (T* p = r.get()) internal::mark(*this, p); }
+  // A raw T* member is not a traced field: its stores run no write barrier, so the concurrent
+  // collector could miss what it points to. Declare the member as gort::Ref<T>.
   template <class T>
-  void visit(T* const& p) { if (p) internal::mark(*this, p); }
+  void visit(T* const&) {
+    static_assert(sizeof(T) == 0, "gort::Tracer::visit: a raw pointer member is not a traced field; declare it as gort::Ref<T>");
+  }
 
   Tracer(const Tracer&) = delete;
   Tracer& operator=(const Tracer&) = delete;
@@ -122,6 +129,13 @@ class Tracer {
 };
 
 namespace internal {
+template <class T>
+inline constexpr bool kIsRef = false;
+template <class T>
+inline constexpr bool kIsRef<Ref<T>> = true;
+template <class T>
+concept IsRef = kIsRef<std::remove_cv_t<T>>;
+
 // Element storage of Array<T>: the elements follow the header. Destroys them when T needs it.
 template <class T, bool = std::is_trivially_destructible_v<T>>
 class alignas(alignof(T) > alignof(size_t) ? alignof(T) : alignof(size_t)) ArrayStorage {
@@ -152,7 +166,7 @@ class Array : public internal::ArrayStorage<T> {
   T* end() { return this->data() + this->size_; }
 
   void trace(Tracer& t) const
-    requires(internal::Traceable<T> || requires(Tracer& tr, const T& e) { tr.visit(e); })
+    requires(internal::Traceable<T> || internal::IsRef<T>)
   {
     const T* e = this->data();
     for (size_t i = 0, n = this->size_; i < n; ++i) {
@@ -166,15 +180,25 @@ class Array : public internal::ArrayStorage<T> {
   Array() = default;
 };
 
+namespace internal {
+template <class T>
+T* made(T* obj) {
+  if constexpr (Traceable<T>) {
+    if (write_barrier_enabled.load(std::memory_order_relaxed)) [[unlikely]] shade_new_object(obj);
+  }
+  return obj;
+}
+}  // namespace internal
+
 // Like Go's new(T): T(args...) on the garbage-collected heap. T() is value-initialized.
 template <class T, class... A>
 T* make(A&&... args) {
   void* mem = internal::allocate(sizeof(T), internal::type_index<T>(), !internal::Traceable<T>);
   if constexpr (std::is_nothrow_constructible_v<T, A...>) {
-    return ::new (mem) T(std::forward<A>(args)...);
+    return internal::made(::new (mem) T(std::forward<A>(args)...));
   } else {
     try {
-      return ::new (mem) T(std::forward<A>(args)...);
+      return internal::made(::new (mem) T(std::forward<A>(args)...));
     } catch (...) {
       internal::abandon(mem);
       throw;
@@ -186,6 +210,8 @@ T* make(A&&... args) {
 template <class T>
 Array<T>* make_array(size_t n) {
   static_assert(std::is_default_constructible_v<T>);
+  static_assert(!(std::is_pointer_v<T> && internal::Traceable<std::remove_cv_t<std::remove_pointer_t<T>>>),
+                "gort::make_array: elements that point to managed objects must be gort::Ref<T>, not T*");
   void* mem = internal::allocate(sizeof(Array<T>) + n * sizeof(T), internal::type_index<Array<T>>(),
                                  !internal::Traceable<Array<T>>);
   auto* a = ::new (mem) Array<T>();
@@ -193,7 +219,7 @@ Array<T>* make_array(size_t n) {
     for (size_t i = 0; i < n; ++i) ::new (a->data() + i) T();
   }
   a->size_ = n;
-  return a;
+  return internal::made(a);
 }
 
 // Keeps its object alive from anywhere: globals, std containers, unattached threads.

@@ -17,6 +17,8 @@
 #include "runtime/core/mem.hpp"
 #include "runtime/core/panic.hpp"
 #include "runtime/core/thread.hpp"
+#include "runtime/gc/assist.hpp"
+#include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/typeinfo.hpp"
 #include "runtime/sched/proc.hpp"
@@ -104,7 +106,7 @@ void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   s->cached = false;
   mem_zero(s->allocbits, sizeof s->allocbits);
   s->allocbits[0] = 1;
-  s->large_mark = 0;
+  s->large_mark = gc_marking() ? 1 : 0;  // allocate-black
   s->markbytes = &s->large_mark;
   s->large_type = type;
   s->types = &s->large_type;
@@ -115,6 +117,7 @@ void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   stats().large_alloc_bytes.fetch_add(bytes, std::memory_order_relaxed);
   uint64_t live = gc_state().heap_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
   if (live >= gc_state().trigger.load(std::memory_order_relaxed)) *gc_needed = true;
+  if (gc_marking()) t_local.cache->assist_debt += static_cast<int64_t>(bytes);
   large_spans().add(s);
   return reinterpret_cast<void*>(s->base);
 }
@@ -135,7 +138,9 @@ void* allocate(size_t size, uint16_t type, bool noscan) {
     p = alloc_large(size, type, noscan, &gc_needed);
   }
   leave_critical();
-  if (gc_needed) [[unlikely]] gc_run(GcReason::Heap);
+  if (gc_needed) [[unlikely]] gc_start_heap();
+  // Pays for what it took while a mark runs (Go's gcAssistAlloc), so the heap goal holds.
+  if (c->assist_debt > 0 && gc_marking()) [[unlikely]] gc_assist(c);
   return p;
 }
 

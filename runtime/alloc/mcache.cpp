@@ -4,6 +4,7 @@
 
 #include "runtime/core/persistent.hpp"
 #include "runtime/gc/mgc.hpp"
+#include "runtime/gc/sweep.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -63,9 +64,23 @@ void uncache(CacheSlot& slot, int spanclass) {
 Cache* cache_create() { return cache_alloc().make(); }
 
 void cache_destroy(Cache* c) {
+  // A thread that detaches during a mark: what its barrier shaded must still be marked.
+  if (gc_marking()) wb_flush(c->wb);
   cache_flush(c);
   cache_alloc().destroy(c);
 }
+
+namespace {
+// Allocate-black: marks every free slot of a span being cached while a mark runs.
+void mark_free_slots(Span* s) {
+  for (int w = 0; w * 64 < s->nelems; ++w) {
+    uint64_t free_bits = ~s->allocbits[w];
+    int limit = s->nelems - w * 64;
+    if (limit < 64) free_bits &= (uint64_t{1} << limit) - 1;
+    for (; free_bits; free_bits &= free_bits - 1) s->markbytes[w * 64 + std::countr_zero(free_bits)] = 1;
+  }
+}
+}  // namespace
 
 FreeObject* cache_refill(Cache* c, int spanclass, bool* gc_needed) {
   CacheSlot& slot = c->slots[spanclass];
@@ -73,6 +88,11 @@ FreeObject* cache_refill(Cache* c, int spanclass, bool* gc_needed) {
   Span* s = central(spanclass).cache_span();
   slot.span = s;
   slot.nfree = build_free_list(s, &slot.free);
+  sweep_on_alloc(uint64_t{slot.nfree} * s->elemsize);
+  if (gc_marking()) {
+    mark_free_slots(s);
+    c->assist_debt += static_cast<int64_t>(uint64_t{slot.nfree} * s->elemsize);
+  }
   // Go's accounting: a cached span's free slots count as live heap until given back.
   uint64_t live = gc_state().heap_live.fetch_add(uint64_t{slot.nfree} * s->elemsize, std::memory_order_relaxed) +
                   uint64_t{slot.nfree} * s->elemsize;

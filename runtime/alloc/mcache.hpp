@@ -13,6 +13,7 @@
 
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/span.hpp"
+#include "runtime/gc/barrier.hpp"
 
 namespace gort::internal {
 
@@ -32,12 +33,18 @@ struct Cache {
   uintptr_t tiny = 0;                      // current tiny block, or 0
   uintptr_t tiny_offset = 0;
   uint64_t tiny_allocs = 0;                // tiny objects placed in an existing block
+  // Concurrent marking: bytes this thread took for allocation (whole spans' free slots, large
+  // objects) not yet paid for with mark assists (gc/assist.cpp); negative: credit.
+  int64_t assist_debt = 0;
+  WbBuf wb;                                // the write barrier's buffer (gc/mbarrier.cpp)
 };
 
 Cache* cache_create();
 void cache_destroy(Cache* c);
 // Refills the slot of `spanclass` with a span that has free slots; returns its first free object.
-// Sets *gc_needed when the heap has grown past the collector's trigger.
+// Sets *gc_needed when the heap has grown past the collector's trigger. While a mark runs, the
+// span's free slots are marked (allocate-black: whatever is allocated from them survives the
+// cycle) and their bytes are charged to the thread's assist debt.
 FreeObject* cache_refill(Cache* c, int spanclass, bool* gc_needed);
 // Gives every span back to the central lists and the counts to the global statistics.
 void cache_flush(Cache* c);

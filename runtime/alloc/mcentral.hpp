@@ -7,6 +7,8 @@
 // At the end of each mark phase (world stopped) partial_ and full_ move to unswept_; spans are
 // then swept lazily, by the thread that needs a span of the class or by the background sweeper.
 #pragma once
+#include <initializer_list>
+
 #include "runtime/alloc/span.hpp"
 #include "runtime/core/lock.hpp"
 
@@ -27,6 +29,12 @@ class Central {
   void put_swept(Span* s);
   // World stopped: every swept span now needs sweeping for the cycle that just marked.
   void all_unswept();
+  // World stopped: calls f(span) for every span of this class that no cache holds.
+  template <class F>
+  void for_each_span(F&& f) {
+    for (SpanList* l : {&partial_, &full_, &unswept_})
+      for (Span* s = l->first(); s; s = s->next) f(s);
+  }
 
  private:
   Span* new_span();
@@ -44,6 +52,11 @@ class LargeSpans {
   Span* take_unswept();
   void put_swept(Span* s);
   void all_unswept();
+  template <class F>
+  void for_each_span(F&& f) {
+    for (SpanList* l : {&swept_, &unswept_})
+      for (Span* s = l->first(); s; s = s->next) f(s);
+  }
 
  private:
   SpinLock lock_;

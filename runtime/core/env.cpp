@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <stdexcept>
+#include <utility>
 
 namespace gort::internal {
 
@@ -110,9 +111,12 @@ Environment read_environment() {
     else runtime_log().warn("gort: ignoring malformed GOMAXPROCS=\"{}\"", v);
   }
   if (const char* v = getenv("GODEBUG"); v && *v) {
-    if (auto t = godebug_value(v, "gctrace")) {
-      if (auto n = atoi32(*t)) env.gctrace = *n;
-      else runtime_log().warn("gort: ignoring malformed GODEBUG gctrace=\"{}\"", *t);
+    for (auto [name, field] : {std::pair{"gctrace", &env.gctrace}, std::pair{"gcstoptheworld", &env.gcstoptheworld},
+                               std::pair{"gccheckmark", &env.gccheckmark}}) {
+      if (auto t = godebug_value(v, name)) {
+        if (auto n = atoi32(*t)) *field = *n;
+        else runtime_log().warn("gort: ignoring malformed GODEBUG {}=\"{}\"", name, *t);
+      }
     }
   }
   return env;

@@ -22,6 +22,8 @@ struct Environment {
   int64_t memory_limit = INT64_MAX;
   int gomaxprocs = 0;  // 0: not set
   int gctrace = 0;
+  int gcstoptheworld = 0;  // GODEBUG=gcstoptheworld=1: mark with the world stopped
+  int gccheckmark = 0;     // GODEBUG=gccheckmark=1: verify each concurrent mark
 };
 // Reads the process environment; warnings for ignored values go to stderr through spdlog.
 Environment read_environment();

@@ -49,6 +49,7 @@ Runtime::Runtime(const Options& opts) {
   set_gc_percent(env.gc_percent);
   set_memory_limit(env.memory_limit);
   set_gctrace(env.gctrace);
+  set_gc_debug(env.gcstoptheworld, env.gccheckmark > 0);
   int procs = opts.gomaxprocs > 0 ? opts.gomaxprocs : env.gomaxprocs > 0 ? env.gomaxprocs : hardware_threads();
   attach_current_thread();
   gc_start_threads(procs);

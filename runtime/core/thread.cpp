@@ -16,7 +16,7 @@
 
 namespace gort::internal {
 
-thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false, false};
+thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false, false, false};
 
 namespace {
 
@@ -39,7 +39,8 @@ std::atomic<uint32_t> g_acks{0};
 // call: park's own prologue may move it to another segment.
 void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments, void* current, bool async) {
   uint32_t epoch = g_world_epoch.load(std::memory_order_acquire);
-  if (!(epoch & 1)) return;  // nothing to stop for
+  uint32_t single = !(epoch & 1) ? r->single_stop.load(std::memory_order_acquire) : 0;
+  if (!(epoch & 1) && !single) return;  // nothing to stop for
   mem_copy(&r->regs, regs, sizeof r->regs);
 #if defined(__x86_64__)
   if (async && regs->fpregs) mem_copy(&r->fpregs, regs->fpregs, sizeof r->fpregs);
@@ -50,6 +51,12 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   r->stopped_sp = sp;
   r->split_segments = segments;
   r->split_current = current;
+  if (single) {  // stop_thread: this thread alone, until that stop's number is withdrawn
+    r->single_parked.store(single, std::memory_order_release);
+    futex_wake(&r->single_parked, 1);
+    while (r->single_stop.load(std::memory_order_acquire) == single) futex_wait(&r->single_stop, single);
+    return;
+  }
   // Acknowledge this very epoch: a thread that read an older epoch and was delayed must not
   // count as stopped for a newer stop-the-world.
   r->parked_epoch.store(epoch, std::memory_order_release);
@@ -82,6 +89,10 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
   }
   errno = saved_errno;
 }
+
+uint64_t g_attach_ids = 0;
+uint32_t g_single_stop_ids = 0;  // under the registry lock
+uint32_t g_attach_scan_gen = 0;
 
 ThreadRecord* new_record() {
   if (ThreadRecord* r = g_free_records) {
@@ -158,7 +169,17 @@ void install_suspend_handler() {
   });
 }
 
-void attach_current_thread(bool scan_stack) {
+namespace {
+std::atomic<int> g_running_user_threads{0};
+}
+
+int running_user_threads() { return g_running_user_threads.load(std::memory_order_relaxed); }
+
+void user_thread_blocked(bool blocked) {
+  if (t_local.user_thread) g_running_user_threads.fetch_add(blocked ? -1 : 1, std::memory_order_relaxed);
+}
+
+void attach_current_thread(bool scan_stack, bool is_m) {
   if (ThreadRecord* r = t_local.record) {
     ++r->attach_depth;
     return;
@@ -184,12 +205,16 @@ void attach_current_thread(bool scan_stack) {
   r->stack_hi = r->stack_lo + stack_size;
   r->scan_stack = scan_stack;
   r->attach_depth = 1;
+  r->attach_id = ++g_attach_ids;
+  r->scan_gen.store(g_attach_scan_gen, std::memory_order_relaxed);
   r->cache = cache;
   r->next = g_threads;
   if (g_threads) g_threads->prev = r;
   g_threads = r;
   t_local.cache = cache;
   t_local.record = r;
+  t_local.user_thread = scan_stack && !is_m;
+  if (t_local.user_thread) g_running_user_threads.fetch_add(1, std::memory_order_relaxed);
 }
 
 void detach_current_thread() {
@@ -205,6 +230,8 @@ void detach_current_thread() {
   if (r->prev) r->prev->next = r->next; else g_threads = r->next;
   if (r->next) r->next->prev = r->prev;
   t_local.record = nullptr;
+  if (t_local.user_thread) g_running_user_threads.fetch_sub(1, std::memory_order_relaxed);
+  t_local.user_thread = false;
   r->next = g_free_records;
   g_free_records = r;
 }
@@ -241,6 +268,32 @@ int stop_the_world() {
   }
   return static_cast<int>(n);
 }
+
+bool stop_thread(ThreadRecord* r, uint64_t attach_id, void (*fn)(ThreadRecord*, void*), void* arg) {
+  std::lock_guard g(g_registry_lock);
+  ThreadRecord* x = g_threads;
+  while (x && !(x == r && r->attach_id == attach_id)) x = x->next;
+  if (!x) return false;  // detached meanwhile
+  // Each stop has its own number (never 0): the thread acknowledges that number, so a thread
+  // still on its way out of the previous stop is not taken for stopped again.
+  uint32_t id = ++g_single_stop_ids;
+  if (id == 0) id = ++g_single_stop_ids;
+  r->single_stop.store(id, std::memory_order_release);
+  int err = pthread_kill(r->thread, kSuspendSignal);
+  if (err != 0) fatal("cannot stop an attached thread (did it exit without detaching?): %s", strerror(err));
+  for (uint32_t seen; (seen = r->single_parked.load(std::memory_order_acquire)) != id;) futex_wait(&r->single_parked, seen);
+  fn(r, arg);
+  r->single_stop.store(0, std::memory_order_release);
+  futex_wake(&r->single_stop, 1);
+  return true;
+}
+
+void for_each_attached(void (*fn)(ThreadRecord*, void*), void* arg) {
+  std::lock_guard g(g_registry_lock);
+  for (ThreadRecord* r = g_threads; r; r = r->next) fn(r, arg);
+}
+
+void set_attach_scan_gen(uint32_t gen) { g_attach_scan_gen = gen; }  // world stopped: the registry lock is held
 
 void start_the_world() {
   g_world_epoch.fetch_add(1, std::memory_order_acq_rel);

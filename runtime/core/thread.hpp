@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <type_traits>
 
 #include "runtime/core/splitstack.hpp"
 
@@ -61,6 +62,14 @@ struct ThreadRecord {
   _libc_fpstate fpregs{};
 #endif
   std::atomic<uint32_t> parked_epoch{0};  // the stop-the-world epoch the thread acknowledged
+  // Stopping this thread alone (stop_thread): the number of the stop requested (0: none), and
+  // the number of the last stop the thread parked for.
+  std::atomic<uint32_t> single_stop{0};
+  std::atomic<uint32_t> single_parked{0};
+  uint64_t attach_id = 0;                 // distinguishes successive users of a reused record
+  void* m = nullptr;                      // the scheduler's M when the thread is one
+  // The concurrent mark cycle in which this thread's stack was last scanned (gc/mgcmark.cpp).
+  std::atomic<uint32_t> scan_gen{0};
 };
 
 struct ThreadLocal {
@@ -69,6 +78,7 @@ struct ThreadLocal {
   int critical;          // depth of critical sections
   bool suspend_pending;  // a suspend signal arrived inside a critical section
   bool alt_signal_stack;  // gort installed an alternate signal stack (an M)
+  bool user_thread;       // counted in running_user_threads() while not blocked
 };
 
 // initial-exec: one instruction to reach from the library, no __tls_get_addr call.
@@ -137,10 +147,17 @@ class RuntimeLockGuard {
 };
 
 // Attaches / detaches the calling thread (nested calls count). `scan_stack` false marks gort's own
-// service threads, which are stopped like the others but hold no managed pointers.
-void attach_current_thread(bool scan_stack = true);
+// service threads, which are stopped like the others but hold no managed pointers; `is_m` the
+// scheduler's Ms.
+void attach_current_thread(bool scan_stack = true, bool is_m = false);
 void detach_current_thread();
 inline bool current_thread_attached() { return t_local.record != nullptr; }
+
+// The program's own attached threads (not gort's, not Ms) that are not blocked in a gort wait:
+// as far as the collector's idle workers go, each keeps a processor busy.
+int running_user_threads();
+// Around a blocking wait of an attached thread that is not a goroutine (sleep, channel, lock).
+void user_thread_blocked(bool blocked);
 
 // Zeroes the stack just below the caller's frame, where dead frames of earlier calls may still
 // hold managed pointers that the conservative scan would take for live ones (Boehm GC's
@@ -154,6 +171,27 @@ std::mutex& world_lock();
 // caller's registers. Returns the number of threads stopped.
 int stop_the_world();
 void start_the_world();
+
+// Stops one attached thread, identified by its record and attach_id, runs fn(record) while it is
+// stopped (its stack pointer, split-stack state and registers recorded as for a stop-the-world),
+// then resumes it. Returns false, without calling fn, if that thread detached meanwhile. The
+// caller must not be attached (a mark worker): two threads stopping each other would deadlock.
+// Serialised with stop_the_world and with attaching and detaching (the registry lock).
+bool stop_thread(ThreadRecord* r, uint64_t attach_id, void (*fn)(ThreadRecord*, void*), void* arg);
+template <class F>
+bool stop_thread(ThreadRecord* r, uint64_t attach_id, F&& fn) {
+  return stop_thread(r, attach_id, [](ThreadRecord* x, void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(x); }, &fn);
+}
+// Calls fn(record) for every attached thread, under the registry lock (world running: records
+// stay valid, but their threads run).
+void for_each_attached(void (*fn)(ThreadRecord*, void*), void* arg);
+template <class F>
+void for_each_attached(F&& fn) {
+  for_each_attached([](ThreadRecord* r, void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(r); }, &fn);
+}
+// A new attached thread starts with its scan_gen at this value (gc/mgcmark.cpp: a thread that
+// attaches during a mark holds nothing unmarked yet). World stopped.
+void set_attach_scan_gen(uint32_t gen);
 
 ThreadRecord* registry_first();
 

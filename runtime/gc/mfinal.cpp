@@ -12,7 +12,8 @@
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/queue.hpp"
 #include "runtime/core/thread.hpp"
-#include "runtime/gc/mark.hpp"
+#include "runtime/gc/barrier.hpp"
+#include "runtime/gc/mgcwork.hpp"
 #include "runtime/sched/proc.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -138,6 +139,8 @@ void set_finalizer(const void* obj, bool tiny_ok, Closure* fn) {
   Span* s = find_object(obj, tiny_ok, "gort::SetFinalizer", &off);
   if (find_special(s, off, SpecialKind::Finalizer))
     throw std::invalid_argument("gort::SetFinalizer: finalizer already set");
+  // The specials are roots, maybe scanned already in this mark: the barrier's insertion half.
+  if (gc_marking()) shade(fn);
   insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Finalizer, 0, fn, nullptr}));
 }
 
@@ -153,6 +156,7 @@ uint64_t add_cleanup(const void* obj, bool tiny_ok, Closure* fn) {
   uintptr_t off;
   Span* s = find_object(obj, tiny_ok, "gort::AddCleanup", &off);
   uint64_t id = g_next_cleanup_id++;
+  if (gc_marking()) shade(fn);  // as for a finalizer
   insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Cleanup, id, fn, nullptr}));
   return id;
 }
@@ -193,7 +197,14 @@ void weak_release(WeakHandle* h) {
 
 // The target is cleared only with the world stopped, and only when it was not marked; a pointer
 // read here is then held by this thread, which keeps the object alive from now on.
-void* weak_target(WeakHandle* h) { return reinterpret_cast<void*>(h->target.load(std::memory_order_acquire)); }
+// While a mark runs, the target is shaded: this thread's stack may have been scanned already
+// (Go's weak.Pointer.Value does the same).
+void* weak_target(WeakHandle* h) {
+  CriticalSection cs;  // no mark termination between the load and the shade
+  void* p = reinterpret_cast<void*>(h->target.load(std::memory_order_acquire));
+  if (p && gc_marking()) shade(p);
+  return p;
+}
 
 void mark_special_roots(MarkWorker& w) {
   LockGuard g(g_lock);
@@ -281,6 +292,10 @@ __attribute__((noinline)) bool run_one() {
     CriticalSection cs;
     if (!finq().pop(&work)) return false;
     g_running.fetch_add(1, std::memory_order_acq_rel);
+    if (gc_marking()) {  // off the queue (a root) onto this stack, maybe scanned already
+      shade(work.obj);
+      shade(work.fn);
+    }
   }
   try {
     work.fn->invoke(work.fn, work.obj);

@@ -1,6 +1,6 @@
 #include "runtime/gc/mgc.hpp"
 
-#include <sched.h>
+#include <gort/heap.hpp>
 
 #include <mutex>
 
@@ -10,14 +10,16 @@
 #include "runtime/alloc/scavenger.hpp"
 #include "runtime/core/os.hpp"
 #include "runtime/core/thread.hpp"
+#include "runtime/gc/assist.hpp"
 #include "runtime/gc/barrier.hpp"
-#include "runtime/gc/mark.hpp"
+#include "runtime/gc/limiter.hpp"
+#include "runtime/gc/markworkers.hpp"
 #include "runtime/gc/mfinal.hpp"
+#include "runtime/gc/mgcmark.hpp"
+#include "runtime/gc/mgcwork.hpp"
 #include "runtime/gc/pacer.hpp"
-#include "runtime/gc/roots.hpp"
 #include "runtime/gc/sweep.hpp"
 #include "runtime/sched/proc.hpp"
-#include "runtime/sched/stack.hpp"
 #include "runtime/stats/gctrace.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -26,102 +28,210 @@ namespace gort::internal {
 namespace {
 GcState g_state;
 int g_procs = 1;
-uint64_t g_stack_scan_bytes = 0;
-uint64_t g_globals_scan_bytes = 0;
+int g_stoptheworld = 0;
+bool g_checkmark = false;
+uint32_t g_gen = 0;  // concurrent cycles started: each stack's scan is stamped with it
+RootBytes g_stw_roots;
 
-// Roots: every attached thread's live stack and saved registers (conservatively), the Root<T>
-// slots, and whatever the write barrier shaded.
-void scan_roots(MarkWorker& w) {
-  uint64_t stack_bytes = 0;
+// Requests, and the cycles' progress: waiters of GC() sleep on g_done.
+std::mutex g_request_lock;
+uint32_t g_started = 0;        // cycles begun (under g_request_lock)
+uint32_t g_forced_until = 0;   // a forced cycle must begin while g_started < this
+std::atomic<uint32_t> g_wake{0};
+std::atomic<uint32_t> g_done{0};
+std::atomic<bool> g_heap_request{false};
+std::atomic<bool> g_stop{false};
+pthread_t g_thread;
+
+// Flushes every thread's cache (spans back to the central lists, counts to the statistics);
+// with `new_cycle`, also forgets what the last cycle left in barrier buffers and assist debts.
+void flush_caches(bool new_cycle) {
   for_each_thread([&](ThreadRecord* r) {
-    if (!r->scan_stack) return;
-    auto scan = [&](uintptr_t lo, uintptr_t hi) {
-      w.scan_conservative(lo, hi);
-      stack_bytes += hi - lo;
-    };
-    // A stopped thread's stack pointer is on the goroutine it runs (an M) or on its own stack;
-    // with split stacks either may continue in segments, which the walk follows.
-    if (r->g_stack_hi) {  // an M running a goroutine: the goroutine's stack, then the M's own
-      // Stopped on the M's stack (on_system_stack): the goroutine's stack is live from where it
-      // left it, the M's from the stopped stack pointer.
-      bool on_m = r->g_sys_sp && r->stopped_sp >= r->stack_lo && r->stopped_sp < r->stack_hi;
-      uintptr_t g_sp = on_m ? r->g_sys_sp : r->stopped_sp;
-      for_each_stack_range(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
-      scan(on_m ? r->stopped_sp - kRedZone : r->g0_sp, r->stack_hi);
-    } else {
-      for_each_stack_range(r->stopped_sp, kRedZone, r->stack_lo, r->stack_hi, r->split_segments, r->split_current,
-                           scan);
+    if (!r->cache) return;
+    cache_flush(r->cache);
+    if (new_cycle) {
+      wb_reset(r->cache->wb);
+      r->cache->assist_debt = 0;
     }
-    auto regs = reinterpret_cast<uintptr_t>(&r->regs);
-    w.scan_conservative(regs, regs + sizeof r->regs);
-#if defined(__x86_64__)
-    auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
-    w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
-#endif
   });
-  mark_goroutines(w, &stack_bytes);
-  g_stack_scan_bytes = stack_bytes;
-  g_globals_scan_bytes = scan_roots_table(w);
-  mark_special_roots(w);
-  drain_shaded(w);
 }
 
-// The body of one cycle; the world lock is held. See mgc.hpp for the phases.
-void run_cycle(bool forced) {
+void record_pause(GcTrace& tr, uint64_t pause, bool forced, uint64_t gc_cpu) {
   auto& st = stats();
-  GcTrace tr;
-  tr.start_unix_ns = unixnano();
-  uint64_t cpu0 = thread_cpu_ns();
-  tr.t_start = nanotime();
-  tr.goal = current_goal();
-  tr.heap0 = g_state.heap_live.load(std::memory_order_relaxed);
-
-  stop_the_world();
-  // Sweep termination.
-  finish_sweep();
-  for_each_thread([](ThreadRecord* r) {
-    if (r->cache) cache_flush(r->cache);
-  });
-  tr.t_mark = nanotime();
-
-  // Mark.
-  MarkResult mr = mark_phase(scan_roots);
-  mr.marked_bytes += resolve_dead_specials();
-  tr.t_mark_term = nanotime();
-
-  // Mark termination: the marks become the truth; everything is to be swept.
-  tr.heap1 = g_state.heap_live.load(std::memory_order_relaxed);
-  tr.heap2 = mr.marked_bytes;
-  g_state.sweepgen.fetch_add(2, std::memory_order_relaxed);
-  for (int spc = 0; spc < kNumSpanClasses; ++spc) central(spc).all_unswept();
-  large_spans().all_unswept();
-  g_state.heap_live.store(mr.marked_bytes, std::memory_order_relaxed);
-  pacer_end_cycle({mr.marked_bytes, g_stack_scan_bytes, g_globals_scan_bytes});
-  tr.stacks = g_stack_scan_bytes;
-  tr.globals = g_globals_scan_bytes;
-  tr.procs = g_procs;
-  tr.forced = forced;
-  tr.mark_cpu_ns = mr.cpu_ns;
-
-  tr.t_end = nanotime();
-  uint64_t pause = tr.t_end - tr.t_start;
-  uint64_t end_unix = tr.start_unix_ns + pause;
+  uint64_t end_unix = tr.start_unix_ns + (tr.t_end - tr.t_start);
   st.pause_ns[st.numgc % 256] = pause;
   st.pause_end[st.numgc % 256] = end_unix;
   st.pause_total_ns += pause;
   st.last_gc_unix_ns = end_unix;
   ++st.numgc;
   if (forced) ++st.numforcedgc;
-  // The collecting thread's own CPU covers the pause; mark_cpu_ns adds the workers'.
-  st.gc_cpu_ns.fetch_add(thread_cpu_ns() - cpu0 + mr.worker_cpu_ns, std::memory_order_relaxed);
+  st.gc_cpu_ns.fetch_add(gc_cpu, std::memory_order_relaxed);
   tr.numgc = st.numgc;
   tr.gc_cpu_fraction = gc_cpu_fraction(tr.t_end);
-  start_the_world();
+}
 
+void after_cycle(const GcTrace& tr) {
   wake_sweeper();
   wake_scavenger();
   if (pending_finalizers()) wake_finalizer();
   if (gctrace_enabled()) print_gctrace(tr);
+}
+
+// GODEBUG=gcstoptheworld=1: the whole mark with the world stopped, on every core.
+void run_cycle_stopped(bool forced) {
+  GcTrace tr;
+  tr.start_unix_ns = unixnano();
+  uint64_t cpu0 = thread_cpu_ns();
+  tr.t_start = nanotime();
+  tr.goal = current_goal();
+  tr.heap0 = g_state.heap_live.load(std::memory_order_relaxed);
+  std::unique_lock wl(world_lock());
+  stop_the_world();
+  finish_sweep();
+  flush_caches(true);
+  tr.t_mark = nanotime();
+  MarkResult mr = mark_phase([](MarkWorker& w) { g_stw_roots = scan_all_roots(w); });
+  RootBytes roots = g_stw_roots;
+  mr.marked_bytes += resolve_dead_specials();
+  tr.t_mark_term = nanotime();
+  tr.heap1 = g_state.heap_live.load(std::memory_order_relaxed);
+  tr.heap2 = mr.marked_bytes;
+  g_state.sweepgen.fetch_add(2, std::memory_order_relaxed);
+  for (int spc = 0; spc < kNumSpanClasses; ++spc) central(spc).all_unswept();
+  large_spans().all_unswept();
+  g_state.heap_live.store(mr.marked_bytes, std::memory_order_relaxed);
+  pacer_end_cycle(PacerInputs{mr.marked_bytes, roots.stacks, roots.globals});
+  sweep_pacing_start(mr.marked_bytes, g_state.trigger.load(std::memory_order_relaxed));
+  tr.stacks = roots.stacks;
+  tr.globals = roots.globals;
+  tr.procs = g_procs;
+  tr.forced = forced;
+  tr.mark_bg_cpu_ns = mr.cpu_ns;
+  tr.t_end = nanotime();
+  record_pause(tr, tr.t_end - tr.t_start, forced, thread_cpu_ns() - cpu0 + mr.worker_cpu_ns);
+  start_the_world();
+  wl.unlock();
+  after_cycle(tr);
+}
+
+void run_cycle_concurrent(bool forced) {
+  GcTrace tr;
+  tr.start_unix_ns = unixnano();
+  tr.t_start = nanotime();
+  tr.goal = current_goal();
+  tr.heap0 = g_state.heap_live.load(std::memory_order_relaxed);
+  int procs = g_procs;
+
+  // 1. Sweep termination.
+  std::unique_lock wl(world_lock());
+  limiter_start_transition(true, tr.t_start, procs);
+  stop_the_world();
+  finish_sweep();
+  flush_caches(true);
+  roots_prepare(++g_gen);
+  reset_assist_state();
+  uint64_t live_at_start = g_state.heap_live.load(std::memory_order_relaxed);
+  CycleWorkers workers = pacer_start_cycle(tr.t_start, procs);
+  write_barrier_enabled.store(true, std::memory_order_relaxed);
+  tr.t_mark = nanotime();
+  start_the_world();
+  wl.unlock();
+  limiter_finish_transition(tr.t_mark);
+
+  // 2. Concurrent mark, until nothing is left to mark anywhere.
+  bg_mark_start(workers.dedicated, workers.fractional, procs);
+  for (;;) {
+    uint32_t seq = work_published_seq().load(std::memory_order_acquire);
+    limiter_update(nanotime());
+    if (roots_done() && work_drained()) {
+      // Every thread's barrier buffer, that thread stopped alone: nothing new means done.
+      if (flush_barrier_buffers_concurrently() == 0 && roots_done() && work_drained()) break;
+      continue;
+    }
+    futex_wait(&work_published_seq(), seq, 200000);
+  }
+  bg_mark_stop();
+
+  // 3. Mark termination.
+  wl.lock();
+  tr.t_mark_term = nanotime();
+  limiter_start_transition(false, tr.t_mark_term, procs);
+  stop_the_world();
+  flush_barrier_buffers_stopped();
+  flush_caches(false);  // allocate-black objects get their allocation bits
+  MarkWorker self;
+  MarkResult last = drain_stopped(self);
+  if (g_checkmark) checkmark_verify();
+  uint64_t resurrected = resolve_dead_specials();
+  write_barrier_enabled.store(false, std::memory_order_relaxed);
+  uint64_t live_at_end = g_state.heap_live.load(std::memory_order_relaxed);
+  BgMarkStats bg = bg_mark_stats();
+  RootBytes roots = roots_scanned();
+  CycleResult cr;
+  // Marked: what the markers marked, plus everything allocated during the mark (black).
+  cr.marked = bg.marked_bytes + cycle_assist_marked() + last.marked_bytes + resurrected +
+              (live_at_end > live_at_start ? live_at_end - live_at_start : 0);
+  uint64_t work = bg.scan_work + last.scan_work;
+  cr.stacks = roots.stacks;
+  cr.globals = roots.globals;
+  cr.heap_scan = work > roots.stacks + roots.globals ? work - roots.stacks - roots.globals : 0;
+  cr.mark_ns = tr.t_mark_term - tr.t_mark;
+  cr.bg_ns = bg.dedicated_ns + bg.fractional_ns;
+  cr.idle_ns = bg.idle_ns;
+  tr.heap1 = live_at_end;
+  tr.heap2 = cr.marked;
+  g_state.sweepgen.fetch_add(2, std::memory_order_relaxed);
+  for (int spc = 0; spc < kNumSpanClasses; ++spc) central(spc).all_unswept();
+  large_spans().all_unswept();
+  g_state.heap_live.store(cr.marked, std::memory_order_relaxed);
+  pacer_end_cycle(cr, procs);
+  sweep_pacing_start(cr.marked, g_state.trigger.load(std::memory_order_relaxed));
+  tr.stacks = roots.stacks;
+  tr.globals = roots.globals;
+  tr.procs = procs;
+  tr.forced = forced;
+  tr.mark_assist_cpu_ns = cycle_assist_ns();
+  tr.mark_bg_cpu_ns = cr.bg_ns;
+  tr.mark_idle_cpu_ns = cr.idle_ns;
+  tr.t_end = nanotime();
+  uint64_t pause = (tr.t_mark - tr.t_start) + (tr.t_end - tr.t_mark_term);
+  // As Go counts it: the stop-the-world phases on every processor, plus the marking between.
+  uint64_t gc_cpu = pause * static_cast<uint64_t>(procs) + tr.mark_assist_cpu_ns + cr.bg_ns + cr.idle_ns;
+  record_pause(tr, pause, forced, gc_cpu);
+  start_the_world();
+  wl.unlock();
+  limiter_finish_transition(tr.t_end);
+  after_cycle(tr);
+}
+
+void* collector_main(void*) {
+  for (;;) {
+    uint32_t seen = g_wake.load(std::memory_order_acquire);
+    bool forced, run;
+    {
+      std::lock_guard g(g_request_lock);
+      forced = g_started < g_forced_until;
+      bool heap = g_heap_request.exchange(false, std::memory_order_acq_rel) &&
+                  g_state.heap_live.load(std::memory_order_relaxed) >= g_state.trigger.load(std::memory_order_relaxed);
+      run = forced || heap;
+      if (run) ++g_started;
+    }
+    if (run) {
+      if (g_stoptheworld > 0) run_cycle_stopped(forced);
+      else run_cycle_concurrent(forced);
+      g_done.fetch_add(1, std::memory_order_acq_rel);
+      futex_wake(&g_done);
+      continue;
+    }
+    if (g_stop.load(std::memory_order_acquire)) break;
+    futex_wait(&g_wake, seen);
+  }
+  return nullptr;
+}
+
+void wake_collector() {
+  g_wake.fetch_add(1, std::memory_order_acq_rel);
+  futex_wake(&g_wake);
 }
 
 // Sweeps every span now, one per critical section, then waits for sweeps other threads have
@@ -129,7 +239,7 @@ void run_cycle(bool forced) {
 // A span's sweep must never overlap a stop-the-world (it would clear the marks of the next
 // cycle, or put the span back after that cycle's all_unswept): an attached thread sweeps inside a
 // critical section, which defers its stop; a thread that is not attached is never stopped, so it
-// holds the world lock instead, which every cycle holds throughout.
+// holds the world lock instead, which every stop-the-world phase holds throughout.
 void sweep_now() {
   bool attached = current_thread_attached();
   for (int cursor = 0, more = 1; more;) {
@@ -148,32 +258,54 @@ void sweep_now() {
 GcState& gc_state() { return g_state; }
 int gc_procs() { return g_procs; }
 
-void gc_run(GcReason reason) {
+void set_gc_debug(int stoptheworld, bool checkmark) {
+  g_stoptheworld = stoptheworld;
+  g_checkmark = checkmark;
+}
+
+void gc_start_heap() {
+  if (g_heap_request.exchange(true, std::memory_order_acq_rel)) return;  // already asked
+  wake_collector();
+}
+
+void gc_run(GcReason) {
   if (t_local.critical) fatal("collection requested inside a runtime critical section");
-  on_system_stack([reason] {  // a goroutine's small stack would grow by a segment for it
-    std::unique_lock wl(world_lock());
-    if (reason == GcReason::Heap &&
-        g_state.heap_live.load(std::memory_order_relaxed) < g_state.trigger.load(std::memory_order_relaxed))
-      return;  // another thread collected meanwhile
-    run_cycle(reason != GcReason::Heap);
-    wl.unlock();
-    if (reason != GcReason::Heap) sweep_now();
-  });
+  uint32_t target;
+  {
+    std::lock_guard g(g_request_lock);
+    // A cycle that begins after this call: the one running now (if any) does not count.
+    target = g_started + 1;
+    if (g_forced_until < target) g_forced_until = target;
+  }
+  wake_collector();
+  // The cycle that completes `target` is the target-th; g_done counts completed cycles.
+  enter_blocking();  // a goroutine hands its processor to the others meanwhile
+  user_thread_blocked(true);
+  for (uint32_t d; static_cast<int32_t>((d = g_done.load(std::memory_order_acquire)) - target) < 0;)
+    futex_wait(&g_done, d);
+  user_thread_blocked(false);
+  exit_blocking();
+  on_system_stack([] { sweep_now(); });  // a goroutine's small stack would grow by a segment for it
 }
 
 void gc_start_threads(int procs) {
   g_procs = procs;
-  start_mark_workers(procs - 1);
+  g_stop.store(false);
+  start_gc_workers(procs);
   start_sweeper();
   start_scavenger();
   start_destructor_thread();
+  g_thread = start_service_thread(collector_main, nullptr, "gort-gc");
 }
 
 void gc_stop_threads() {
+  g_stop.store(true);
+  wake_collector();
+  join_service_thread(g_thread);
   stop_destructor_thread();
   stop_scavenger();
   stop_sweeper();
-  stop_mark_workers();
+  stop_gc_workers();
 }
 
 }  // namespace gort::internal

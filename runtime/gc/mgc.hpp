@@ -1,17 +1,25 @@
-// The collector's cycle (Go's mgc.go), stop-the-world in this version.
+// The collector's cycle (Go's mgc.go): concurrent tri-colour mark and sweep.
 //
-// One cycle, all of it with the world stopped:
-//   1. sweep termination: finish sweeping the previous cycle's spans, flush every thread's cache
-//      (their spans return to the central lists, their counts to the statistics);
-//   2. mark: roots (attached threads' stacks and registers, conservatively; Root<T> slots,
-//      precisely) then the transitive closure through trace(), on every core (mark.hpp);
-//   3. mark termination: every span becomes unswept (sweepgen += 2), the pacer sets the next
-//      heap goal from the marked heap, the pause and CPU time are recorded.
-// Sweeping then proceeds lazily and in the background (sweep.hpp), with the world running.
+// One cycle, run by the collector's own thread ("gort-gc") when the heap reaches the pacer's
+// trigger or a program calls GC():
+//   1. sweep termination (world stopped): finish sweeping the last cycle's spans, flush every
+//      thread's allocation cache, prepare the root jobs, turn the write barrier and
+//      allocate-black on;
+//   2. concurrent mark (world running): background workers (markworkers.hpp) scan the roots and
+//      stacks, each stack once (mgcmark.hpp), and trace grey objects; allocating threads assist
+//      (assist.hpp); the barrier (mbarrier.cpp) shades what the program moves meanwhile. The mark
+//      is done when no root job is left, no grey object is queued or held, and every thread's
+//      barrier buffer, flushed with that thread stopped alone, adds nothing;
+//   3. mark termination (world stopped): flush the barrier buffers and caches once more and
+//      drain what they held (little), optionally check the mark (GODEBUG=gccheckmark=1),
+//      resolve finalizers, cleanups and weak pointers, turn the barrier off, make every span
+//      unswept (sweepgen += 2), let the pacer set the next goal and trigger;
+//   4. concurrent sweep: lazily by allocation (in proportion to it) and by the background sweeper.
+// PauseNs records the sum of both stop-the-world phases, as Go does. GODEBUG=gcstoptheworld=1
+// keeps the whole mark inside one stop-the-world phase instead (gort's earlier collector).
 //
-// Triggering: heap_live counts bytes of allocated objects plus the free slots of cached spans
-// (Go's heapLive); when it reaches `trigger` (the heap goal, since marking is not concurrent yet)
-// the allocating thread runs a cycle.
+// heap_live counts bytes of allocated objects plus the free slots of cached spans (Go's
+// heapLive); reaching `trigger` starts a cycle.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -26,15 +34,22 @@ struct GcState {
 
 GcState& gc_state();
 
-enum class GcReason { Heap, Forced, FreeOSMemory };
-// Runs a collection for `reason` (a Heap cycle only if the trigger is still exceeded).
+enum class GcReason { Forced, FreeOSMemory };
+// A full, forced collection (Go's runtime.GC): waits for a cycle that starts after the call to
+// end, then sweeps whatever is left. A goroutine hands its processor over meanwhile.
 void gc_run(GcReason reason);
+// The heap reached the trigger: starts a cycle unless one runs (returns at once).
+void gc_start_heap();
 
-// Number of processors used for marking (hardware threads until the scheduler brings GOMAXPROCS).
+// Number of processors the collector paces itself against (GOMAXPROCS at start).
 int gc_procs();
 
-// Starts and stops the collector's own threads (mark workers, sweeper, scavenger, destructor thread).
+// Starts and stops the collector's own threads (its cycle, mark workers, sweeper, scavenger,
+// destructor thread).
 void gc_start_threads(int procs);
 void gc_stop_threads();
+
+// GODEBUG=gcstoptheworld=N (N > 0: marking with the world stopped) and gccheckmark=1.
+void set_gc_debug(int stoptheworld, bool checkmark);
 
 }  // namespace gort::internal

@@ -7,7 +7,8 @@
 #include "runtime/core/lock.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/thread.hpp"
-#include "runtime/gc/mark.hpp"
+#include "runtime/gc/barrier.hpp"
+#include "runtime/gc/mgcwork.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -50,11 +51,13 @@ void** root_acquire(const void* p) noexcept {
   }
   *slot = const_cast<void*>(p);
   ++g_live;
+  if (gc_marking()) shade(p);  // a new root: the slots may have been scanned already
   return slot;
 }
 
 void root_release(void** slot) noexcept {
   RootLock l(g_lock);
+  if (gc_marking()) shade(*slot);  // the deletion half of the barrier
   *slot = g_free;
   g_free = slot;
   --g_live;

@@ -36,7 +36,15 @@ bool reclaimable(uint16_t* type_slot, uintptr_t obj) {
 
 }  // namespace
 
+namespace {
+std::atomic<uint64_t> g_pages_swept{0};     // since the last cycle
+std::atomic<uint64_t> g_alloc_since{0};     // bytes allocated since the last cycle
+std::atomic<double> g_pages_per_byte{0};
+std::atomic<bool> g_sweep_done{true};
+}  // namespace
+
 bool sweep_span(Span* s, bool may_free) {
+  g_pages_swept.fetch_add(s->npages, std::memory_order_relaxed);
   uint32_t sg = gc_state().sweepgen.load(std::memory_order_relaxed);
   s->sweepgen.store(sg - 1, std::memory_order_relaxed);
   uint64_t nfreed = 0;
@@ -103,8 +111,31 @@ bool sweep_one(int* cursor) {
     if (sweep_span(s, true)) large_spans().put_swept(s);
     return true;
   }
+  g_sweep_done.store(true, std::memory_order_relaxed);
   return false;
 }
+
+void sweep_pacing_start(uint64_t heap_live, uint64_t trigger) {
+  g_sweep_done.store(false, std::memory_order_relaxed);
+  g_pages_swept.store(0, std::memory_order_relaxed);
+  g_alloc_since.store(0, std::memory_order_relaxed);
+  uint64_t pages = stats().heap_inuse.load(std::memory_order_relaxed) >> kPageShift;
+  uint64_t distance = trigger > heap_live ? trigger - heap_live : 0;
+  // Go keeps at least 1 MiB of distance (sweepMinHeapDistance, in the pacer's trigger).
+  if (distance < (1 << 20)) distance = 1 << 20;
+  g_pages_per_byte.store(static_cast<double>(pages) / static_cast<double>(distance), std::memory_order_relaxed);
+}
+
+void sweep_on_alloc(uint64_t bytes) {
+  if (g_sweep_done.load(std::memory_order_relaxed)) return;
+  uint64_t since = g_alloc_since.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  auto owed = static_cast<uint64_t>(static_cast<double>(since) * g_pages_per_byte.load(std::memory_order_relaxed));
+  for (int cursor = 0; g_pages_swept.load(std::memory_order_relaxed) < owed;) {
+    if (!sweep_one(&cursor)) break;
+  }
+}
+
+bool sweep_done() { return g_sweep_done.load(std::memory_order_relaxed); }
 
 void finish_sweep() {
   int cursor = 0;

@@ -30,6 +30,16 @@ void finish_sweep();
 // Wakes the background sweeper after a cycle.
 void wake_sweeper();
 
+// Proportional sweeping (Go's deductSweepCredit): after a cycle, allocation pays for sweeping at
+// a rate of pages per byte such that every page is swept before the heap grows from `heap_live`
+// to the next `trigger`; the background sweeper usually gets there first. sweep_pacing_start
+// runs at mark termination (world stopped), sweep_on_alloc on the allocation slow path (inside a
+// critical section), with the bytes just taken.
+void sweep_pacing_start(uint64_t heap_live, uint64_t trigger);
+void sweep_on_alloc(uint64_t bytes);
+// True once every span was swept since the last cycle.
+bool sweep_done();
+
 void start_sweeper();
 void stop_sweeper();
 void start_destructor_thread();

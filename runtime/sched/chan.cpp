@@ -21,6 +21,7 @@
 #include "runtime/core/panic.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/core/thread.hpp"
+#include "runtime/gc/barrier.hpp"
 #include "runtime/gc/typeinfo.hpp"
 #include "runtime/sched/proc.hpp"
 
@@ -98,9 +99,18 @@ ChanCore* chan_make(size_t cap, const ChanOps* ops) {
 namespace {
 enum class Outcome { Done, Closed, WouldBlock };
 
+// While a mark runs, every value a channel moves is shaded (mbarrier.cpp), under the channel's
+// lock: into the buffer or onto a receiver's stack (the insertion half of the barrier), out of
+// the buffer or off a blocked sender's stack (the deletion half). Values are type-erased: shaded
+// word by word, as the buffer is traced.
+void shade_value(ChanCore* c, const void* v) {
+  if (gc_marking()) [[unlikely]] shade_range(v, c->ops->size);
+}
+
 // A send that needs no waiting, with c locked: to a waiting receiver, or into the buffer.
 Outcome try_send_locked(ChanCore* c, void* elem) {
   if (c->closed) return Outcome::Closed;
+  shade_value(c, elem);
   if (Waiter* r = c->recvq.pop_claimed()) {
     c->ops->move_construct(r->data, elem);
     r->ok = true;
@@ -119,10 +129,12 @@ Outcome try_send_locked(ChanCore* c, void* elem) {
 // A receive that needs no waiting, with c locked: from a waiting sender, the buffer, or closed.
 Outcome try_recv_locked(ChanCore* c, void* out) {
   if (Waiter* s = c->sendq.pop_claimed()) {
+    shade_value(c, s->data);
     if (c->cap == 0) {
       c->ops->move_construct(out, s->data);
     } else {
       // Full buffer: take its head, the sender's value goes to its tail.
+      shade_value(c, c->slot(c->recvx));
       c->ops->move_construct(out, c->slot(c->recvx));
       c->ops->destroy(c->slot(c->recvx));
       c->ops->move_construct(c->slot(c->recvx), s->data);
@@ -134,6 +146,7 @@ Outcome try_recv_locked(ChanCore* c, void* out) {
     return Outcome::Done;
   }
   if (c->count > 0) {
+    shade_value(c, c->slot(c->recvx));
     c->ops->move_construct(out, c->slot(c->recvx));
     c->ops->destroy(c->slot(c->recvx));
     c->recvx = (c->recvx + 1) % c->cap;

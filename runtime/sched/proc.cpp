@@ -16,7 +16,8 @@
 #include "runtime/core/panic.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/thread.hpp"
-#include "runtime/gc/mark.hpp"
+#include "runtime/gc/barrier.hpp"
+#include "runtime/gc/mgcwork.hpp"
 #include "runtime/sched/stack.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -34,6 +35,12 @@ struct G {
   StackContext split;      // split stacks: libgcc's state of this stack while it is switched out
   GoClosureBase* fn = nullptr;
   std::atomic<GStatus> status{GStatus::Idle};
+  // Concurrent marking (gc/mgcmark.cpp): the cycle in which this stack was last scanned, a lock a
+  // mark worker holds while it scans the stack in place (execute waits for it), and the M that
+  // runs the goroutine (valid while status is Running).
+  std::atomic<uint32_t> scan_gen{0};
+  std::atomic<uint32_t> scan_lock{0};
+  struct M* m = nullptr;
   int blocking_depth = 0;  // nested blocking() calls: only the outermost hands the P over
   bool system = false;     // the runtime's own (the finalizer goroutine): not in NumGoroutine
   // Called by the scheduler once the goroutine is parked: releases the wait queue's lock(s).
@@ -478,7 +485,19 @@ void execute(M* m, G* g) {
     g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
   }
   m->curg = g;
-  g->status.store(GStatus::Running, std::memory_order_relaxed);
+  g->m = m;
+  if (gc_marking()) [[unlikely]] {
+    // A mark worker may be scanning g's stack in place: wait until it is done. Dekker's protocol
+    // with scan_parked_goroutine: each side stores its flag, then reads the other's.
+    for (;;) {
+      g->status.store(GStatus::Running, std::memory_order_seq_cst);
+      if (!g->scan_lock.load(std::memory_order_seq_cst)) break;
+      g->status.store(GStatus::Runnable, std::memory_order_seq_cst);
+      while (g->scan_lock.load(std::memory_order_acquire)) cpu_relax();
+    }
+  } else {
+    g->status.store(GStatus::Running, std::memory_order_relaxed);
+  }
   m->rec->g_stack_lo = g->stack.lo;
   m->rec->g_stack_hi = g->stack.hi;
   bctx::transfer_t t = jump_to_goroutine(m, g);
@@ -604,8 +623,9 @@ void* m_main(void* arg) {
   sigaltstack(&alt, nullptr);
   t_local.alt_signal_stack = true;
   install_overflow_handler();
-  attach_current_thread(/*scan_stack=*/true);
+  attach_current_thread(/*scan_stack=*/true, /*is_m=*/true);
   m->rec = t_local.record;
+  m->rec->m = m;
   for (;;) {
     while (!m->wake.load(std::memory_order_acquire)) futex_wait(&m->wake, 0);
     m->wake.store(0, std::memory_order_relaxed);
@@ -839,7 +859,9 @@ void park_with(Waiter& w, void (*unlock)(void*), void* arg) {
   }
   unlock(arg);
   leave_critical();
+  user_thread_blocked(true);
   while (!w.wake->load(std::memory_order_acquire)) futex_wait(w.wake, 0);
+  user_thread_blocked(false);
 }
 
 void park(Waiter& w, SpinLock& lock) {
@@ -861,6 +883,8 @@ void spawn(GoClosureBase* c) { spawn_goroutine(c, false); }
 namespace {
 // noexcept: nothing in it throws, and a function that could unwind through the critical section
 // would call libgcc's _Unwind_Resume, a non-split-stack call (core/mem.hpp).
+uint32_t g_spawn_scan_gen = 0;  // written with the world stopped
+
 void start_goroutine(GoClosureBase* c, bool system) noexcept {
   CriticalSection cs;
   M* m = current_m();
@@ -873,6 +897,10 @@ void start_goroutine(GoClosureBase* c, bool system) noexcept {
   }
   g->ctx = nullptr;  // its stack comes when it first runs
   g->fn = c;
+  // Started during a concurrent mark: its stack is empty, hence scanned (black); its closure may
+  // be held by nothing else once the spawner drops it.
+  g->scan_gen.store(g_spawn_scan_gen, std::memory_order_relaxed);
+  if (gc_marking()) shade(c);
   g->system = system;
   if (!system) g_sched.ngoroutines.fetch_add(1, std::memory_order_relaxed);
   make_runnable(g, true);
@@ -906,8 +934,10 @@ void set_main_is_goroutine(bool on) { g_sched.main_is_goroutine = on; }
 namespace {
 __attribute__((noinline)) void sleep_thread(int64_t ns) {
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  user_thread_blocked(true);
   while (nanosleep(&ts, &ts) != 0) {
   }
+  user_thread_blocked(false);
 }
 }  // namespace
 
@@ -1085,5 +1115,66 @@ void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes) {
   }
 }
 
+
+// ---- concurrent stack scanning (gc/mgcmark.cpp) --------------------------------------------
+
+void set_spawn_scan_gen(uint32_t gen) { g_spawn_scan_gen = gen; }
+
+int idle_procs() {
+  int idle = g_sched.npidle.load(std::memory_order_relaxed) - running_user_threads();
+  return idle > 0 ? idle : 0;
+}
+
+G* allg_first() {
+  LockGuard lk(g_sched.g_lock);
+  return g_sched.allg;
+}
+G* allg_next(G* g) { return g->allnext; }
+
+bool scan_parked_goroutine(G* g, uint32_t gen, MarkWorker& w, uint64_t* stack_bytes) {
+  if (g->scan_gen.load(std::memory_order_acquire) == gen) return true;
+  for (uint32_t free = 0; !g->scan_lock.compare_exchange_weak(free, 1, std::memory_order_seq_cst); free = 0) cpu_relax();
+  bool done = true;
+  if (g->scan_gen.load(std::memory_order_relaxed) != gen) {
+    GStatus st = g->status.load(std::memory_order_seq_cst);
+    if (st == GStatus::Running) {
+      done = false;  // its M's thread must be stopped to scan it
+    } else {
+      if (st != GStatus::Dead && st != GStatus::Idle) {
+        w.mark(reinterpret_cast<uintptr_t>(g->fn));
+        if (g->ctx) {
+          for_each_stack_range(reinterpret_cast<uintptr_t>(g->ctx), 0, g->stack.lo, g->stack.hi, g->split.segments(),
+                               g->split.current(), [&](uintptr_t lo, uintptr_t hi) {
+                                 w.scan_conservative(lo, hi);
+                                 *stack_bytes += hi - lo;
+                               });
+        }
+      }
+      g->scan_gen.store(gen, std::memory_order_release);
+    }
+  }
+  g->scan_lock.store(0, std::memory_order_release);
+  return done;
+}
+
+bool goroutine_thread(G* g, ThreadRecord** r, uint64_t* attach_id) {
+  if (g->status.load(std::memory_order_seq_cst) != GStatus::Running) return false;
+  M* m = g->m;
+  if (!m) return false;
+  *r = m->rec;
+  *attach_id = m->rec->attach_id;
+  return true;
+}
+
+G* running_goroutine(ThreadRecord* r) {
+  auto* m = static_cast<M*>(r->m);
+  return m ? m->curg : nullptr;
+}
+
+bool goroutine_needs_scan(G* g, uint32_t gen) { return g->scan_gen.load(std::memory_order_acquire) != gen; }
+void goroutine_scanned(G* g, uint32_t gen, MarkWorker& w) {
+  w.mark(reinterpret_cast<uintptr_t>(g->fn));
+  g->scan_gen.store(gen, std::memory_order_release);
+}
 
 }  // namespace gort::internal

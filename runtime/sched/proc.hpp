@@ -101,6 +101,28 @@ void exit_blocking();
 // The collector's view (world stopped): the live stack range of every goroutine that is not
 // running, and every goroutine's closure.
 class MarkWorker;
+struct ThreadRecord;
 void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes);
+
+// Processors with nothing to run, less one for each of the program's own threads that computes
+// (they use a core too): the collector's idle mark workers use that many.
+int idle_procs();
+
+// Concurrent stack scanning (gc/mgcmark.cpp), each goroutine once per cycle `gen`.
+// Goroutines started from now on count as scanned in `gen` (their stacks start empty).
+void set_spawn_scan_gen(uint32_t gen);
+// The goroutines that exist now, newest first (goroutines are never unlinked).
+G* allg_first();
+G* allg_next(G* g);
+// Scans g's stack and closure in place unless g runs (it cannot start running meanwhile);
+// true when g needs nothing more this cycle, false when it runs.
+bool scan_parked_goroutine(G* g, uint32_t gen, MarkWorker& w, uint64_t* stack_bytes);
+// g runs: the thread that runs it, to be stopped; false if it does not run any more.
+bool goroutine_thread(G* g, ThreadRecord** r, uint64_t* attach_id);
+// With r stopped: the goroutine it runs, if any.
+G* running_goroutine(ThreadRecord* r);
+bool goroutine_needs_scan(G* g, uint32_t gen);
+// Records that g's stack was scanned in `gen` (by its stopped thread's scan) and marks its closure.
+void goroutine_scanned(G* g, uint32_t gen, MarkWorker& w);
 
 }  // namespace gort::internal

@@ -55,7 +55,8 @@ std::string format_gctrace(const GcTrace& t, uint64_t start_ns) {
                   std::to_string(static_cast<int>(t.gc_cpu_fraction * 100)) + "%: ";
   s += fmt_ns_as_ms(t.t_mark - t.t_start) + "+" + fmt_ns_as_ms(t.t_mark_term - t.t_mark) + "+" +
        fmt_ns_as_ms(t.t_end - t.t_mark_term) + " ms clock, ";
-  s += fmt_ns_as_ms((t.t_mark - t.t_start) * procs) + "+0/" + fmt_ns_as_ms(t.mark_cpu_ns) + "/0+" +
+  s += fmt_ns_as_ms((t.t_mark - t.t_start) * procs) + "+" + fmt_ns_as_ms(t.mark_assist_cpu_ns) + "/" +
+       fmt_ns_as_ms(t.mark_bg_cpu_ns) + "/" + fmt_ns_as_ms(t.mark_idle_cpu_ns) + "+" +
        fmt_ns_as_ms((t.t_end - t.t_mark_term) * procs) + " ms cpu, ";
   s += std::to_string(t.heap0 >> 20) + "->" + std::to_string(t.heap1 >> 20) + "->" + std::to_string(t.heap2 >> 20) +
        " MB, " + std::to_string(t.goal >> 20) + " MB goal, " + std::to_string(t.stacks >> 20) + " MB stacks, " +

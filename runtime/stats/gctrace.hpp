@@ -1,4 +1,7 @@
-// GODEBUG=gctrace=1: one line per cycle on stderr, in Go 1.19's format (docs/gctrace.md):
+// GODEBUG=gctrace=1: one line per cycle on stderr, in Go 1.19's format (docs/gctrace.md). Clock:
+// sweep termination (stop-the-world) + concurrent mark + mark termination (stop-the-world); cpu:
+// the same phases, with the stop-the-world ones counted on every processor and the mark split
+// into assist/background/idle:
 //   gc # @#s #%: #+#+# ms clock, #+#/#/#+# ms cpu, #->#-># MB, # MB goal, # MB stacks,
 //   # MB globals, # P
 // followed by " (forced)" for cycles forced by GC().
@@ -12,7 +15,10 @@ struct GcTrace {
   uint32_t numgc = 0;
   uint64_t start_unix_ns = 0;
   uint64_t t_start = 0, t_mark = 0, t_mark_term = 0, t_end = 0;  // monotonic ns
-  uint64_t mark_cpu_ns = 0;
+  // CPU time of marking between the two stop-the-world phases: assists, background (dedicated
+  // and fractional) workers, idle workers. A stop-the-world cycle (GODEBUG=gcstoptheworld=1)
+  // reports its whole mark as background.
+  uint64_t mark_assist_cpu_ns = 0, mark_bg_cpu_ns = 0, mark_idle_cpu_ns = 0;
   uint64_t heap0 = 0, heap1 = 0, heap2 = 0, goal = 0, stacks = 0, globals = 0;
   int procs = 1;
   bool forced = false;

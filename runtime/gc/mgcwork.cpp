@@ -1,12 +1,14 @@
-#include "runtime/gc/mark.hpp"
+#include "runtime/gc/mgcwork.hpp"
+
+#include <gort/heap.hpp>
 
 #include <atomic>
+#include <cstring>
 
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/core/lock.hpp"
 #include "runtime/core/os.hpp"
 #include "runtime/core/persistent.hpp"
-#include "runtime/core/thread.hpp"
 #include "runtime/gc/typeinfo.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -30,14 +32,17 @@ struct WorkBuf {
 
 namespace {
 
-// The shared queue of published buffers and the pool of empty ones.
+// The global queue of published buffers and the pool of empty ones. Mutators reach it (barrier
+// flushes, assists) only inside critical sections, so no thread is ever stopped holding its lock.
 struct WorkQueue {
   SpinLock lock;
   WorkBuf* full = nullptr;
   WorkBuf* empty = nullptr;
   std::atomic<int> nfull{0};
-  std::atomic<int> nwait{0};  // idle participants
-  int nproc = 1;              // participants in the current mark phase
+  std::atomic<int> nwait{0};    // stop-the-world draining: idle participants
+  int nproc = 1;                // stop-the-world draining: participants
+  std::atomic<int> active{0};   // concurrent marking: participants holding unpublished work
+  std::atomic<uint32_t> published{0};
   PersistentAlloc pa{stats().gc_sys};
 
   WorkBuf* get_empty() {
@@ -59,10 +64,14 @@ struct WorkQueue {
     empty = b;
   }
   void put_full(WorkBuf* b) {
-    LockGuard g(lock);
-    b->next = full;
-    full = b;
-    nfull.fetch_add(1, std::memory_order_release);
+    {
+      LockGuard g(lock);
+      b->next = full;
+      full = b;
+      nfull.fetch_add(1, std::memory_order_seq_cst);
+    }
+    published.fetch_add(1, std::memory_order_release);
+    futex_wake(&published);
   }
   WorkBuf* try_get_full() {
     if (nfull.load(std::memory_order_acquire) == 0) return nullptr;
@@ -70,13 +79,30 @@ struct WorkQueue {
     WorkBuf* b = full;
     if (b) {
       full = b->next;
-      nfull.fetch_sub(1, std::memory_order_relaxed);
+      nfull.fetch_sub(1, std::memory_order_seq_cst);
     }
     return b;
   }
 } g_work;
 
 }  // namespace
+
+void work_begin() { g_work.active.fetch_add(1, std::memory_order_seq_cst); }
+void work_end() { g_work.active.fetch_sub(1, std::memory_order_seq_cst); }
+bool work_drained() {
+  return g_work.nfull.load(std::memory_order_seq_cst) == 0 && g_work.active.load(std::memory_order_seq_cst) == 0;
+}
+std::atomic<uint32_t>& work_published_seq() { return g_work.published; }
+
+void drain_begin(int nproc) {
+  g_work.nproc = nproc;
+  g_work.nwait.store(0, std::memory_order_relaxed);
+}
+
+MarkWorker::~MarkWorker() {
+  publish();
+  if (cur_) g_work.put_empty(cur_);
+}
 
 void MarkWorker::push(uint64_t entry) {
   if (!cur_ || cur_->n == kWorkBufEntries) [[unlikely]] {
@@ -91,6 +117,8 @@ bool MarkWorker::pop(uint64_t* entry) {
   *entry = cur_->e[--cur_->n];
   return true;
 }
+
+bool MarkWorker::has_local_work() const { return cur_ && cur_->n; }
 
 // marked_bytes may count an object twice when two workers mark it at the same instant (mark
 // bytes are set without a locked instruction); it feeds the pacer, never MemStats' exact counts.
@@ -108,12 +136,15 @@ void MarkWorker::mark(uintptr_t p) {
   if (s->noscan) return;
   uint16_t t = load_type(&s->types[i]);
   if (t == 0 || t == kDestroying) return;
+  scan_work += s->elemsize;  // counted when queued: every queued object is scanned once
   push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));
 }
 
 void MarkWorker::scan_conservative(uintptr_t lo, uintptr_t hi) {
   uintptr_t heap_lo = mheap().arenas().lo(), heap_hi = mheap().arenas().hi();
-  for (uintptr_t a = round_up(lo, sizeof(uintptr_t)); a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+  lo = round_up(lo, sizeof(uintptr_t));
+  if (hi > lo) scan_work += hi - lo;
+  for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
     uintptr_t w = *reinterpret_cast<const uintptr_t*>(a);
     if (w >= heap_lo && w < heap_hi) mark(w);
   }
@@ -123,7 +154,15 @@ void MarkWorker::scan_object_contents(Span* s, uint32_t i) {
   if (s->noscan) return;
   uint16_t t = load_type(&s->types[i]);
   if (t == 0 || t == kDestroying) return;
+  scan_work += s->elemsize;
   push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));
+}
+
+void MarkWorker::push_new_object(uintptr_t p) {
+  Span* s = mheap().arenas().span_of_checked(p);
+  if (!s) return;
+  uint32_t i = s->object_index(p);
+  if (i < s->nelems) scan_object_contents(s, i);
 }
 
 void MarkWorker::balance() {
@@ -146,6 +185,21 @@ void MarkWorker::publish() {
   }
 }
 
+void MarkWorker::discard() {
+  if (cur_) cur_->n = 0;
+}
+
+void trace_object(MarkWorker& w, uint16_t type, uintptr_t obj) {
+  Tracer tracer = TracerAccess::make(&w);
+  const TypeInfo& ti = type_info(type);
+  if (ti.trace) ti.trace(reinterpret_cast<const void*>(obj), tracer);
+}
+
+void MarkWorker::scan_entry(uint64_t e, Tracer& tracer) {
+  const TypeInfo& ti = type_info(static_cast<uint16_t>(e >> 48));
+  if (ti.trace) ti.trace(reinterpret_cast<const void*>(e & kAddrMask), tracer);
+}
+
 void MarkWorker::drain() {
   Tracer tracer = TracerAccess::make(this);
   // Grey objects pass through a small FIFO between the stack and scanning: each is prefetched
@@ -164,8 +218,7 @@ void MarkWorker::drain() {
       e = ring[head];
       head = (head + 1) % kAhead;
       --count;
-      const TypeInfo& ti = type_info(static_cast<uint16_t>(e >> 48));
-      if (ti.trace) ti.trace(reinterpret_cast<const void*>(e & kAddrMask), tracer);
+      scan_entry(e, tracer);
       if ((k & 63) == 0) balance();
       continue;
     }
@@ -197,6 +250,44 @@ void MarkWorker::drain() {
   }
 }
 
+int64_t MarkWorker::drain_some(int64_t budget) {
+  Tracer tracer = TracerAccess::make(this);
+  uint64_t start = scan_work;
+  constexpr uint32_t kAhead = 8;
+  uint64_t ring[kAhead];
+  uint32_t head = 0, count = 0;
+  for (;;) {
+    uint64_t e;
+    while (count < kAhead && pop(&e)) {
+      __builtin_prefetch(reinterpret_cast<const void*>(e & kAddrMask));
+      ring[(head + count++) % kAhead] = e;
+    }
+    if (count) {
+      e = ring[head];
+      head = (head + 1) % kAhead;
+      --count;
+      scan_entry(e, tracer);
+      // Out of budget: what is left in the ring goes back to the local buffer.
+      if (static_cast<int64_t>(scan_work - start) >= budget) {
+        while (count) {
+          push(ring[head]);
+          head = (head + 1) % kAhead;
+          --count;
+        }
+        break;
+      }
+      continue;
+    }
+    if (WorkBuf* b = g_work.try_get_full()) {
+      if (cur_) g_work.put_empty(cur_);
+      cur_ = b;
+      continue;
+    }
+    break;
+  }
+  return static_cast<int64_t>(scan_work - start);
+}
+
 }  // namespace gort::internal
 
 namespace gort::internal {
@@ -208,80 +299,6 @@ void mark(Tracer& t, const void* p) {
 void mark_range(Tracer& t, const void* p, size_t n) {
   auto lo = reinterpret_cast<uintptr_t>(p);
   static_cast<MarkWorker*>(TracerAccess::worker(t))->scan_conservative(lo, lo + n);
-}
-
-namespace {
-
-// Mark worker threads wait for g_phase to change; g_phase odd means "marking", and the
-// special value kShutdown ends them.
-std::atomic<uint32_t> g_phase{0};
-std::atomic<uint32_t> g_finished{0};
-std::atomic<uint64_t> g_cpu_ns{0}, g_bytes{0}, g_objects{0};
-constexpr int kMaxWorkers = 256;
-pthread_t g_workers[kMaxWorkers];
-int g_nworkers = 0;
-bool g_shutdown = false;
-
-void* mark_worker_main(void*) {
-  uint32_t seen = 0;
-  for (;;) {
-    uint32_t phase;
-    while ((phase = g_phase.load(std::memory_order_acquire)) == seen) futex_wait(&g_phase, seen);
-    seen = phase;
-    if (g_shutdown) return nullptr;
-    uint64_t t0 = thread_cpu_ns();
-    MarkWorker w;
-    w.drain();
-    g_bytes.fetch_add(w.marked_bytes, std::memory_order_relaxed);
-    g_objects.fetch_add(w.marked_objects, std::memory_order_relaxed);
-    g_cpu_ns.fetch_add(thread_cpu_ns() - t0, std::memory_order_relaxed);
-    g_finished.fetch_add(1, std::memory_order_acq_rel);
-    futex_wake(&g_finished, 1);
-  }
-}
-
-}  // namespace
-
-void start_mark_workers(int n) {
-  g_shutdown = false;
-  g_nworkers = n < kMaxWorkers ? n : kMaxWorkers;
-  for (int i = 0; i < g_nworkers; ++i) g_workers[i] = start_service_thread(mark_worker_main, nullptr, "gort-mark");
-}
-
-void stop_mark_workers() {
-  g_shutdown = true;
-  g_phase.fetch_add(1, std::memory_order_acq_rel);
-  futex_wake(&g_phase);
-  for (int i = 0; i < g_nworkers; ++i) join_service_thread(g_workers[i]);
-  g_nworkers = 0;
-}
-
-MarkResult mark_phase(void (*scan_roots)(MarkWorker&)) {
-  uint64_t t0 = thread_cpu_ns();
-  MarkWorker w;
-  g_work.nproc = 1 + g_nworkers;
-  g_work.nwait.store(0, std::memory_order_relaxed);
-  g_cpu_ns.store(0, std::memory_order_relaxed);
-  g_bytes.store(0, std::memory_order_relaxed);
-  g_objects.store(0, std::memory_order_relaxed);
-  g_finished.store(0, std::memory_order_relaxed);
-  MarkWorker roots;
-  scan_roots(roots);
-  roots.publish();
-  MarkResult r;
-  r.marked_bytes = roots.marked_bytes;
-  r.marked_objects = roots.marked_objects;
-  // Start the workers, then mark alongside them.
-  g_phase.fetch_add(1, std::memory_order_acq_rel);
-  futex_wake(&g_phase);
-  w.drain();
-  for (uint32_t f; (f = g_finished.load(std::memory_order_acquire)) < static_cast<uint32_t>(g_nworkers);)
-    futex_wait(&g_finished, f);
-  r.marked_bytes += w.marked_bytes + g_bytes.load(std::memory_order_relaxed);
-  r.marked_objects += w.marked_objects + g_objects.load(std::memory_order_relaxed);
-  r.worker_cpu_ns = g_cpu_ns.load(std::memory_order_relaxed);
-  r.cpu_ns = thread_cpu_ns() - t0 + r.worker_cpu_ns;
-  return r;
 }
 
 }  // namespace gort::internal

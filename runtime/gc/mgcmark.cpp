@@ -1,0 +1,301 @@
+#include "runtime/gc/mgcmark.hpp"
+
+#include <gort/heap.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "runtime/alloc/mcache.hpp"
+#include "runtime/alloc/mcentral.hpp"
+#include "runtime/alloc/mheap.hpp"
+#include "runtime/core/lock.hpp"
+#include "runtime/core/os.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/barrier.hpp"
+#include "runtime/gc/mfinal.hpp"
+#include "runtime/gc/mgcwork.hpp"
+#include "runtime/gc/roots.hpp"
+#include "runtime/gc/typeinfo.hpp"
+#include "runtime/sched/proc.hpp"
+#include "runtime/sched/stack.hpp"
+
+namespace gort::internal {
+
+namespace {
+
+// The stacks of a stopped thread: its own (`own`) and, for an M, the goroutine it runs
+// (`goroutine`). The registers go with whichever runs; they are scanned with either part.
+uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool goroutine) {
+  uint64_t bytes = 0;
+  auto scan = [&](uintptr_t lo, uintptr_t hi) {
+    w.scan_conservative(lo, hi);
+    bytes += hi - lo;
+  };
+  // A stopped thread's stack pointer is on the goroutine it runs (an M) or on its own stack;
+  // with split stacks either may continue in segments, which the walk follows.
+  if (r->g_stack_hi) {  // an M running a goroutine: the goroutine's stack, then the M's own
+    // Stopped on the M's stack (on_system_stack): the goroutine's stack is live from where it
+    // left it, the M's from the stopped stack pointer (the goroutine's callee-saved registers
+    // may be spilled there).
+    bool on_m = r->g_sys_sp && r->stopped_sp >= r->stack_lo && r->stopped_sp < r->stack_hi;
+    if (goroutine) {
+      uintptr_t g_sp = on_m ? r->g_sys_sp : r->stopped_sp;
+      for_each_stack_range(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
+    }
+    if (own || (goroutine && on_m)) scan(on_m ? r->stopped_sp - kRedZone : r->g0_sp, r->stack_hi);
+  } else if (own) {
+    for_each_stack_range(r->stopped_sp, kRedZone, r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
+  }
+  if (own || goroutine) {
+    auto regs = reinterpret_cast<uintptr_t>(&r->regs);
+    w.scan_conservative(regs, regs + sizeof r->regs);
+#if defined(__x86_64__)
+    auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
+    w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
+#endif
+  }
+  return bytes;
+}
+
+// ---- concurrent root jobs -------------------------------------------------------------------
+
+struct ThreadJob {
+  ThreadRecord* r;
+  uint64_t attach_id;
+};
+
+struct Jobs {
+  SpinLock lock;
+  uint32_t gen = 0;
+  bool roots_table = false, specials = false;  // claimed
+  std::vector<ThreadJob> threads;
+  size_t next_thread = 0;
+  G* next_g = nullptr;
+  bool goroutines_done = false;
+  std::atomic<int> running{0};  // jobs claimed and not finished
+  std::atomic<uint64_t> stack_bytes{0}, globals_bytes{0};
+} g_jobs;
+
+enum class Job { None, RootsTable, Specials, Thread, Goroutine };
+
+Job claim(ThreadJob* t, G** g) {
+  LockGuard lk(g_jobs.lock);
+  Job j = Job::None;
+  if (!g_jobs.roots_table) {
+    g_jobs.roots_table = true;
+    j = Job::RootsTable;
+  } else if (!g_jobs.specials) {
+    g_jobs.specials = true;
+    j = Job::Specials;
+  } else if (g_jobs.next_thread < g_jobs.threads.size()) {
+    *t = g_jobs.threads[g_jobs.next_thread++];
+    j = Job::Thread;
+  } else if (g_jobs.next_g) {
+    *g = g_jobs.next_g;
+    g_jobs.next_g = allg_next(*g);
+    j = Job::Goroutine;
+  }
+  if (j != Job::None) g_jobs.running.fetch_add(1, std::memory_order_acq_rel);
+  return j;
+}
+
+void scan_thread_job(ThreadJob t, MarkWorker& w, uint32_t gen) {
+  stop_thread(t.r, t.attach_id, [&](ThreadRecord* r) {
+    if (r->scan_gen.load(std::memory_order_relaxed) == gen) return;
+    G* g = running_goroutine(r);
+    bool with_goroutine = g && goroutine_needs_scan(g, gen);
+    g_jobs.stack_bytes.fetch_add(scan_thread_record(r, w, /*own=*/true, with_goroutine), std::memory_order_relaxed);
+    if (with_goroutine) goroutine_scanned(g, gen, w);
+    r->scan_gen.store(gen, std::memory_order_release);
+  });
+}
+
+void scan_goroutine_job(G* g, MarkWorker& w, uint32_t gen) {
+  for (;;) {
+    uint64_t bytes = 0;
+    bool done = scan_parked_goroutine(g, gen, w, &bytes);
+    g_jobs.stack_bytes.fetch_add(bytes, std::memory_order_relaxed);
+    if (done) return;
+    ThreadRecord* r;
+    uint64_t id;
+    if (!goroutine_thread(g, &r, &id)) continue;  // it just stopped running: scan it in place
+    stop_thread(r, id, [&](ThreadRecord* rec) {
+      if (running_goroutine(rec) != g || !goroutine_needs_scan(g, gen)) return;
+      g_jobs.stack_bytes.fetch_add(scan_thread_record(rec, w, /*own=*/false, /*goroutine=*/true),
+                                   std::memory_order_relaxed);
+      goroutine_scanned(g, gen, w);
+    });
+    if (!goroutine_needs_scan(g, gen)) return;
+  }
+}
+
+}  // namespace
+
+RootBytes scan_all_roots(MarkWorker& w) {
+  RootBytes b;
+  for_each_thread([&](ThreadRecord* r) {
+    if (r->scan_stack) b.stacks += scan_thread_record(r, w, true, true);
+  });
+  mark_goroutines(w, &b.stacks);
+  b.globals = scan_roots_table(w);
+  mark_special_roots(w);
+  drain_shaded(w);
+  return b;
+}
+
+void roots_prepare(uint32_t gen) {
+  LockGuard lk(g_jobs.lock);
+  g_jobs.gen = gen;
+  g_jobs.roots_table = g_jobs.specials = false;
+  g_jobs.threads.clear();
+  // An M's own stack holds no managed pointer the mark needs: the scheduler keeps none there,
+  // and the runtime's slow paths it runs for a goroutine (on_system_stack) keep theirs only
+  // inside critical sections, or spill the goroutine's registers, which the goroutine's own scan
+  // covers. So Ms are scanned through the goroutines they run, and only other threads are jobs.
+  for_each_thread([](ThreadRecord* r) {
+    if (r->scan_stack && !r->m) g_jobs.threads.push_back({r, r->attach_id});
+    else r->scan_gen.store(g_jobs.gen, std::memory_order_relaxed);
+  });
+  g_jobs.next_thread = 0;
+  g_jobs.next_g = allg_first();
+  g_jobs.running.store(0, std::memory_order_relaxed);
+  g_jobs.stack_bytes.store(0, std::memory_order_relaxed);
+  g_jobs.globals_bytes.store(0, std::memory_order_relaxed);
+  set_spawn_scan_gen(gen);
+  set_attach_scan_gen(gen);
+}
+
+bool root_job(MarkWorker& w) {
+  ThreadJob t{};
+  G* g = nullptr;
+  Job j = claim(&t, &g);
+  if (j == Job::None) return false;
+  uint32_t gen = g_jobs.gen;
+  switch (j) {
+    case Job::RootsTable: g_jobs.globals_bytes.fetch_add(scan_roots_table(w), std::memory_order_relaxed); break;
+    case Job::Specials: mark_special_roots(w); break;
+    case Job::Thread: scan_thread_job(t, w, gen); break;
+    case Job::Goroutine: scan_goroutine_job(g, w, gen); break;
+    case Job::None: break;
+  }
+  w.publish();
+  g_jobs.running.fetch_sub(1, std::memory_order_acq_rel);
+  return true;
+}
+
+bool roots_done() {
+  LockGuard lk(g_jobs.lock);
+  return g_jobs.roots_table && g_jobs.specials && g_jobs.next_thread == g_jobs.threads.size() && !g_jobs.next_g &&
+         g_jobs.running.load(std::memory_order_acquire) == 0;
+}
+
+RootBytes roots_scanned() {
+  return {g_jobs.stack_bytes.load(std::memory_order_relaxed), g_jobs.globals_bytes.load(std::memory_order_relaxed)};
+}
+
+// ---- write-barrier buffers --------------------------------------------------------------------
+
+size_t flush_barrier_buffers_concurrently() {
+  // Threads whose buffer looks empty are not stopped: an entry appended meanwhile is flushed at
+  // mark termination, with the world stopped. This round only keeps that flush short.
+  std::vector<ThreadJob> threads;
+  for_each_attached([&](ThreadRecord* r) {
+    if (r->cache && std::atomic_ref<uint32_t>(r->cache->wb.n).load(std::memory_order_relaxed))
+      threads.push_back({r, r->attach_id});
+  });
+  size_t n = 0;
+  for (ThreadJob t : threads) {
+    stop_thread(t.r, t.attach_id, [&](ThreadRecord* r) {
+      if (!r->cache) return;
+      n += r->cache->wb.n;
+      wb_flush(r->cache->wb);
+    });
+  }
+  MarkWorker w;
+  work_begin();
+  n += drain_shaded(w);
+  w.publish();
+  work_end();
+  return n;
+}
+
+size_t flush_barrier_buffers_stopped() {
+  size_t n = 0;
+  for_each_thread([&](ThreadRecord* r) {
+    if (!r->cache) return;
+    n += r->cache->wb.n;
+    wb_flush(r->cache->wb);
+  });
+  MarkWorker w;
+  n += drain_shaded(w);
+  return n;
+}
+
+// ---- checkmark --------------------------------------------------------------------------------
+
+namespace {
+template <class F>
+void for_each_span(F&& f) {
+  for (int spc = 0; spc < kNumSpanClasses; ++spc) central(spc).for_each_span(f);
+  large_spans().for_each_span(f);
+}
+
+// Reports who references the object at slot i of s (the checkmark failed on it), then aborts.
+[[noreturn]] void report_unmarked(Span* s, uint32_t i) {
+  uintptr_t obj = s->object_addr(i);
+  uint16_t t = s->types ? load_type(&s->types[i]) : 0;
+  std::fprintf(stderr,
+               "gort: fatal error: checkmark found an object the concurrent mark did not: object %#lx "
+               "(%u bytes, type %s) is reachable but was left white\n",
+               static_cast<unsigned long>(obj), s->elemsize, t ? type_info(t).name : "pointer-free");
+  // Who points at it: every marked object whose trace() reaches it, and every root word.
+  for_each_span([&](Span* p) {
+    if (p->noscan || !p->types) return;
+    for (uint32_t k = 0; k < p->nelems; ++k) {
+      if (!p->is_allocated(k) || !p->is_marked(k)) continue;
+      uint16_t pt = load_type(&p->types[k]);
+      if (pt == 0 || pt == kDestroying || !type_info(pt).trace) continue;
+      std::atomic_ref<uint8_t>(s->markbytes[i]).store(0, std::memory_order_relaxed);
+      {
+        MarkWorker probe;  // marks the children (not scanned further): did one of them become it?
+        trace_object(probe, pt, p->object_addr(k));
+        probe.discard();
+      }
+      if (s->is_marked(i))
+        std::fprintf(stderr, "  referenced by object %#lx (type %s)\n", static_cast<unsigned long>(p->object_addr(k)),
+                     type_info(pt).name);
+    }
+  });
+  std::fprintf(stderr, "  (references from stacks, registers and Root<T> slots are not listed)\n");
+  std::abort();
+}
+}  // namespace
+
+void checkmark_verify() {
+  // Keep the concurrent mark's bytes aside, mark again from scratch, compare.
+  struct Saved {
+    Span* s;
+    std::vector<uint8_t> marks;
+  };
+  std::vector<Saved> saved;
+  for_each_span([&](Span* s) {
+    saved.push_back({s, std::vector<uint8_t>(s->markbytes, s->markbytes + s->nelems)});
+    s->clear_marks();
+  });
+  {
+    MarkWorker w;
+    scan_all_roots(w);
+    w.publish();
+    drain_begin(1);
+    w.drain();
+  }
+  for (Saved& x : saved) {
+    for (uint32_t i = 0; i < x.s->nelems; ++i)
+      if (x.s->is_marked(i) && !x.marks[i] && x.s->is_allocated(i)) report_unmarked(x.s, i);
+    for (uint32_t i = 0; i < x.s->nelems; ++i) x.s->markbytes[i] = x.marks[i];
+  }
+}
+
+}  // namespace gort::internal

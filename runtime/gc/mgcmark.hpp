@@ -1,0 +1,53 @@
+// The roots of marking, and the stacks among them (Go's mgcmark.go).
+//
+// Roots: every attached thread's stack and registers and every goroutine's stack (all scanned
+// conservatively: any word that points into an allocated object keeps it), every goroutine's
+// closure, the Root<T> slots, the specials (mfinal.hpp: finalizer objects' contents, closures)
+// and the finalizer queue, and whatever the write barrier shaded.
+//
+// Stop-the-world marking (GODEBUG=gcstoptheworld=1, and checkmark's second mark) scans them all
+// with the world stopped (scan_all_roots).
+//
+// Concurrent marking turns them into jobs that the background mark workers claim (root_job),
+// and scans each stack once per cycle, identified by its number `gen`, never again and never by
+// stopping the world:
+//   - a goroutine that does not run is scanned in place by a worker, which holds the goroutine's
+//     scan lock meanwhile (execute waits for it before running the goroutine);
+//   - a running goroutine, and every attached thread, are scanned by stopping that one thread
+//     (stop_thread, the suspend signal sent to it alone) for the time of its scan.
+// Goroutines started and threads attached during the cycle count as scanned: their stacks start
+// empty. The hybrid write barrier (mbarrier.cpp) is what makes one scan per stack enough.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace gort::internal {
+
+class MarkWorker;
+struct ThreadRecord;
+
+// Every root, the world stopped. Returns the stack and root-slot bytes scanned (the pacer's
+// stacks and globals).
+struct RootBytes {
+  uint64_t stacks = 0;
+  uint64_t globals = 0;
+};
+RootBytes scan_all_roots(MarkWorker& w);
+
+// Concurrent marking. roots_prepare runs with the world stopped at the start of cycle `gen`;
+// root_job claims and runs one job (false: none left to claim); roots_done: every job ran.
+void roots_prepare(uint32_t gen);
+bool root_job(MarkWorker& w);
+bool roots_done();
+RootBytes roots_scanned();
+
+// Write-barrier buffers: of every attached thread, each stopped alone in turn (returns the
+// entries flushed), or with the world stopped.
+size_t flush_barrier_buffers_concurrently();
+size_t flush_barrier_buffers_stopped();
+
+// GODEBUG=gccheckmark=1, world stopped, after a concurrent mark: marks again from the roots and
+// aborts with a diagnostic if that reaches an object the concurrent mark left white.
+void checkmark_verify();
+
+}  // namespace gort::internal

@@ -1,0 +1,95 @@
+// Grey objects and the work of blackening them (Go's mgcwork.go).
+//
+// Tri-colour marking: an object is white until its mark byte is set; grey once marked and queued
+// for scanning; black once its type's trace() has shaded everything it references. Everyone who
+// marks owns a MarkWorker, a local buffer of grey entries: the background mark workers, a
+// mutator doing a mark assist or flushing its write-barrier buffer, the collector in a
+// stop-the-world phase. Full buffers go to one global queue where any participant takes them;
+// an entry packs the object's address (user addresses fit in 48 bits) with its type index.
+//
+// Mark bytes are set with a plain store (span.hpp): two markers racing on one object may both
+// scan it, which is harmless. Objects allocated while marking are black from the start
+// (allocate-black, mcache.cpp), and the object a constructor just filled is scanned once more
+// (push_new_object), because a constructor's stores do not run the write barrier.
+//
+// Termination (concurrent marking): work exists while the global queue holds a buffer or some
+// participant holds unpublished entries. A participant counts itself active (work_begin) before
+// it takes a buffer or starts producing entries and stops counting (work_end) once it has
+// published them, so "no full buffer, then nobody active", read in that order with sequentially
+// consistent operations, means the queue is drained, as far as the participants go. What the
+// mutators' write-barrier buffers still hold is flushed by the collector (mgc.cpp).
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/alloc/span.hpp"
+
+namespace gort {
+class Tracer;
+}
+
+namespace gort::internal {
+
+struct WorkBuf;
+
+class MarkWorker {
+ public:
+  MarkWorker() = default;
+  MarkWorker(const MarkWorker&) = delete;
+  MarkWorker& operator=(const MarkWorker&) = delete;
+  ~MarkWorker();
+
+  // Shades the object containing p, if p points into an allocated heap object: marks it and,
+  // if it has a traced type, queues it for scanning.
+  void mark(uintptr_t p);
+  // Shades every word of [lo, hi) that points into the heap.
+  void scan_conservative(uintptr_t lo, uintptr_t hi);
+  // Queues slot i of s for scanning without marking it (a finalizer's object is a root this
+  // way, see mfinal.hpp; a freshly constructed object is scanned once more this way).
+  void scan_object_contents(Span* s, uint32_t i);
+  // Queues the object at p (allocated black) for scanning, if it is in the heap and traced.
+  void push_new_object(uintptr_t p);
+
+  // Stop-the-world marking: traces until every participant (drain_begin) is idle.
+  void drain();
+  // Concurrent marking: traces up to `budget` bytes of scan work, from the local buffer, then
+  // from the global queue. Returns the scan work done; stops early when no work is left.
+  int64_t drain_some(int64_t budget);
+  // Hands local work to the global queue.
+  void publish();
+  // Forgets local work (a diagnostic probe).
+  void discard();
+  bool has_local_work() const;
+
+  uint64_t marked_bytes = 0;    // objects this participant marked
+  uint64_t marked_objects = 0;
+  // Bytes of objects queued for scanning and of roots scanned (the pacer's unit of work; an
+  // object counts when queued, since every queued object is scanned exactly once).
+  uint64_t scan_work = 0;
+
+ private:
+  void push(uint64_t entry);
+  bool pop(uint64_t* entry);
+  void balance();
+  void scan_entry(uint64_t entry, Tracer& tracer);
+  WorkBuf* cur_ = nullptr;
+  // The span of the last object marked: children are often allocated next to their parent, so
+  // most lookups skip the arena table.
+  Span* last_span_ = nullptr;
+};
+
+// Calls the trace() of type `type` on obj, shading its children into w (not scanning them).
+void trace_object(MarkWorker& w, uint16_t type, uintptr_t obj);
+
+// Stop-the-world draining: `nproc` participants call drain(); it returns once all are idle.
+void drain_begin(int nproc);
+
+// Concurrent-marking bookkeeping (see the termination rule above).
+void work_begin();
+void work_end();
+// True when no full buffer is queued and no participant is active.
+bool work_drained();
+// A sequence number that changes whenever a buffer is published: idle workers wait on it.
+std::atomic<uint32_t>& work_published_seq();
+
+}  // namespace gort::internal
