@@ -31,6 +31,7 @@ ThreadRecord* g_free_records = nullptr;
 // Odd while the world is stopped (or being stopped). Stopped threads wait for it to change.
 std::atomic<uint32_t> g_world_epoch{0};
 std::atomic<uint32_t> g_acks{0};
+bool g_scrub_when_stopped = false;
 
 // Records where this thread's live stack ends and its registers, acknowledges, and waits for
 // the world to restart. Runs in the signal handler or from suspend_self (on a goroutine's stack:
@@ -52,6 +53,9 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   r->split_segments = segments;
   r->split_current = current;
   if (single) {  // stop_thread: this thread alone, until that stop's number is withdrawn
+    // Checkmark (mgcmark.hpp): nothing stale below; an M runs this on its small alternate stack,
+    // and its goroutine's stack is zeroed by whoever scans it.
+    if (g_scrub_when_stopped && !t_local.alt_signal_stack) scrub_stack(64 << 10);
     r->single_parked.store(single, std::memory_order_release);
     futex_wake(&r->single_parked, 1);
     while (r->single_stop.load(std::memory_order_acquire) == single) futex_wait(&r->single_stop, single);
@@ -119,6 +123,21 @@ void suspend_self() {
   mcontext_t none;  // on this frame (park must not be a tail call), zeroed without libc
   mem_zero(&none, sizeof none);
   park(t_local.record, &none, sp, segments, current, /*async=*/false);
+  // The caller-saved registers were dead at this call, so the stop recorded none of them; clear
+  // them, so that no stale pointer they still held outlives the stop unseen: a collection scans
+  // a stack once, and the registers found at a later asynchronous stop must all be live or newer
+  // than that scan (the checking mark of GODEBUG=gccheckmark=1 relies on it).
+  asm volatile(
+      "xorl %%eax, %%eax\n\txorl %%ecx, %%ecx\n\txorl %%edx, %%edx\n\txorl %%esi, %%esi\n\txorl %%edi, %%edi\n\t"
+      "xorl %%r8d, %%r8d\n\txorl %%r9d, %%r9d\n\txorl %%r10d, %%r10d\n\txorl %%r11d, %%r11d\n\t"
+      "pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\tpxor %%xmm2, %%xmm2\n\tpxor %%xmm3, %%xmm3\n\t"
+      "pxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\tpxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\t"
+      "pxor %%xmm8, %%xmm8\n\tpxor %%xmm9, %%xmm9\n\tpxor %%xmm10, %%xmm10\n\tpxor %%xmm11, %%xmm11\n\t"
+      "pxor %%xmm12, %%xmm12\n\tpxor %%xmm13, %%xmm13\n\tpxor %%xmm14, %%xmm14\n\tpxor %%xmm15, %%xmm15"
+      :
+      :
+      : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+        "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 #else
   ucontext_t uc;
   getcontext(&uc);  // spills the callee-saved registers where the scan sees them
@@ -292,6 +311,8 @@ void for_each_attached(void (*fn)(ThreadRecord*, void*), void* arg) {
   std::lock_guard g(g_registry_lock);
   for (ThreadRecord* r = g_threads; r; r = r->next) fn(r, arg);
 }
+
+void set_scrub_when_stopped(bool on) { g_scrub_when_stopped = on; }
 
 void set_attach_scan_gen(uint32_t gen) { g_attach_scan_gen = gen; }  // world stopped: the registry lock is held
 

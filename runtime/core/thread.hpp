@@ -189,6 +189,8 @@ template <class F>
 void for_each_attached(F&& fn) {
   for_each_attached([](ThreadRecord* r, void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(r); }, &fn);
 }
+// A thread stopped alone zeroes its stack below itself first (GODEBUG=gccheckmark=1).
+void set_scrub_when_stopped(bool on);
 // A new attached thread starts with its scan_gen at this value (gc/mgcmark.cpp: a thread that
 // attaches during a mark holds nothing unmarked yet). World stopped.
 void set_attach_scan_gen(uint32_t gen);

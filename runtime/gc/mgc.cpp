@@ -160,6 +160,7 @@ void run_cycle_concurrent(bool forced) {
   flush_barrier_buffers_stopped();
   flush_caches(false);  // allocate-black objects get their allocation bits
   MarkWorker self;
+  scan_stopped_registers(self);
   MarkResult last = drain_stopped(self);
   if (g_checkmark) checkmark_verify();
   uint64_t resurrected = resolve_dead_specials();
@@ -261,6 +262,7 @@ int gc_procs() { return g_procs; }
 void set_gc_debug(int stoptheworld, bool checkmark) {
   g_stoptheworld = stoptheworld;
   g_checkmark = checkmark;
+  set_checkmark(checkmark);
 }
 
 void gc_start_heap() {

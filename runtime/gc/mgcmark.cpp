@@ -25,6 +25,8 @@ namespace gort::internal {
 
 namespace {
 
+bool g_checkmark = false;
+
 // The stacks of a stopped thread: its own (`own`) and, for an M, the goroutine it runs
 // (`goroutine`). The registers go with whichever runs; they are scanned with either part.
 uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool goroutine) {
@@ -43,6 +45,8 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     if (goroutine) {
       uintptr_t g_sp = on_m ? r->g_sys_sp : r->stopped_sp;
       for_each_stack_range(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
+      if (g_checkmark)
+        stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, false);
     }
     if (own || (goroutine && on_m)) scan(on_m ? r->stopped_sp - kRedZone : r->g0_sp, r->stack_hi);
   } else if (own) {
@@ -133,10 +137,16 @@ void scan_goroutine_job(G* g, MarkWorker& w, uint32_t gen) {
 
 }  // namespace
 
-RootBytes scan_all_roots(MarkWorker& w) {
+void set_checkmark(bool on) {
+  g_checkmark = on;
+  set_scrub_when_stopped(on);
+}
+bool checkmark_scrubs_stacks() { return g_checkmark; }
+
+RootBytes scan_all_roots(MarkWorker& w, bool m_stacks) {
   RootBytes b;
   for_each_thread([&](ThreadRecord* r) {
-    if (r->scan_stack) b.stacks += scan_thread_record(r, w, true, true);
+    if (r->scan_stack) b.stacks += scan_thread_record(r, w, m_stacks || !r->m, true);
   });
   mark_goroutines(w, &b.stacks);
   b.globals = scan_roots_table(w);
@@ -195,6 +205,18 @@ RootBytes roots_scanned() {
   return {g_jobs.stack_bytes.load(std::memory_order_relaxed), g_jobs.globals_bytes.load(std::memory_order_relaxed)};
 }
 
+void scan_stopped_registers(MarkWorker& w) {
+  for_each_thread([&](ThreadRecord* r) {
+    if (!r->scan_stack) return;
+    auto regs = reinterpret_cast<uintptr_t>(&r->regs);
+    w.scan_conservative(regs, regs + sizeof r->regs);
+#if defined(__x86_64__)
+    auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
+    w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
+#endif
+  });
+}
+
 // ---- write-barrier buffers --------------------------------------------------------------------
 
 size_t flush_barrier_buffers_concurrently() {
@@ -236,6 +258,18 @@ size_t flush_barrier_buffers_stopped() {
 // ---- checkmark --------------------------------------------------------------------------------
 
 namespace {
+struct SavedMarks {
+  Span* s;
+  std::vector<uint8_t> marks;
+};
+std::vector<SavedMarks> g_saved_marks;  // the concurrent mark's verdict, while checkmark runs
+
+bool concurrently_marked(Span* s, uint32_t i) {
+  for (SavedMarks& x : g_saved_marks)
+    if (x.s == s) return x.marks[i];
+  return false;
+}
+
 template <class F>
 void for_each_span(F&& f) {
   for (int spc = 0; spc < kNumSpanClasses; ++spc) central(spc).for_each_span(f);
@@ -264,34 +298,44 @@ void for_each_span(F&& f) {
         probe.discard();
       }
       if (s->is_marked(i))
-        std::fprintf(stderr, "  referenced by object %#lx (type %s)\n", static_cast<unsigned long>(p->object_addr(k)),
-                     type_info(pt).name);
+        std::fprintf(stderr, "  referenced by object %#lx (type %s, %s by the concurrent mark)\n",
+                     static_cast<unsigned long>(p->object_addr(k)), type_info(pt).name,
+                     concurrently_marked(p, k) ? "marked" : "white");
     }
   });
-  std::fprintf(stderr, "  (references from stacks, registers and Root<T> slots are not listed)\n");
+  probe_conservative_scans(obj, obj + s->elemsize);
+  for_each_thread([&](ThreadRecord* r) {
+    std::fprintf(stderr, "  thread %p: stack [%#lx, %#lx) stopped at %#lx, goroutine stack [%#lx, %#lx), sys sp %#lx\n",
+                 static_cast<void*>(r), static_cast<unsigned long>(r->stack_lo), static_cast<unsigned long>(r->stack_hi),
+                 static_cast<unsigned long>(r->stopped_sp), static_cast<unsigned long>(r->g_stack_lo),
+                 static_cast<unsigned long>(r->g_stack_hi), static_cast<unsigned long>(r->g_sys_sp));
+  });
+  {
+    MarkWorker probe;
+    scan_all_roots(probe, false);
+    probe.discard();
+  }
+  std::fprintf(stderr, "  (Root<T> slots and specials are not listed)\n");
   std::abort();
 }
 }  // namespace
 
 void checkmark_verify() {
   // Keep the concurrent mark's bytes aside, mark again from scratch, compare.
-  struct Saved {
-    Span* s;
-    std::vector<uint8_t> marks;
-  };
-  std::vector<Saved> saved;
+  std::vector<SavedMarks>& saved = g_saved_marks;
+  saved.clear();
   for_each_span([&](Span* s) {
     saved.push_back({s, std::vector<uint8_t>(s->markbytes, s->markbytes + s->nelems)});
     s->clear_marks();
   });
   {
     MarkWorker w;
-    scan_all_roots(w);
+    scan_all_roots(w, /*m_stacks=*/false);
     w.publish();
     drain_begin(1);
     w.drain();
   }
-  for (Saved& x : saved) {
+  for (SavedMarks& x : saved) {
     for (uint32_t i = 0; i < x.s->nelems; ++i)
       if (x.s->is_marked(i) && !x.marks[i] && x.s->is_allocated(i)) report_unmarked(x.s, i);
     for (uint32_t i = 0; i < x.s->nelems; ++i) x.s->markbytes[i] = x.marks[i];

@@ -32,7 +32,8 @@ struct RootBytes {
   uint64_t stacks = 0;
   uint64_t globals = 0;
 };
-RootBytes scan_all_roots(MarkWorker& w);
+// `m_stacks`: also the Ms' own stacks, which the concurrent mark leaves out (checkmark follows it).
+RootBytes scan_all_roots(MarkWorker& w, bool m_stacks = true);
 
 // Concurrent marking. roots_prepare runs with the world stopped at the start of cycle `gen`;
 // root_job claims and runs one job (false: none left to claim); roots_done: every job ran.
@@ -41,13 +42,23 @@ bool root_job(MarkWorker& w);
 bool roots_done();
 RootBytes roots_scanned();
 
+// World stopped at mark termination: shades what the threads' saved registers hold. Registers
+// are tiny, and a dead one may still hold a pointer the program loaded long ago; the checking
+// mark scans the same registers, so the two marks start from the same words.
+void scan_stopped_registers(MarkWorker& w);
+
 // Write-barrier buffers: of every attached thread, each stopped alone in turn (returns the
 // entries flushed), or with the world stopped.
 size_t flush_barrier_buffers_concurrently();
 size_t flush_barrier_buffers_stopped();
 
 // GODEBUG=gccheckmark=1, world stopped, after a concurrent mark: marks again from the roots and
-// aborts with a diagnostic if that reaches an object the concurrent mark left white.
+// aborts with a diagnostic if that reaches an object the concurrent mark left white. Stacks are
+// scanned conservatively, so a stale word in a dead frame could be taken for a live pointer: with
+// checkmark on, every stack scan of the concurrent mark also zeroes the stack below its
+// pointer (stack_zero_dead), and a user thread stopped for its scan zeroes below itself.
 void checkmark_verify();
+void set_checkmark(bool on);
+bool checkmark_scrubs_stacks();
 
 }  // namespace gort::internal

@@ -3,6 +3,7 @@
 #include <gort/heap.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 
 #include "runtime/alloc/mheap.hpp"
@@ -140,10 +141,27 @@ void MarkWorker::mark(uintptr_t p) {
   push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));
 }
 
+namespace {
+uintptr_t g_probe_lo = 0, g_probe_hi = 0;  // checkmark's diagnostic: report words in this range
+}
+
+void probe_conservative_scans(uintptr_t lo, uintptr_t hi) {
+  g_probe_lo = lo;
+  g_probe_hi = hi;
+}
+
 void MarkWorker::scan_conservative(uintptr_t lo, uintptr_t hi) {
   uintptr_t heap_lo = mheap().arenas().lo(), heap_hi = mheap().arenas().hi();
   lo = round_up(lo, sizeof(uintptr_t));
   if (hi > lo) scan_work += hi - lo;
+  if (g_probe_hi) [[unlikely]] {
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+      uintptr_t w = *reinterpret_cast<const uintptr_t*>(a);
+      if (w >= g_probe_lo && w < g_probe_hi)
+        fprintf(stderr, "  referenced by the word %#lx at %#lx (a stack, registers or a conservatively traced object)\n",
+                static_cast<unsigned long>(w), static_cast<unsigned long>(a));
+    }
+  }
   for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
     uintptr_t w = *reinterpret_cast<const uintptr_t*>(a);
     if (w >= heap_lo && w < heap_hi) mark(w);

@@ -78,6 +78,9 @@ class MarkWorker {
   Span* last_span_ = nullptr;
 };
 
+// Diagnostics (checkmark): every conservative scan reports the words that point into [lo, hi).
+void probe_conservative_scans(uintptr_t lo, uintptr_t hi);
+
 // Calls the trace() of type `type` on obj, shading its children into w (not scanning them).
 void trace_object(MarkWorker& w, uint16_t type, uintptr_t obj);
 

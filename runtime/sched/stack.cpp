@@ -55,9 +55,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "runtime/core/lock.hpp"
+#include "runtime/core/mem.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -189,6 +191,10 @@ void stack_note_segments_slow(Stack& s, void* segments) {
 
 
 namespace {
+// How far below a stack pointer stack_zero_dead zeroes: the depth of dead frames a program is
+// likely to reuse before the next cycle, not whole 1 MiB segments.
+constexpr size_t kZeroDeadLimit = 64 << 10;
+
 // From the segment's first usable byte to its end, inclusive: a segment just switched to (or
 // about to be left) has sp at its very end.
 bool in_segment(uintptr_t sp, const Segment* x) {
@@ -208,6 +214,20 @@ StackLocation stack_locate(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segme
 
 void stack_segment_ranges(void* current, void (*visit)(void*, uintptr_t, uintptr_t), void* arg) {
   for (auto* x = static_cast<Segment*>(current); x; x = x->prev) visit(arg, seg_lo(x), seg_hi(x));
+}
+
+void stack_zero_dead(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void* segments, void* current,
+                     bool spares) {
+  StackLocation at = stack_locate(sp, lo, hi, segments, current);
+  if (!at.stack) return;
+  uintptr_t end = sp - at.base > below ? sp - below : at.base;
+  uintptr_t start = end - at.base > kZeroDeadLimit ? end - kZeroDeadLimit : at.base;
+  mem_zero(reinterpret_cast<void*>(start), end - start);
+  if (!spares) return;
+  // The next spare segment too (a deeper call lands there first), within the same bound.
+  auto* x = at.stack == kFirstStack ? static_cast<Segment*>(segments) : static_cast<Segment*>(at.stack)->next;
+  if (x) mem_zero(reinterpret_cast<void*>(seg_hi(x) - std::min<size_t>(x->size, kZeroDeadLimit)),
+                  std::min<size_t>(x->size, kZeroDeadLimit));
 }
 
 void* const* stack_current_segment_slot() { return &__morestack_current_segment; }
@@ -270,6 +290,11 @@ StackLocation stack_locate(uintptr_t sp, uintptr_t lo, uintptr_t hi, void*, void
   return {nullptr, 0};
 }
 void stack_segment_ranges(void*, void (*)(void*, uintptr_t, uintptr_t), void*) {}
+void stack_zero_dead(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void*, void*, bool) {
+  if (sp <= lo || sp >= hi) return;
+  uintptr_t end = sp - lo > below ? sp - below : lo;
+  mem_zero(reinterpret_cast<void*>(lo), end - lo);  // fixed stacks: 64 KiB at most
+}
 void* const* stack_current_segment_slot() { return nullptr; }
 uint64_t stack_segment_bytes() { return 0; }
 uint64_t stack_list_bytes(void*) { return 0; }

@@ -150,6 +150,13 @@ template <class Visit>
 void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void* segments, void* current,
                           Visit&& visit);
 
+// Zeroes the dead part of a stopped stack: below sp (less the red zone) on the stack sp is on,
+// and, with `spares`, the top of the next spare segment (only for a stack nobody runs: a
+// switched-out goroutine); 64 KiB of each at most. GODEBUG=gccheckmark=1 does it after each scan, so that the checking mark, which
+// scans stacks later, does not take stale words from dead frames for live pointers.
+void stack_zero_dead(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void* segments, void* current,
+                     bool spares);
+
 // ---- implementation of the walk ----------------------------------------------------------------
 
 // Which stack sp is on: the first stack (kFirstStack), a segment, or none (nullptr); `base` is
