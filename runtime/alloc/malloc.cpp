@@ -20,6 +20,7 @@
 #include "runtime/gc/assist.hpp"
 #include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mgc.hpp"
+#include "runtime/gc/mgcmark.hpp"
 #include "runtime/gc/typeinfo.hpp"
 #include "runtime/sched/proc.hpp"
 #include "runtime/stats/stats.hpp"
@@ -49,9 +50,14 @@ inline void zero_small(void* p, size_t size) {
 
 // The slow paths (a new span from the central lists or the page heap, which may map memory) run
 // on the M's own stack when called on a goroutine (on_system_stack): they call into libc.
+// While a mark runs, the first refill of each goroutine or thread scans its own stack (a safe
+// point): from then on its allocations and stores need no shading (mbarrier.cpp).
 __attribute__((noinline)) FreeObject* refill(Cache* c, int spc, bool* gc_needed) {
   FreeObject* o;
-  on_system_stack([&] { o = cache_refill(c, spc, gc_needed); });
+  on_system_stack([&] {
+    if (gc_marking()) scan_own_stack();
+    o = cache_refill(c, spc, gc_needed);
+  });
   return o;
 }
 
@@ -96,7 +102,10 @@ void* alloc_tiny(Cache* c, size_t size, bool* gc_needed) {
 void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   size_t npages = (size + kPageSize - 1) >> kPageShift;
   Span* s;
-  on_system_stack([&] { s = mheap().alloc(npages); });
+  on_system_stack([&] {
+    if (gc_marking()) scan_own_stack();
+    s = mheap().alloc(npages);
+  });
   s->sizeclass = 0;
   s->noscan = noscan;
   s->elemsize = static_cast<uint32_t>(npages << kPageShift);

@@ -25,7 +25,7 @@ void* scavenger_main(void*) {
       size_t excess = scavenge_excess();
       if (excess == 0 || mheap().scavenge(excess < kMaxStep ? excess : kMaxStep) == 0) break;
     }
-    futex_wait(&g_wake, seen, 100000000);
+    blocked_wait([seen] { futex_wait(&g_wake, seen, 100000000); });
   }
   detach_current_thread();
   return nullptr;

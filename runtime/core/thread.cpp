@@ -16,7 +16,7 @@
 
 namespace gort::internal {
 
-thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false, false, false};
+thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false, false, false, nullptr};
 
 namespace {
 
@@ -198,7 +198,7 @@ void user_thread_blocked(bool blocked) {
   if (t_local.user_thread) g_running_user_threads.fetch_add(blocked ? -1 : 1, std::memory_order_relaxed);
 }
 
-void attach_current_thread(bool scan_stack, bool is_m) {
+void attach_current_thread(bool scan_stack, bool program) {
   if (ThreadRecord* r = t_local.record) {
     ++r->attach_depth;
     return;
@@ -232,7 +232,8 @@ void attach_current_thread(bool scan_stack, bool is_m) {
   g_threads = r;
   t_local.cache = cache;
   t_local.record = r;
-  t_local.user_thread = scan_stack && !is_m;
+  t_local.stack_scan_gen = &r->scan_gen;
+  t_local.user_thread = scan_stack && program;
   if (t_local.user_thread) g_running_user_threads.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -249,6 +250,7 @@ void detach_current_thread() {
   if (r->prev) r->prev->next = r->next; else g_threads = r->next;
   if (r->next) r->next->prev = r->prev;
   t_local.record = nullptr;
+  t_local.stack_scan_gen = nullptr;
   if (t_local.user_thread) g_running_user_threads.fetch_sub(1, std::memory_order_relaxed);
   t_local.user_thread = false;
   r->next = g_free_records;
@@ -257,16 +259,20 @@ void detach_current_thread() {
 
 int stop_the_world() {
   g_registry_lock.lock();
-  g_world_epoch.fetch_add(1, std::memory_order_acq_rel);
+  g_world_epoch.fetch_add(1, std::memory_order_seq_cst);
   uint32_t n = 0;
   ThreadRecord* self = t_local.record;
+  uint32_t epoch = g_world_epoch.load(std::memory_order_relaxed);
   for (ThreadRecord* r = g_threads; r; r = r->next) {
     if (r == self) continue;
+    if (r->blocked.load(std::memory_order_seq_cst)) {  // waits in blocked_wait: counts as stopped
+      r->parked_epoch.store(epoch, std::memory_order_relaxed);
+      continue;
+    }
     int err = pthread_kill(r->thread, kSuspendSignal);
     if (err != 0) fatal("cannot stop an attached thread (did it exit without detaching?): %s", strerror(err));
     ++n;
   }
-  uint32_t epoch = g_world_epoch.load(std::memory_order_relaxed);
   for (ThreadRecord* r = g_threads; r; r = r->next) {
     if (r == self) continue;
     for (uint32_t a = g_acks.load(std::memory_order_acquire); r->parked_epoch.load(std::memory_order_acquire) != epoch;
@@ -297,14 +303,53 @@ bool stop_thread(ThreadRecord* r, uint64_t attach_id, void (*fn)(ThreadRecord*, 
   // still on its way out of the previous stop is not taken for stopped again.
   uint32_t id = ++g_single_stop_ids;
   if (id == 0) id = ++g_single_stop_ids;
-  r->single_stop.store(id, std::memory_order_release);
-  int err = pthread_kill(r->thread, kSuspendSignal);
-  if (err != 0) fatal("cannot stop an attached thread (did it exit without detaching?): %s", strerror(err));
-  for (uint32_t seen; (seen = r->single_parked.load(std::memory_order_acquire)) != id;) futex_wait(&r->single_parked, seen);
+  r->single_stop.store(id, std::memory_order_seq_cst);
+  if (!r->blocked.load(std::memory_order_seq_cst)) {  // else it waits in blocked_wait: stopped already
+    int err = pthread_kill(r->thread, kSuspendSignal);
+    if (err != 0) fatal("cannot stop an attached thread (did it exit without detaching?): %s", strerror(err));
+    for (uint32_t seen; (seen = r->single_parked.load(std::memory_order_acquire)) != id;)
+      futex_wait(&r->single_parked, seen);
+  }
   fn(r, arg);
   r->single_stop.store(0, std::memory_order_release);
   futex_wake(&r->single_stop, 1);
   return true;
+}
+
+void blocked_wait(void (*wait)(void*), void* arg) {
+  ThreadRecord* r = t_local.record;
+  if (!r || t_local.critical) {  // not attached, or inside a section no stop may enter anyway
+    wait(arg);
+    return;
+  }
+  // The record says where the stack stops and what the registers hold, as a stop would; the
+  // callee-saved registers are spilled into this frame, above the recorded stack pointer.
+#if defined(__x86_64__)
+  __builtin_unwind_init();
+  uintptr_t sp;
+  asm volatile("movq %%rsp, %0" : "=r"(sp));
+#else
+  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - 256;
+#endif
+  stack_current_segments(&r->split_segments, &r->split_current);
+  mem_zero(&r->regs, sizeof r->regs);
+#if defined(__x86_64__)
+  mem_zero(&r->fpregs, sizeof r->fpregs);
+#endif
+  r->stopped_sp = sp;
+  r->blocked.store(1, std::memory_order_seq_cst);
+  wait(arg);
+  r->blocked.store(0, std::memory_order_seq_cst);
+  // A stop that counted on this thread while it waited holds it until that stop ends. (A stop
+  // that signals instead finds it here and parks it in the handler, which is just as good.)
+  for (;;) {
+    uint32_t epoch = g_world_epoch.load(std::memory_order_seq_cst);
+    uint32_t single = r->single_stop.load(std::memory_order_seq_cst);
+    if (!(epoch & 1) && !single) break;
+    if (epoch & 1) futex_wait(&g_world_epoch, epoch, 1000000);
+    else futex_wait(&r->single_stop, single, 1000000);
+  }
+  asm volatile("" : : "r"(sp) : "memory");
 }
 
 void for_each_attached(void (*fn)(ThreadRecord*, void*), void* arg) {

@@ -62,6 +62,8 @@ struct ThreadRecord {
   _libc_fpstate fpregs{};
 #endif
   std::atomic<uint32_t> parked_epoch{0};  // the stop-the-world epoch the thread acknowledged
+  // 1 while the thread waits inside blocked_wait: it counts as stopped without a signal.
+  std::atomic<uint32_t> blocked{0};
   // Stopping this thread alone (stop_thread): the number of the stop requested (0: none), and
   // the number of the last stop the thread parked for.
   std::atomic<uint32_t> single_stop{0};
@@ -79,6 +81,9 @@ struct ThreadLocal {
   bool suspend_pending;  // a suspend signal arrived inside a critical section
   bool alt_signal_stack;  // gort installed an alternate signal stack (an M)
   bool user_thread;       // counted in running_user_threads() while not blocked
+  // The scan stamp of the stack this thread runs on now: its own record's, or the running
+  // goroutine's (gc/mgcmark.hpp). Equal to the cycle's number once that stack is black.
+  const std::atomic<uint32_t>* stack_scan_gen;
 };
 
 // initial-exec: one instruction to reach from the library, no __tls_get_addr call.
@@ -147,9 +152,10 @@ class RuntimeLockGuard {
 };
 
 // Attaches / detaches the calling thread (nested calls count). `scan_stack` false marks gort's own
-// service threads, which are stopped like the others but hold no managed pointers; `is_m` the
-// scheduler's Ms.
-void attach_current_thread(bool scan_stack = true, bool is_m = false);
+// service threads, which are stopped like the others but hold no managed pointers; `program`
+// false a thread of the runtime's that does (the scheduler's Ms, the destructor thread): only
+// the program's threads count in running_user_threads().
+void attach_current_thread(bool scan_stack = true, bool program = true);
 void detach_current_thread();
 inline bool current_thread_attached() { return t_local.record != nullptr; }
 
@@ -171,6 +177,21 @@ std::mutex& world_lock();
 // caller's registers. Returns the number of threads stopped.
 int stop_the_world();
 void start_the_world();
+
+// Runs wait(arg), a blocking wait in the runtime (an idle M, a service thread's sleep, a thread
+// blocked on a channel, a lock or a collection), with the calling thread counted as stopped:
+// stopping the world, or this thread alone, then needs no signal to it (on a machine with few
+// cores, waking every sleeping thread to park it in a signal handler is what made pauses long).
+// Its stack pointer, split-stack state and spilled registers are recorded first, as a stop
+// records them. When the wait ends, the thread goes on only once no stop counts on it: a
+// stop-the-world in progress, or a stop of this thread alone, holds it until it ends (Dekker's
+// protocol: the thread clears `blocked` then reads the stop flags; a stopper sets its flag then
+// reads `blocked`, with sequentially consistent operations on both sides).
+void blocked_wait(void (*wait)(void*), void* arg);
+template <class F>
+void blocked_wait(F&& wait) {
+  blocked_wait([](void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(); }, &wait);
+}
 
 // Stops one attached thread, identified by its record and attach_id, runs fn(record) while it is
 // stopped (its stack pointer, split-stack state and registers recorded as for a stop-the-world),

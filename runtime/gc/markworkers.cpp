@@ -1,5 +1,8 @@
 #include "runtime/gc/markworkers.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <atomic>
 
@@ -58,11 +61,20 @@ void stw_drain() {
 
 enum class Mode { Dedicated, Fractional, Idle };
 
+// Idle-mode workers run under Linux's SCHED_IDLE policy: the kernel gives them a core only when
+// nothing else wants it, which is what Go's idle workers get from its scheduler (a P with no
+// goroutine to run). The others, and every worker in a stop-the-world drain, run normally.
+void set_idle_priority(bool idle) {
+  sched_param p{};
+  pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER, &p);
+}
+
 void concurrent_mark(int index) {
   Mode mode = index < g_dedicated                      ? Mode::Dedicated
               : index == g_dedicated && g_fraction > 0 ? Mode::Fractional
                                                        : Mode::Idle;
   int idle_rank = index - g_dedicated - (g_fraction > 0 ? 1 : 0);
+  if (mode == Mode::Idle) set_idle_priority(true);
   std::atomic<uint64_t>& account = mode == Mode::Dedicated ? g_ded_ns : mode == Mode::Fractional ? g_frac_ns : g_idle_ns;
   MarkWorker w;
   uint64_t ran_ns = 0;  // wall time spent marking (the fractional worker's share)
@@ -88,8 +100,13 @@ void concurrent_mark(int index) {
     work_end();
     account.fetch_add(thread_cpu_ns() - c0, std::memory_order_relaxed);
     ran_ns += nanotime() - t0;
-    if (!did) futex_wait(&work_published_seq(), published, 1000000);
+    if (!did) {
+      work_hungry(true);
+      futex_wait(&work_published_seq(), published, 1000000);
+      work_hungry(false);
+    }
   }
+  if (mode == Mode::Idle) set_idle_priority(false);
   g_bg_bytes.fetch_add(w.marked_bytes, std::memory_order_relaxed);
   g_bg_work.fetch_add(w.scan_work, std::memory_order_relaxed);
   if (g_running.fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake(&g_running);
@@ -136,6 +153,7 @@ void stop_gc_workers() {
 }
 
 MarkResult drain_stopped(MarkWorker& self) {
+  if (work_drained() && !self.has_local_work()) return {};  // the usual end of a concurrent mark
   uint64_t t0 = thread_cpu_ns();
   drain_begin(1 + g_nworkers);
   self.publish();

@@ -30,7 +30,9 @@ struct MarkResult {
   uint64_t worker_cpu_ns = 0;  // the worker threads' share
 };
 MarkResult mark_phase(void (*scan_roots)(MarkWorker&));
-// Drains what is queued (self holds some of it) with every worker thread, the world stopped.
+// Drains what is queued (self holds some of it) with every worker thread, the world stopped. With
+// nothing queued (the usual end of a concurrent mark) it returns at once: waking the workers
+// would cost more than the pause is allowed to last.
 MarkResult drain_stopped(MarkWorker& self);
 
 // A concurrent mark's background workers.

@@ -6,12 +6,15 @@
 //     marking began reachable for the marker, however the mutator rearranges the heap: an object
 //     unlinked from the heap is shaded at the moment it is unlinked;
 //   - shading the stored pointer (Dijkstra's insertion barrier) covers a stack that has not been
-//     scanned yet handing a pointer to the heap and then dropping it.
+//     scanned yet handing a pointer to the heap and then dropping it; as in Go, only while the
+//     storing goroutine's (or thread's) stack is grey: a black stack holds nothing unmarked.
 // With both, a stack needs scanning once per cycle and never again (mgcmark.cpp): once scanned
 // (black), anything it later holds came from the heap, from a root, or from an allocation, all
 // of which are covered. New objects are allocated black (mcache.cpp); because their
 // constructors' stores run no barrier, make<T> shades the new object's contents once
-// (kShadeNew), which covers pointers a constructor copied from a stack not yet scanned.
+// (kShadeNew) while the allocating stack is grey, which covers pointers a constructor copied from
+// a stack not yet scanned. Each goroutine and thread scans its own stack at its first span
+// refill of the cycle (malloc.cpp), so both extra shadings stop early.
 //
 // What runs the barrier: Ref<T> assignment, Array<Ref<T>> element assignment (they are Refs),
 // Root<T> creation, assignment and release, channel sends and receives (buffered or handed over
@@ -36,6 +39,7 @@
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
+#include "runtime/gc/mgcmark.hpp"
 #include "runtime/gc/mgcwork.hpp"
 #include "runtime/sched/proc.hpp"
 #include "runtime/stats/stats.hpp"
@@ -103,7 +107,7 @@ void write_barrier(void* const* slot, const void* value) noexcept {
   auto old = reinterpret_cast<uintptr_t>(std::atomic_ref<void* const>(*slot).load(std::memory_order_relaxed));
   auto v = reinterpret_cast<uintptr_t>(value);
   if (old && in_heap(old)) append(old);
-  if (v && in_heap(v)) append(v);
+  if (v && in_heap(v) && !current_stack_black()) append(v);
 }
 
 void shade(const void* p) noexcept {
@@ -117,7 +121,9 @@ void shade_range(const void* p, size_t n) noexcept {
     if (in_heap(w[i])) append(w[i]);
 }
 
-void shade_new_object(const void* obj) noexcept { append(reinterpret_cast<uintptr_t>(obj) | kShadeNew); }
+void shade_new_object(const void* obj) noexcept {
+  if (!current_stack_black()) append(reinterpret_cast<uintptr_t>(obj) | kShadeNew);
+}
 
 void wb_flush(WbBuf& b) {
   uint32_t n = b.n;

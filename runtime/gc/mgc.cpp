@@ -196,8 +196,9 @@ void run_cycle_concurrent(bool forced) {
   tr.mark_idle_cpu_ns = cr.idle_ns;
   tr.t_end = nanotime();
   uint64_t pause = (tr.t_mark - tr.t_start) + (tr.t_end - tr.t_mark_term);
-  // As Go counts it: the stop-the-world phases on every processor, plus the marking between.
-  uint64_t gc_cpu = pause * static_cast<uint64_t>(procs) + tr.mark_assist_cpu_ns + cr.bg_ns + cr.idle_ns;
+  // As Go counts it: the stop-the-world phases on every processor, plus assists and dedicated
+  // and fractional marking. Idle-time marking is left out: it used processors nothing else wanted.
+  uint64_t gc_cpu = pause * static_cast<uint64_t>(procs) + tr.mark_assist_cpu_ns + cr.bg_ns;
   record_pause(tr, pause, forced, gc_cpu);
   start_the_world();
   wl.unlock();
@@ -283,8 +284,10 @@ void gc_run(GcReason) {
   // The cycle that completes `target` is the target-th; g_done counts completed cycles.
   enter_blocking();  // a goroutine hands its processor to the others meanwhile
   user_thread_blocked(true);
-  for (uint32_t d; static_cast<int32_t>((d = g_done.load(std::memory_order_acquire)) - target) < 0;)
-    futex_wait(&g_done, d);
+  blocked_wait([target] {
+    for (uint32_t d; static_cast<int32_t>((d = g_done.load(std::memory_order_acquire)) - target) < 0;)
+      futex_wait(&g_done, d);
+  });
   user_thread_blocked(false);
   exit_blocking();
   on_system_stack([] { sweep_now(); });  // a goroutine's small stack would grow by a segment for it

@@ -143,6 +143,52 @@ void set_checkmark(bool on) {
 }
 bool checkmark_scrubs_stacks() { return g_checkmark; }
 
+std::atomic<uint32_t> g_mark_gen{0};
+
+namespace {
+// Scans the stack the calling code came from and the registers it holds, with the callee-saved
+// ones spilled into this very frame (__builtin_unwind_init), which the scan covers: [sp, top).
+__attribute__((noinline)) void scan_own_stack_from_here(MarkWorker& w, uint32_t gen) {
+  __builtin_unwind_init();
+  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - 256;
+  asm volatile("" : : "r"(sp) : "memory");
+  ThreadRecord* r = t_local.record;
+  void *segments, *current;
+  stack_current_segments(&segments, &current);
+  uint64_t bytes = 0;
+  auto scan = [&](uintptr_t lo, uintptr_t hi) {
+    w.scan_conservative(lo, hi);
+    bytes += hi - lo;
+  };
+  if (G* g = running_goroutine(r)) {
+    // On the M's stack (on_system_stack): the goroutine's stack from where it left it, and the
+    // M's from here up, where the goroutine's callee-saved registers are spilled.
+    if (!goroutine_needs_scan(g, gen)) return;
+    uintptr_t g_sp = r->g_sys_sp ? r->g_sys_sp : sp;
+    for_each_stack_range(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, segments, current, scan);
+    if (r->g_sys_sp) scan(sp, r->stack_hi);
+    goroutine_scanned(g, gen, w);
+  } else {
+    if (r->scan_gen.load(std::memory_order_relaxed) == gen) return;
+    for_each_stack_range(sp, 0, r->stack_lo, r->stack_hi, segments, current, scan);
+    r->scan_gen.store(gen, std::memory_order_release);
+  }
+  g_jobs.stack_bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+}  // namespace
+
+void scan_own_stack() {
+  ThreadRecord* r = t_local.record;
+  if (!r || !r->scan_stack || current_stack_black()) return;
+  CriticalSection cs;  // a stop of this thread for the same scan waits; it then finds it done
+  work_begin();
+  {
+    MarkWorker w;
+    scan_own_stack_from_here(w, g_mark_gen.load(std::memory_order_relaxed));
+  }
+  work_end();
+}
+
 RootBytes scan_all_roots(MarkWorker& w, bool m_stacks) {
   RootBytes b;
   for_each_thread([&](ThreadRecord* r) {
@@ -175,6 +221,7 @@ void roots_prepare(uint32_t gen) {
   g_jobs.globals_bytes.store(0, std::memory_order_relaxed);
   set_spawn_scan_gen(gen);
   set_attach_scan_gen(gen);
+  g_mark_gen.store(gen, std::memory_order_relaxed);
 }
 
 bool root_job(MarkWorker& w) {

@@ -18,8 +18,11 @@
 // Goroutines started and threads attached during the cycle count as scanned: their stacks start
 // empty. The hybrid write barrier (mbarrier.cpp) is what makes one scan per stack enough.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+
+#include "runtime/core/thread.hpp"
 
 namespace gort::internal {
 
@@ -34,6 +37,19 @@ struct RootBytes {
 };
 // `m_stacks`: also the Ms' own stacks, which the concurrent mark leaves out (checkmark follows it).
 RootBytes scan_all_roots(MarkWorker& w, bool m_stacks = true);
+
+// The running (or last) concurrent cycle's number.
+extern std::atomic<uint32_t> g_mark_gen;
+// True when the stack the calling thread runs on (a goroutine's, or its own) was scanned in
+// this cycle. A black stack makes the Dijkstra half of the barrier unnecessary, as in Go's
+// hybrid barrier (shade the stored pointer only while the current stack is grey).
+inline bool current_stack_black() {
+  const std::atomic<uint32_t>* p = t_local.stack_scan_gen;
+  return p && p->load(std::memory_order_relaxed) == g_mark_gen.load(std::memory_order_relaxed);
+}
+// A goroutine or thread scans its own stack (at its first span refill in a cycle: a safe point,
+// inside a critical section), so that its later allocations and stores need no shading.
+void scan_own_stack();
 
 // Concurrent marking. roots_prepare runs with the world stopped at the start of cycle `gen`;
 // root_job claims and runs one job (false: none left to claim); roots_done: every job ran.

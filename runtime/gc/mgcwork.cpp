@@ -43,6 +43,7 @@ struct WorkQueue {
   std::atomic<int> nwait{0};    // stop-the-world draining: idle participants
   int nproc = 1;                // stop-the-world draining: participants
   std::atomic<int> active{0};   // concurrent marking: participants holding unpublished work
+  std::atomic<int> hungry{0};   // concurrent marking: workers waiting for work
   std::atomic<uint32_t> published{0};
   PersistentAlloc pa{stats().gc_sys};
 
@@ -183,9 +184,11 @@ void MarkWorker::push_new_object(uintptr_t p) {
   if (i < s->nelems) scan_object_contents(s, i);
 }
 
+void work_hungry(bool waiting) { g_work.hungry.fetch_add(waiting ? 1 : -1, std::memory_order_relaxed); }
+
 void MarkWorker::balance() {
-  if (g_work.nwait.load(std::memory_order_relaxed) == 0 || g_work.nfull.load(std::memory_order_relaxed) != 0 ||
-      cur_->n < 2)
+  if ((g_work.nwait.load(std::memory_order_relaxed) == 0 && g_work.hungry.load(std::memory_order_relaxed) == 0) ||
+      g_work.nfull.load(std::memory_order_relaxed) != 0 || cur_->n < 2)
     return;
   WorkBuf* b = g_work.get_empty();
   uint64_t half = cur_->n / 2;
@@ -274,7 +277,7 @@ int64_t MarkWorker::drain_some(int64_t budget) {
   constexpr uint32_t kAhead = 8;
   uint64_t ring[kAhead];
   uint32_t head = 0, count = 0;
-  for (;;) {
+  for (uint32_t k = 1;; ++k) {
     uint64_t e;
     while (count < kAhead && pop(&e)) {
       __builtin_prefetch(reinterpret_cast<const void*>(e & kAddrMask));
@@ -285,6 +288,7 @@ int64_t MarkWorker::drain_some(int64_t budget) {
       head = (head + 1) % kAhead;
       --count;
       scan_entry(e, tracer);
+      if ((k & 63) == 0 && cur_) balance();  // workers wait for work: share half of it
       // Out of budget: what is left in the ring goes back to the local buffer.
       if (static_cast<int64_t>(scan_work - start) >= budget) {
         while (count) {

@@ -90,6 +90,9 @@ void drain_begin(int nproc);
 // Concurrent-marking bookkeeping (see the termination rule above).
 void work_begin();
 void work_end();
+// A background worker starts or stops waiting for work: participants with work to spare then
+// publish half of it (balance).
+void work_hungry(bool waiting);
 // True when no full buffer is queued and no participant is active.
 bool work_drained();
 // A sequence number that changes whenever a buffer is published: idle workers wait on it.

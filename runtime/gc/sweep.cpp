@@ -1,5 +1,8 @@
 #include "runtime/gc/sweep.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <bit>
 
 #include "runtime/alloc/mcentral.hpp"
@@ -150,6 +153,10 @@ pthread_t g_sweeper;
 
 void* sweeper_main(void*) {
   attach_current_thread(/*scan_stack=*/false);
+  // Background sweeping uses idle cores only (Linux's SCHED_IDLE): allocation sweeps in
+  // proportion to itself (sweep_on_alloc), so the sweep finishes in time whatever this thread gets.
+  sched_param prio{};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &prio);
   while (!g_sweeper_stop.load(std::memory_order_acquire)) {
     uint32_t seen = g_sweep_wake.load(std::memory_order_acquire);
     for (int cursor = 0;;) {
@@ -157,7 +164,7 @@ void* sweeper_main(void*) {
       CriticalSection cs;
       if (!sweep_one(&cursor)) break;
     }
-    futex_wait(&g_sweep_wake, seen, 1000000000);
+    blocked_wait([seen] { futex_wait(&g_sweep_wake, seen, 1000000000); });
   }
   detach_current_thread();
   return nullptr;
@@ -189,13 +196,13 @@ __attribute__((noinline)) bool destroy_one() {
 }
 
 void* destructor_main(void*) {
-  attach_current_thread(/*scan_stack=*/true);
+  attach_current_thread(/*scan_stack=*/true, /*program=*/false);
   for (;;) {
     uint32_t seen = g_destroy.seq.load(std::memory_order_acquire);
     if (destroy_one()) continue;
     scrub_stack();  // before sleeping: no stale copy of the last object may keep it alive
     if (g_destructor_stop.load(std::memory_order_acquire)) break;
-    futex_wait(&g_destroy.seq, seen, 100000000);
+    blocked_wait([seen] { futex_wait(&g_destroy.seq, seen, 100000000); });
   }
   detach_current_thread();
   return nullptr;

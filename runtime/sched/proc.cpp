@@ -524,12 +524,14 @@ void execute(M* m, G* g) {
   }
   m->rec->g_stack_lo = g->stack.lo;
   m->rec->g_stack_hi = g->stack.hi;
+  t_local.stack_scan_gen = &g->scan_gen;
   bctx::transfer_t t = jump_to_goroutine(m, g);
   // Back on this M's own stack.
   g->ctx = t.fctx;
   stack_note_segments(g->stack, g->split.segments());
   m->curg = nullptr;
   m->rec->g_stack_lo = m->rec->g_stack_hi = 0;
+  t_local.stack_scan_gen = &m->rec->scan_gen;
   switch (m->after) {
     case After::Park:
       g->status.store(GStatus::Waiting, std::memory_order_release);
@@ -647,11 +649,13 @@ void* m_main(void* arg) {
   sigaltstack(&alt, nullptr);
   t_local.alt_signal_stack = true;
   install_overflow_handler();
-  attach_current_thread(/*scan_stack=*/true, /*is_m=*/true);
+  attach_current_thread(/*scan_stack=*/true, /*program=*/false);
   m->rec = t_local.record;
   m->rec->m = m;
   for (;;) {
-    while (!m->wake.load(std::memory_order_acquire)) futex_wait(&m->wake, 0);
+    blocked_wait([m] {
+      while (!m->wake.load(std::memory_order_acquire)) futex_wait(&m->wake, 0);
+    });
     m->wake.store(0, std::memory_order_relaxed);
     if (!m->next_p) {
       if (g_sched.shutdown.load(std::memory_order_acquire)) break;
@@ -813,7 +817,7 @@ void* sysmon_main(void*) {
     g_sysmon_deadline.store(next, std::memory_order_release);
     int64_t now = static_cast<int64_t>(nanotime());
     int64_t wait = std::min<int64_t>(std::max<int64_t>(next - now, 0), kSysmonMaxSleep);
-    if (wait > 0) futex_wait(&g_sysmon_wake, seen, wait);
+    if (wait > 0) blocked_wait([&] { futex_wait(&g_sysmon_wake, seen, wait); });
   }
   detach_current_thread();
   return nullptr;
@@ -884,7 +888,9 @@ void park_with(Waiter& w, void (*unlock)(void*), void* arg) {
   unlock(arg);
   leave_critical();
   user_thread_blocked(true);
-  while (!w.wake->load(std::memory_order_acquire)) futex_wait(w.wake, 0);
+  blocked_wait([&w] {
+    while (!w.wake->load(std::memory_order_acquire)) futex_wait(w.wake, 0);
+  });
   user_thread_blocked(false);
 }
 
@@ -959,8 +965,10 @@ namespace {
 __attribute__((noinline)) void sleep_thread(int64_t ns) {
   timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
   user_thread_blocked(true);
-  while (nanosleep(&ts, &ts) != 0) {
-  }
+  blocked_wait([&ts] {
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+  });
   user_thread_blocked(false);
 }
 }  // namespace
