@@ -3,12 +3,16 @@
 // and a multi-threaded stress test.
 #include <doctest/doctest.h>
 #include <gort/gort.hpp>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <climits>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -669,4 +673,44 @@ TEST_CASE("gc: stress: threads build and drop trees while collections are forced
   gort::MemStats after = read_stats();
   CHECK(after.NumForcedGC - before.NumForcedGC >= static_cast<uint32_t>(collections));
   gort_test::check_identities(after);
+}
+
+namespace {
+// Runs tests/checkmark-fault (next to this binary) under `env`: its exit status and stderr.
+std::pair<int, std::string> run_checkmark_fault(const std::string& env) {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  REQUIRE(n > 0);
+  std::string dir(exe, static_cast<size_t>(n));
+  dir = dir.substr(0, dir.rfind('/'));
+  std::string cmd = "env " + env + " '" + dir + "/checkmark-fault' 2>&1 >/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string err;
+  char buf[4096];
+  for (size_t k; (k = fread(buf, 1, sizeof buf, p)) > 0;) err.append(buf, k);
+  int status = pclose(p);
+  return {status, err};
+}
+}  // namespace
+
+TEST_CASE("gccheckmark: a pointer hidden from the write barrier during a concurrent mark aborts with a diagnostic") {
+  // The program moves an object behind the barrier's back while the mark runs (as a traced raw
+  // pointer written with memcpy would); checkmark's stop-the-world mark finds it white.
+  auto [status, err] = run_checkmark_fault("GODEBUG=gccheckmark=1");
+  INFO(err.substr(0, 2000));
+  CHECK(WIFEXITED(status));  // the shell's status: 128 + SIGABRT for an abort
+  CHECK(WEXITSTATUS(status) == 128 + SIGABRT);
+  CHECK(err.find("fatal error: checkmark found an object the concurrent mark did not") != std::string::npos);
+  CHECK(err.find("type {anonymous}::FaultNode) is reachable but was left white") != std::string::npos);
+  CHECK(err.find("referenced by object") != std::string::npos);
+  CHECK(err.find("marked by the concurrent mark") != std::string::npos);
+}
+
+TEST_CASE("gcstoptheworld: GODEBUG=gcstoptheworld=1 marks with the world stopped (no concurrent mark to break)") {
+  auto [status, err] = run_checkmark_fault("GODEBUG=gcstoptheworld=1,gccheckmark=1");
+  INFO(err.substr(0, 2000));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 4);
+  CHECK(err.find("no concurrent mark") != std::string::npos);
 }

@@ -6,10 +6,14 @@
 namespace gort::internal {
 
 namespace {
-// Where the next arena is asked for: from 0xc000000000 up, where Go puts its heap too, far from
-// malloc, libraries and thread stacks (fewer words there look like heap pointers to the
-// conservative scan). Shared by every ArenaMap, so a second map never takes the first one's spot.
-std::atomic<uintptr_t> g_hint{uintptr_t{0xc0} << 32};
+// Where the next arena is asked for: from 0xc080000000 up, far from malloc, libraries and thread
+// stacks (fewer words there look like heap pointers to the conservative scan). Go starts at
+// 0xc000000000; gort starts 2 GiB higher because compilers store 32-bit values into 64-bit
+// stack slots: a slot that held a heap pointer and then gets a non-negative int in its low half
+// reads 0xc0'0000'xxxx, which from 0xc000000000 on would look like a pointer into the first
+// spans (and keep a dead object alive, or trip gccheckmark). Shared by every ArenaMap, so a
+// second map never takes the first one's spot.
+std::atomic<uintptr_t> g_hint{(uintptr_t{0xc0} << 32) | (uintptr_t{1} << 31)};
 }  // namespace
 
 uintptr_t ArenaMap::add_arena() {

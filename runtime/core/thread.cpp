@@ -339,6 +339,9 @@ void blocked_wait(void (*wait)(void*), void* arg) {
   r->stopped_sp = sp;
   r->blocked.store(1, std::memory_order_seq_cst);
   wait(arg);
+  // Checkmark (gc/mgcmark.hpp): a scan meanwhile saw nothing below sp, so nothing stale may
+  // stay there for a later frame to pick up. Only the dead region below sp is written.
+  if (g_scrub_when_stopped) scrub_stack(64 << 10);
   r->blocked.store(0, std::memory_order_seq_cst);
   // A stop that counted on this thread while it waited holds it until that stop ends. (A stop
   // that signals instead finds it here and parks it in the handler, which is just as good.)

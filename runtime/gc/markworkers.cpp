@@ -203,6 +203,7 @@ void bg_mark_start(int dedicated, double fractional_goal, int procs) {
 
 void bg_mark_stop() {
   command(Command::Sleep);
+  wake_work_waiters();  // workers that found nothing to do wait for published work
   for (uint32_t r; (r = g_running.load(std::memory_order_acquire)) != 0;) futex_wait(&g_running, r, 1000000);
 }
 

@@ -168,10 +168,17 @@ __attribute__((noinline)) void scan_own_stack_from_here(MarkWorker& w, uint32_t 
     for_each_stack_range(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, segments, current, scan);
     if (r->g_sys_sp) scan(sp, r->stack_hi);
     goroutine_scanned(g, gen, w);
+    // Checkmark (see checkmark_verify): nothing stale left below what was scanned. The
+    // goroutine's stack is idle while this runs on the M's; otherwise zero below this frame.
+    if (g_checkmark) {
+      if (r->g_sys_sp) stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, segments, current, true);
+      else scrub_stack(64 << 10);
+    }
   } else {
     if (r->scan_gen.load(std::memory_order_relaxed) == gen) return;
     for_each_stack_range(sp, 0, r->stack_lo, r->stack_hi, segments, current, scan);
     r->scan_gen.store(gen, std::memory_order_release);
+    if (g_checkmark) scrub_stack(64 << 10);
   }
   g_jobs.stack_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
@@ -202,6 +209,7 @@ RootBytes scan_all_roots(MarkWorker& w, bool m_stacks) {
 }
 
 void roots_prepare(uint32_t gen) {
+  if (g_checkmark) remember_scanned_words(true);
   LockGuard lk(g_jobs.lock);
   g_jobs.gen = gen;
   g_jobs.roots_table = g_jobs.specials = false;
@@ -377,10 +385,13 @@ void checkmark_verify() {
   });
   {
     MarkWorker w;
+    skip_forgeable_words(true);
+    remember_scanned_words(false);  // keep what the concurrent mark read, for report_unmarked
     scan_all_roots(w, /*m_stacks=*/false);
     w.publish();
     drain_begin(1);
     w.drain();
+    skip_forgeable_words(false);
   }
   for (SavedMarks& x : saved) {
     for (uint32_t i = 0; i < x.s->nelems; ++i)

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/core/lock.hpp"
@@ -45,6 +47,7 @@ struct WorkQueue {
   std::atomic<int> active{0};   // concurrent marking: participants holding unpublished work
   std::atomic<int> hungry{0};   // concurrent marking: workers waiting for work
   std::atomic<uint32_t> published{0};
+  std::atomic<uint32_t> idle_seq{0};  // bumped when the last active participant ends with nothing queued
   PersistentAlloc pa{stats().gc_sys};
 
   WorkBuf* get_empty() {
@@ -90,11 +93,21 @@ struct WorkQueue {
 }  // namespace
 
 void work_begin() { g_work.active.fetch_add(1, std::memory_order_seq_cst); }
-void work_end() { g_work.active.fetch_sub(1, std::memory_order_seq_cst); }
+void work_end() {
+  if (g_work.active.fetch_sub(1, std::memory_order_seq_cst) == 1 && g_work.nfull.load(std::memory_order_seq_cst) == 0) {
+    g_work.idle_seq.fetch_add(1, std::memory_order_release);
+    futex_wake(&g_work.idle_seq);  // the collector, waiting to see marking end
+  }
+}
 bool work_drained() {
   return g_work.nfull.load(std::memory_order_seq_cst) == 0 && g_work.active.load(std::memory_order_seq_cst) == 0;
 }
 std::atomic<uint32_t>& work_published_seq() { return g_work.published; }
+std::atomic<uint32_t>& work_idle_seq() { return g_work.idle_seq; }
+void wake_work_waiters() {
+  g_work.published.fetch_add(1, std::memory_order_release);
+  futex_wake(&g_work.published);
+}
 
 void drain_begin(int nproc) {
   g_work.nproc = nproc;
@@ -151,17 +164,65 @@ void probe_conservative_scans(uintptr_t lo, uintptr_t hi) {
   g_probe_hi = hi;
 }
 
+namespace {
+bool g_skip_forgeable = false;
+// A word a byte store can forge from a stale heap pointer: compilers keep bools and chars in
+// 8-byte stack slots and store only their low byte, so a slot that once held a pointer reads as
+// a pointer to a neighbouring (dead) object with its low byte replaced, typically by 0 or 1.
+// Real pointers to objects are 8-byte aligned, and few end in 0x00.
+bool forgeable(uintptr_t w) { return (w & 7) != 0 || (w & 0xff) == 0; }
+}  // namespace
+
+void skip_forgeable_words(bool on) { g_skip_forgeable = on; }
+
+namespace {
+// Checkmark's diagnostic memory: what each conservatively scanned word held when the concurrent
+// mark scanned it (address -> value).
+bool g_remember_scans = false;
+std::mutex g_scans_lock;
+std::unordered_map<uintptr_t, uintptr_t> g_scanned_words;
+}  // namespace
+
+void remember_scanned_words(bool on) {
+  std::lock_guard g(g_scans_lock);
+  g_remember_scans = on;
+  if (on) g_scanned_words.clear();
+}
+
+bool scanned_word(uintptr_t addr, uintptr_t* value) {
+  std::lock_guard g(g_scans_lock);
+  auto it = g_scanned_words.find(addr);
+  if (it == g_scanned_words.end()) return false;
+  *value = it->second;
+  return true;
+}
+
 void MarkWorker::scan_conservative(uintptr_t lo, uintptr_t hi) {
   uintptr_t heap_lo = mheap().arenas().lo(), heap_hi = mheap().arenas().hi();
   lo = round_up(lo, sizeof(uintptr_t));
   if (hi > lo) scan_work += hi - lo;
   if (g_probe_hi) [[unlikely]] {
     for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
-      uintptr_t w = *reinterpret_cast<const uintptr_t*>(a);
-      if (w >= g_probe_lo && w < g_probe_hi)
-        fprintf(stderr, "  referenced by the word %#lx at %#lx (a stack, registers or a conservatively traced object)\n",
-                static_cast<unsigned long>(w), static_cast<unsigned long>(a));
+      uintptr_t w = *reinterpret_cast<const uintptr_t*>(a), before;
+      if (w < g_probe_lo || w >= g_probe_hi) continue;
+      fprintf(stderr, "  referenced by the word %#lx at %#lx (a stack, registers or a conservatively traced object)",
+              static_cast<unsigned long>(w), static_cast<unsigned long>(a));
+      if (scanned_word(a, &before)) fprintf(stderr, "; the concurrent mark read %#lx there\n", static_cast<unsigned long>(before));
+      else fprintf(stderr, "; the concurrent mark did not scan that word\n");
     }
+  }
+  if (g_remember_scans) [[unlikely]] {
+    std::lock_guard g(g_scans_lock);
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+      g_scanned_words[a] = *reinterpret_cast<const uintptr_t*>(a);
+    }
+  }
+  if (g_skip_forgeable) [[unlikely]] {
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+      uintptr_t w = *reinterpret_cast<const uintptr_t*>(a);
+      if (w >= heap_lo && w < heap_hi && !forgeable(w)) mark(w);
+    }
+    return;
   }
   for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
     uintptr_t w = *reinterpret_cast<const uintptr_t*>(a);

@@ -505,6 +505,9 @@ void execute(M* m, G* g) {
   enter_critical();
   if (!g->ctx) {  // first run
     g->stack = stack_get(m->p);
+    // Checkmark (gc/mgcmark.hpp): a goroutine started during a mark counts as scanned, so its
+    // stack may not carry a finished goroutine's words into its own uninitialized slots.
+    if (checkmark_scrubs_stacks()) [[unlikely]] stack_scrub_all(g->stack);
     stack_context_init(g->split, g->stack);
     g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
   }

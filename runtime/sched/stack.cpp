@@ -230,6 +230,14 @@ void stack_zero_dead(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, 
                   std::min<size_t>(x->size, kZeroDeadLimit));
 }
 
+void stack_scrub_all(const Stack& s) {
+  mem_zero(reinterpret_cast<void*>(s.lo), s.hi - s.lo);
+  for (auto* x = static_cast<Segment*>(s.segments); x; x = x->next) {
+    size_t n = std::min<size_t>(x->size, kZeroDeadLimit);
+    mem_zero(reinterpret_cast<void*>(seg_hi(x) - n), n);
+  }
+}
+
 void* const* stack_current_segment_slot() { return &__morestack_current_segment; }
 
 uint64_t stack_segment_bytes() { return g_segment_bytes.load(std::memory_order_relaxed); }
@@ -295,6 +303,7 @@ void stack_zero_dead(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, 
   uintptr_t end = sp - lo > below ? sp - below : lo;
   mem_zero(reinterpret_cast<void*>(lo), end - lo);  // fixed stacks: 64 KiB at most
 }
+void stack_scrub_all(const Stack& s) { mem_zero(reinterpret_cast<void*>(s.lo), s.hi - s.lo); }
 void* const* stack_current_segment_slot() { return nullptr; }
 uint64_t stack_segment_bytes() { return 0; }
 uint64_t stack_list_bytes(void*) { return 0; }

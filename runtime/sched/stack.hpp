@@ -156,6 +156,9 @@ void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t
 // scans stacks later, does not take stale words from dead frames for live pointers.
 void stack_zero_dead(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void* segments, void* current,
                      bool spares);
+// Zeroes a stack about to be given to a new goroutine (GODEBUG=gccheckmark=1): the first stack
+// and the top 64 KiB of each spare segment it keeps.
+void stack_scrub_all(const Stack& s);
 
 // ---- implementation of the walk ----------------------------------------------------------------
 

@@ -1,0 +1,82 @@
+// gccheckmark's own test: a program that breaks the write barrier on purpose, the way a traced
+// field the barrier cannot see would (a raw pointer written with memcpy), while a concurrent mark
+// runs. Object B hangs at the end of a long list; once marking has started and A (a root) is
+// scanned, the program moves B into A and unlinks it from the list's last node, both without the
+// barrier. The concurrent mark, still walking the list, never reaches B: B stays white although
+// A references it. With GODEBUG=gccheckmark=1 the runtime must abort naming B, its type and A.
+// Exit status: 3 if no attempt managed to hide B (the mark reached it first every time), 4 if
+// marking never started concurrently (GODEBUG=gcstoptheworld=1), 0 never (B is then freed while
+// A references it, and the program exits before touching it).
+#include <gort/gort.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "runtime/gc/barrier.hpp"  // gc_marking(): the test needs to know when marking runs
+
+namespace {
+
+struct FaultNode {
+  gort::Ref<FaultNode> next;
+  uint64_t tag = 0;
+  void trace(gort::Tracer& t) const { t.visit(next); }
+};
+
+constexpr int kListLength = 300000;  // marking it takes milliseconds: time to hide B
+
+// Builds head -> ... -> last -> B; returns last's address, hidden from the conservative scan.
+__attribute__((noinline)) uintptr_t build_list(gort::Root<FaultNode>& head) {
+  head = gort::make<FaultNode>();
+  FaultNode* cur = head.get();
+  for (int i = 0; i < kListLength; ++i) {
+    cur->next = gort::make<FaultNode>();
+    cur = cur->next.get();
+  }
+  cur->next = gort::make<FaultNode>();
+  cur->next->tag = 0xB;
+  return ~reinterpret_cast<uintptr_t>(cur);
+}
+
+// Moves B from the list's last node into a, without the barrier; B's address stays only in this
+// frame's dead slots and in a.
+__attribute__((noinline)) void hide(FaultNode* a, uintptr_t hidden_last) {
+  auto* last = reinterpret_cast<FaultNode*>(~hidden_last);
+  FaultNode* b = last->next.get();
+  std::memcpy(static_cast<void*>(&a->next), &b, sizeof b);
+  FaultNode* none = nullptr;
+  std::memcpy(static_cast<void*>(&last->next), &none, sizeof none);
+}
+
+}  // namespace
+
+int main() {
+  gort::Runtime rt;  // reads GODEBUG
+  gort::Root<FaultNode> head, a;
+  bool marked_concurrently = false;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    uintptr_t last = build_list(head);
+    a = gort::make<FaultNode>();
+    std::atomic<bool> done{false};
+    std::thread collector([&] {
+      gort::AttachThread attach;
+      gort::GC();
+      done = true;
+    });
+    while (!gort::internal::gc_marking() && !done.load()) std::this_thread::yield();
+    if (gort::internal::gc_marking()) {
+      marked_concurrently = true;
+      // Let the workers scan the roots (A among them) and this thread's stack, then hide B.
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+      if (gort::internal::gc_marking()) hide(a.get(), last);
+    }
+    collector.join();
+    head = nullptr;
+    a = nullptr;
+  }
+  std::fprintf(stderr, "checkmark-fault: %s\n", marked_concurrently ? "B was never hidden" : "no concurrent mark");
+  return marked_concurrently ? 3 : 4;
+}
