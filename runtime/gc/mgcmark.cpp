@@ -26,6 +26,13 @@ namespace gort::internal {
 namespace {
 
 bool g_checkmark = false;
+// Set while checkmark's own mark scans the roots: stacks are then scanned from their stack
+// pointers exactly. The x86-64 red zone below a stopped thread's stack pointer holds what its
+// leaf function keeps there, but also whatever dead callees left; a live word there came from the
+// heap or an allocation after the stack was scanned, which the barrier covers, while a stale one
+// would be reported as a miss.
+bool g_checkmark_scanning = false;
+uintptr_t red_zone() { return g_checkmark_scanning ? 0 : kRedZone; }
 
 // The stacks of a stopped thread: its own (`own`) and, for an M, the goroutine it runs
 // (`goroutine`). The registers go with whichever runs; they are scanned with either part.
@@ -44,13 +51,13 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     bool on_m = r->g_sys_sp && r->stopped_sp >= r->stack_lo && r->stopped_sp < r->stack_hi;
     if (goroutine) {
       uintptr_t g_sp = on_m ? r->g_sys_sp : r->stopped_sp;
-      for_each_stack_range(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
+      for_each_stack_range(g_sp, red_zone(), r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
       if (g_checkmark)
         stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, false);
     }
-    if (own || (goroutine && on_m)) scan(on_m ? r->stopped_sp - kRedZone : r->g0_sp, r->stack_hi);
+    if (own || (goroutine && on_m)) scan(on_m ? r->stopped_sp - red_zone() : r->g0_sp, r->stack_hi);
   } else if (own) {
-    for_each_stack_range(r->stopped_sp, kRedZone, r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
+    for_each_stack_range(r->stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
   }
   if (own || goroutine) {
     auto regs = reinterpret_cast<uintptr_t>(&r->regs);
@@ -331,15 +338,15 @@ void for_each_span(F&& f) {
   large_spans().for_each_span(f);
 }
 
-// Reports who references the object at slot i of s (the checkmark failed on it), then aborts.
-[[noreturn]] void report_unmarked(Span* s, uint32_t i) {
-  uintptr_t obj = s->object_addr(i);
+const char* type_name_at(Span* s, uint32_t i) {
   uint16_t t = s->types ? load_type(&s->types[i]) : 0;
-  std::fprintf(stderr,
-               "gort: fatal error: checkmark found an object the concurrent mark did not: object %#lx "
-               "(%u bytes, type %s) is reachable but was left white\n",
-               static_cast<unsigned long>(obj), s->elemsize, t ? type_info(t).name : "pointer-free");
-  // Who points at it: every marked object whose trace() reaches it, and every root word.
+  return t && t != kDestroying ? type_info(t).name : "pointer-free";
+}
+
+// The objects whose trace() references the object at slot i of s, among those checkmark marked:
+// each is printed; returns one the concurrent mark left white (the way up to the root), if any.
+bool print_referencers(Span* s, uint32_t i, Span** up_span, uint32_t* up_index) {
+  bool found_white = false;
   for_each_span([&](Span* p) {
     if (p->noscan || !p->types) return;
     for (uint32_t k = 0; k < p->nelems; ++k) {
@@ -352,12 +359,38 @@ void for_each_span(F&& f) {
         trace_object(probe, pt, p->object_addr(k));
         probe.discard();
       }
-      if (s->is_marked(i))
-        std::fprintf(stderr, "  referenced by object %#lx (type %s, %s by the concurrent mark)\n",
-                     static_cast<unsigned long>(p->object_addr(k)), type_info(pt).name,
-                     concurrently_marked(p, k) ? "marked" : "white");
+      if (!s->is_marked(i)) continue;
+      bool white = !concurrently_marked(p, k);
+      std::fprintf(stderr, "  referenced by object %#lx (type %s, %s by the concurrent mark)\n",
+                   static_cast<unsigned long>(p->object_addr(k)), type_info(pt).name, white ? "white" : "marked");
+      if (white && !found_white) {
+        found_white = true;
+        *up_span = p;
+        *up_index = k;
+      }
     }
   });
+  std::atomic_ref<uint8_t>(s->markbytes[i]).store(1, std::memory_order_relaxed);
+  return found_white;
+}
+
+// Reports the object at slot i of s (checkmark marked it, the concurrent mark did not), who
+// references it, and, up a chain of white referencers, what root reaches them; then aborts.
+[[noreturn]] void report_unmarked(Span* s, uint32_t i) {
+  std::fprintf(stderr,
+               "gort: fatal error: checkmark found an object the concurrent mark did not: object %#lx "
+               "(%u bytes, type %s) is reachable but was left white\n",
+               static_cast<unsigned long>(s->object_addr(i)), s->elemsize, type_name_at(s, i));
+  for (int depth = 0; depth < 64; ++depth) {
+    Span* up_s = nullptr;
+    uint32_t up_i = 0;
+    if (!print_referencers(s, i, &up_s, &up_i)) break;
+    s = up_s;
+    i = up_i;
+    std::fprintf(stderr, " which is white too: object %#lx (type %s)\n", static_cast<unsigned long>(s->object_addr(i)),
+                 type_name_at(s, i));
+  }
+  uintptr_t obj = s->object_addr(i);
   probe_conservative_scans(obj, obj + s->elemsize);
   for_each_thread([&](ThreadRecord* r) {
     std::fprintf(stderr, "  thread %p: stack [%#lx, %#lx) stopped at %#lx, goroutine stack [%#lx, %#lx), sys sp %#lx\n",
@@ -387,7 +420,9 @@ void checkmark_verify() {
     MarkWorker w;
     skip_forgeable_words(true);
     remember_scanned_words(false);  // keep what the concurrent mark read, for report_unmarked
+    g_checkmark_scanning = true;
     scan_all_roots(w, /*m_stacks=*/false);
+    g_checkmark_scanning = false;
     w.publish();
     drain_begin(1);
     w.drain();
