@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -77,7 +78,9 @@ func main() {
 			pauseMax = ms.PauseNs[i]
 		}
 	}
-	fmt.Fprintf(os.Stderr, "wall_ms=%.1f numgc=%d pause_total_us=%.1f pause_max_us=%.1f sys_mb=%.1f\n",
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	fmt.Fprintf(os.Stderr, "wall_ms=%.1f numgc=%d pause_total_us=%.1f pause_max_us=%.1f sys_mb=%.1f gccpu=%.3f rss_mb=%.1f\n",
 		float64(wall.Nanoseconds())/1e6, ms.NumGC, float64(ms.PauseTotalNs)/1e3,
-		float64(pauseMax)/1e3, float64(ms.Sys)/(1<<20))
+		float64(pauseMax)/1e3, float64(ms.Sys)/(1<<20), ms.GCCPUFraction, float64(ru.Maxrss)/1024)
 }

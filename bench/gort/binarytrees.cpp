@@ -1,8 +1,9 @@
 // binarytrees: the Benchmarks Game binary-trees workload, sequential, on gort.
 // Usage: bench-binarytrees [N]   (N = 21 by default)
 // stdout: the result (identical across the gort, Go and Boehm versions)
-// stderr: wall_ms numgc pause_total_us pause_max_us sys_mb (key=value)
+// stderr: wall_ms numgc pause_total_us pause_max_us sys_mb gccpu rss_mb (key=value)
 #include <gort/gort.hpp>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdint>
@@ -67,9 +68,11 @@ int main(int argc, char** argv) {
   if (k > std::size(ms.PauseNs)) k = std::size(ms.PauseNs);
   for (uint64_t i = 0; i < k; i++)
     if (ms.PauseNs[i] > pause_max) pause_max = ms.PauseNs[i];
-  std::fprintf(stderr, "wall_ms=%.1f numgc=%u pause_total_us=%.1f pause_max_us=%.1f sys_mb=%.1f\n",
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  std::fprintf(stderr, "wall_ms=%.1f numgc=%u pause_total_us=%.1f pause_max_us=%.1f sys_mb=%.1f gccpu=%.3f rss_mb=%.1f\n",
                std::chrono::duration<double, std::milli>(wall).count(), unsigned(ms.NumGC),
                double(ms.PauseTotalNs) / 1e3, double(pause_max) / 1e3,
-               double(ms.Sys) / (1024.0 * 1024.0));
+               double(ms.Sys) / (1024.0 * 1024.0), ms.GCCPUFraction, ru.ru_maxrss / 1024.0);
   return 0;
 }

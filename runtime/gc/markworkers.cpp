@@ -109,6 +109,7 @@ void concurrent_mark(int index) {
   if (mode == Mode::Idle) set_idle_priority(false);
   g_bg_bytes.fetch_add(w.marked_bytes, std::memory_order_relaxed);
   g_bg_work.fetch_add(w.scan_work, std::memory_order_relaxed);
+  cycle_mark_account(w);
   if (g_running.fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake(&g_running);
 }
 

@@ -136,6 +136,7 @@ void wb_flush(WbBuf& b) {
       if (e & kShadeNew) w.push_new_object(e & ~kShadeNew);
       else w.mark(e);
     }
+    cycle_mark_account(w);
   }  // published
   b.n = 0;
   work_end();

@@ -161,6 +161,7 @@ void run_cycle_concurrent(bool forced) {
   flush_caches(false);  // allocate-black objects get their allocation bits
   MarkWorker self;
   scan_stopped_registers(self);
+  cycle_mark_account(self);  // what the registers marked; drain_stopped counts the rest
   MarkResult last = drain_stopped(self);
   if (g_checkmark) checkmark_verify();
   uint64_t resurrected = resolve_dead_specials();
@@ -170,9 +171,9 @@ void run_cycle_concurrent(bool forced) {
   RootBytes roots = roots_scanned();
   CycleResult cr;
   // Marked: what the markers marked, plus everything allocated during the mark (black).
-  cr.marked = bg.marked_bytes + cycle_assist_marked() + last.marked_bytes + resurrected +
+  cr.marked = cycle_marked_bytes() + last.marked_bytes + resurrected +
               (live_at_end > live_at_start ? live_at_end - live_at_start : 0);
-  uint64_t work = bg.scan_work + last.scan_work;
+  uint64_t work = cycle_scan_work() + last.scan_work;
   cr.stacks = roots.stacks;
   cr.globals = roots.globals;
   cr.heap_scan = work > roots.stacks + roots.globals ? work - roots.stacks - roots.globals : 0;

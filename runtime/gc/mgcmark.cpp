@@ -199,6 +199,7 @@ void scan_own_stack() {
   {
     MarkWorker w;
     scan_own_stack_from_here(w, g_mark_gen.load(std::memory_order_relaxed));
+    cycle_mark_account(w);
   }
   work_end();
 }
@@ -216,6 +217,7 @@ RootBytes scan_all_roots(MarkWorker& w, bool m_stacks) {
 }
 
 void roots_prepare(uint32_t gen) {
+  cycle_mark_reset();
   if (g_checkmark) remember_scanned_words(true);
   LockGuard lk(g_jobs.lock);
   g_jobs.gen = gen;
@@ -300,6 +302,7 @@ size_t flush_barrier_buffers_concurrently() {
   MarkWorker w;
   work_begin();
   n += drain_shaded(w);
+  cycle_mark_account(w);
   w.publish();
   work_end();
   return n;
@@ -314,6 +317,7 @@ size_t flush_barrier_buffers_stopped() {
   });
   MarkWorker w;
   n += drain_shaded(w);
+  cycle_mark_account(w);
   return n;
 }
 

@@ -92,6 +92,21 @@ struct WorkQueue {
 
 }  // namespace
 
+namespace {
+std::atomic<uint64_t> g_cycle_marked{0}, g_cycle_work{0};
+}  // namespace
+
+void cycle_mark_account(const MarkWorker& w) {
+  if (w.marked_bytes) g_cycle_marked.fetch_add(w.marked_bytes, std::memory_order_relaxed);
+  if (w.scan_work) g_cycle_work.fetch_add(w.scan_work, std::memory_order_relaxed);
+}
+void cycle_mark_reset() {
+  g_cycle_marked.store(0, std::memory_order_relaxed);
+  g_cycle_work.store(0, std::memory_order_relaxed);
+}
+uint64_t cycle_marked_bytes() { return g_cycle_marked.load(std::memory_order_relaxed); }
+uint64_t cycle_scan_work() { return g_cycle_work.load(std::memory_order_relaxed); }
+
 void work_begin() { g_work.active.fetch_add(1, std::memory_order_seq_cst); }
 void work_end() {
   if (g_work.active.fetch_sub(1, std::memory_order_seq_cst) == 1 && g_work.nfull.load(std::memory_order_seq_cst) == 0) {

@@ -91,6 +91,14 @@ bool scanned_word(uintptr_t addr, uintptr_t* value);
 // Calls the trace() of type `type` on obj, shading its children into w (not scanning them).
 void trace_object(MarkWorker& w, uint16_t type, uintptr_t obj);
 
+// A concurrent cycle's totals over every participant (workers, assists, self-scans, barrier
+// flushes): each adds what its MarkWorker marked and scanned when it is done with it. Reset when
+// the cycle starts; the collector reads them at mark termination (pacing: marked heap, scan work).
+void cycle_mark_account(const MarkWorker& w);
+void cycle_mark_reset();
+uint64_t cycle_marked_bytes();
+uint64_t cycle_scan_work();
+
 // Stop-the-world draining: `nproc` participants call drain(); it returns once all are idle.
 void drain_begin(int nproc);
 
