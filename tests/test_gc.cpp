@@ -697,18 +697,23 @@ std::pair<int, std::string> run_checkmark_fault(const std::string& env) {
 TEST_CASE("gccheckmark: a pointer hidden from the write barrier during a concurrent mark aborts with a diagnostic") {
   // The program moves an object behind the barrier's back while the mark runs (as a traced raw
   // pointer written with memcpy would); checkmark's stop-the-world mark finds it white.
-  auto [status, err] = run_checkmark_fault("GODEBUG=gccheckmark=1");
+  // Not a structured binding: clang 14 cannot capture one in INFO's lambda.
+  std::pair<int, std::string> run = run_checkmark_fault("GODEBUG=gccheckmark=1");
+  int status = run.first;
+  const std::string& err = run.second;
   INFO(err.substr(0, 2000));
   CHECK(WIFEXITED(status));  // the shell's status: 128 + SIGABRT for an abort
   CHECK(WEXITSTATUS(status) == 128 + SIGABRT);
   CHECK(err.find("fatal error: checkmark found an object the concurrent mark did not") != std::string::npos);
-  CHECK(err.find("type {anonymous}::FaultNode) is reachable but was left white") != std::string::npos);
+  CHECK(err.find("::FaultNode) is reachable but was left white") != std::string::npos);  // gcc: {anonymous}, clang: (anonymous namespace)
   CHECK(err.find("referenced by object") != std::string::npos);
   CHECK(err.find("marked by the concurrent mark") != std::string::npos);
 }
 
 TEST_CASE("gcstoptheworld: GODEBUG=gcstoptheworld=1 marks with the world stopped (no concurrent mark to break)") {
-  auto [status, err] = run_checkmark_fault("GODEBUG=gcstoptheworld=1,gccheckmark=1");
+  std::pair<int, std::string> run = run_checkmark_fault("GODEBUG=gcstoptheworld=1,gccheckmark=1");
+  int status = run.first;
+  const std::string& err = run.second;
   INFO(err.substr(0, 2000));
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 4);
