@@ -158,6 +158,30 @@ __attribute__((noinline)) void scrub_frames(size_t bytes) {
 }  // namespace
 
 void scrub_stack(size_t bytes) {
+  // On a goroutine's stack or an attached thread's own, whose bounds the record knows: zero from
+  // this function's stack pointer down to at most the stack's low end (a fixed goroutine stack is
+  // 64 KiB: recursing 64 KiB deeper would overflow it). Writing below the stack pointer is safe
+  // for the reason given below; mem_zero is inline (rep stosb), so no call lands in the range.
+  if (ThreadRecord* r = t_local.record) {
+    uintptr_t sp;
+#if defined(__x86_64__)
+    asm volatile("movq %%rsp, %0" : "=r"(sp));
+#else
+    sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+#endif
+    uintptr_t lo = 0;
+    if (r->g_stack_hi && sp > r->g_stack_lo && sp <= r->g_stack_hi) lo = r->g_stack_lo;
+    else if (r->stack_hi && sp > r->stack_lo && sp <= r->stack_hi) lo = r->stack_lo;
+#if GORT_SPLIT_STACK
+    if (uintptr_t guard = split_guard(); guard > lo) lo = guard;  // a segment ends above its stack
+#endif
+    if (lo) {
+      uintptr_t end = sp - kRedZone;  // this leaf function may keep its own values there
+      if (end > lo + bytes) lo = end - bytes;
+      if (end > lo) mem_zero(reinterpret_cast<void*>(lo), end - lo);
+      return;
+    }
+  }
 #if GORT_SPLIT_STACK
   // With split stacks the guard word marks how far the current stack (or segment) goes down:
   // zero from this function's stack pointer (it has no frame: no_split_stack, only registers)
