@@ -158,30 +158,28 @@ __attribute__((noinline)) void scrub_frames(size_t bytes) {
 }  // namespace
 
 void scrub_stack(size_t bytes) {
-  // On a goroutine's stack or an attached thread's own, whose bounds the record knows: zero from
-  // this function's stack pointer down to at most the stack's low end (a fixed goroutine stack is
-  // 64 KiB: recursing 64 KiB deeper would overflow it). Writing below the stack pointer is safe
-  // for the reason given below; mem_zero is inline (rep stosb), so no call lands in the range.
+#if !GORT_SPLIT_STACK
+  // Fixed stacks: on a goroutine's stack (64 KiB) or an attached thread's own, too short to
+  // recurse `bytes` deeper (scrub_frames would overflow it), zero below this function's stack
+  // pointer down to the stack's low end instead. This leaves the red zone right under the
+  // caller (this leaf function may keep its own values there); mem_zero is inline (rep stosb),
+  // so no call lands in the range, and writing below the stack pointer is safe (see below).
   if (ThreadRecord* r = t_local.record) {
-    uintptr_t sp;
+    uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
 #if defined(__x86_64__)
     asm volatile("movq %%rsp, %0" : "=r"(sp));
-#else
-    sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
 #endif
     uintptr_t lo = 0;
     if (r->g_stack_hi && sp > r->g_stack_lo && sp <= r->g_stack_hi) lo = r->g_stack_lo;
     else if (r->stack_hi && sp > r->stack_lo && sp <= r->stack_hi) lo = r->stack_lo;
-#if GORT_SPLIT_STACK
-    if (uintptr_t guard = split_guard(); guard > lo) lo = guard;  // a segment ends above its stack
-#endif
-    if (lo) {
-      uintptr_t end = sp - kRedZone;  // this leaf function may keep its own values there
+    if (lo && sp - lo < bytes + (16 << 10)) {
+      uintptr_t end = sp - kRedZone;
       if (end > lo + bytes) lo = end - bytes;
       if (end > lo) mem_zero(reinterpret_cast<void*>(lo), end - lo);
       return;
     }
   }
+#endif
 #if GORT_SPLIT_STACK
   // With split stacks the guard word marks how far the current stack (or segment) goes down:
   // zero from this function's stack pointer (it has no frame: no_split_stack, only registers)
