@@ -34,6 +34,17 @@ bool g_checkmark = false;
 bool g_checkmark_scanning = false;
 uintptr_t red_zone() { return g_checkmark_scanning ? 0 : kRedZone; }
 
+// The registers a stopped thread's record saved (general purpose and, on x86-64, the vector
+// ones), scanned conservatively.
+void scan_saved_registers(ThreadRecord* r, MarkWorker& w) {
+  auto regs = reinterpret_cast<uintptr_t>(&r->regs);
+  w.scan_conservative(regs, regs + sizeof r->regs);
+#if defined(__x86_64__)
+  auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
+  w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
+#endif
+}
+
 // The stacks of a stopped thread: its own (`own`) and, for an M, the goroutine it runs
 // (`goroutine`). The registers go with whichever runs; they are scanned with either part.
 uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool goroutine) {
@@ -59,14 +70,7 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
   } else if (own) {
     for_each_stack_range(r->stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
   }
-  if (own || goroutine) {
-    auto regs = reinterpret_cast<uintptr_t>(&r->regs);
-    w.scan_conservative(regs, regs + sizeof r->regs);
-#if defined(__x86_64__)
-    auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
-    w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
-#endif
-  }
+  if (own || goroutine) scan_saved_registers(r, w);
   return bytes;
 }
 
@@ -271,13 +275,7 @@ RootBytes roots_scanned() {
 
 void scan_stopped_registers(MarkWorker& w) {
   for_each_thread([&](ThreadRecord* r) {
-    if (!r->scan_stack) return;
-    auto regs = reinterpret_cast<uintptr_t>(&r->regs);
-    w.scan_conservative(regs, regs + sizeof r->regs);
-#if defined(__x86_64__)
-    auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
-    w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
-#endif
+    if (r->scan_stack) scan_saved_registers(r, w);
   });
 }
 
