@@ -38,7 +38,6 @@ int64_t assist_drain(int64_t work) {
     {
       MarkWorker w;
       done = w.drain_some(work);
-      add_assist_marked(w.marked_bytes);
       cycle_mark_account(w);
     }  // published
     work_end();

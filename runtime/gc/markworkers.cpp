@@ -39,7 +39,7 @@ double g_fraction = 0;  // of wall time, for the fractional worker: fractional g
 uint64_t g_start_ns = 0;
 std::atomic<uint32_t> g_running{0};  // workers that have not finished the current session
 std::atomic<uint32_t> g_session{0};  // concurrent marks started
-std::atomic<uint64_t> g_ded_ns{0}, g_frac_ns{0}, g_idle_ns{0}, g_bg_bytes{0}, g_bg_work{0};
+std::atomic<uint64_t> g_ded_ns{0}, g_frac_ns{0}, g_idle_ns{0};
 
 void command(Command c) {
   uint32_t old = g_cmd.load(std::memory_order_relaxed);
@@ -107,8 +107,6 @@ void concurrent_mark(int index) {
     }
   }
   if (mode == Mode::Idle) set_idle_priority(false);
-  g_bg_bytes.fetch_add(w.marked_bytes, std::memory_order_relaxed);
-  g_bg_work.fetch_add(w.scan_work, std::memory_order_relaxed);
   cycle_mark_account(w);
   if (g_running.fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake(&g_running);
 }
@@ -196,7 +194,7 @@ void bg_mark_start(int dedicated, double fractional_goal, int procs) {
   g_dedicated = std::min(dedicated, g_nworkers);
   g_fraction = fractional_goal * procs;
   g_start_ns = nanotime();
-  for (auto* a : {&g_ded_ns, &g_frac_ns, &g_idle_ns, &g_bg_bytes, &g_bg_work}) a->store(0, std::memory_order_relaxed);
+  for (auto* a : {&g_ded_ns, &g_frac_ns, &g_idle_ns}) a->store(0, std::memory_order_relaxed);
   g_running.store(static_cast<uint32_t>(g_nworkers), std::memory_order_relaxed);
   g_session.fetch_add(1, std::memory_order_release);
   command(Command::Concurrent);
@@ -209,7 +207,7 @@ void bg_mark_stop() {
 }
 
 BgMarkStats bg_mark_stats() {
-  return {g_ded_ns.load(), g_frac_ns.load(), g_idle_ns.load(), g_bg_bytes.load(), g_bg_work.load()};
+  return {g_ded_ns.load(), g_frac_ns.load(), g_idle_ns.load()};
 }
 
 }  // namespace gort::internal

@@ -40,7 +40,6 @@ void bg_mark_start(int dedicated, double fractional_goal, int procs);
 void bg_mark_stop();
 struct BgMarkStats {
   uint64_t dedicated_ns = 0, fractional_ns = 0, idle_ns = 0;  // CPU time
-  uint64_t marked_bytes = 0, scan_work = 0;
 };
 BgMarkStats bg_mark_stats();
 

@@ -35,7 +35,7 @@ uint64_t g_triggered = ~uint64_t{0};  // heap_live when the running cycle starte
 // The running cycle.
 std::atomic<double> g_assist_work_per_byte{0};
 std::atomic<int64_t> g_scan_done{0};
-std::atomic<uint64_t> g_assist_ns{0}, g_assist_marked{0};
+std::atomic<uint64_t> g_assist_ns{0};
 uint64_t g_cycle_goal = 0;
 
 // Memory that counts against the limit and cannot hold heap objects, and how far the total is
@@ -170,7 +170,6 @@ CycleWorkers pacer_start_cycle(uint64_t now_ns, int procs) {
   (void)now_ns;
   g_scan_done.store(0, std::memory_order_relaxed);
   g_assist_ns.store(0, std::memory_order_relaxed);
-  g_assist_marked.store(0, std::memory_order_relaxed);
   g_triggered = gc_state().heap_live.load(std::memory_order_relaxed);
   pacer_update();
   g_cycle_goal = current_goal();
@@ -222,9 +221,7 @@ double assist_work_per_byte() {
 
 void add_scan_work(int64_t work) { g_scan_done.fetch_add(work, std::memory_order_relaxed); }
 void add_assist_time(uint64_t ns) { g_assist_ns.fetch_add(ns, std::memory_order_relaxed); }
-void add_assist_marked(uint64_t bytes) { g_assist_marked.fetch_add(bytes, std::memory_order_relaxed); }
 uint64_t cycle_assist_ns() { return g_assist_ns.load(std::memory_order_relaxed); }
-uint64_t cycle_assist_marked() { return g_assist_marked.load(std::memory_order_relaxed); }
 
 void pacer_end_cycle(const CycleResult& r, int procs) {
   // Go's endCycle: the cons/mark ratio this cycle ran at, smoothed.

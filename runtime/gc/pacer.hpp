@@ -61,9 +61,7 @@ double assist_work_per_byte();
 // Scan work done so far in this cycle (workers and assists add theirs as they go).
 void add_scan_work(int64_t work);
 void add_assist_time(uint64_t ns);
-void add_assist_marked(uint64_t bytes);
 uint64_t cycle_assist_ns();
-uint64_t cycle_assist_marked();
 // The end of a mark: what it found, and the CPU the collector used meanwhile.
 struct CycleResult {
   uint64_t marked = 0;      // heap bytes marked, allocate-black included
