@@ -50,6 +50,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   (void)async;
 #endif
   r->stopped_sp = sp;
+  r->handler_sp = async && !t_local.alt_signal_stack ? reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) : 0;
   r->split_segments = segments;
   r->split_current = current;
   if (single) {  // stop_thread: this thread alone, until that stop's number is withdrawn
@@ -311,6 +312,7 @@ int stop_the_world() {
     self->fpregs = _libc_fpstate{};
 #endif
     self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    self->handler_sp = 0;
     stack_current_segments(&self->split_segments, &self->split_current);
   }
   return static_cast<int>(n);
@@ -359,6 +361,7 @@ void blocked_wait(void (*wait)(void*), void* arg) {
   mem_zero(&r->fpregs, sizeof r->fpregs);
 #endif
   r->stopped_sp = sp;
+  r->handler_sp = 0;
   r->blocked.store(1, std::memory_order_seq_cst);
   wait(arg);
   // Checkmark (gc/mgcmark.hpp): a scan meanwhile saw nothing below sp, so nothing stale may

@@ -51,6 +51,10 @@ struct ThreadRecord {
   // Filled when the thread stops: its stack pointer (the red zone under it may be live too) and
   // the saved register file.
   uintptr_t stopped_sp = 0;
+  // An asynchronous stop on the thread's own stack (no alternate signal stack): the stack
+  // pointer of the handler's innermost frame. Between it and stopped_sp lie the kernel's signal
+  // frame and the handler's frames, dead once the thread resumes; 0 after other stops.
+  uintptr_t handler_sp = 0;
   // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.
   void* split_segments = nullptr;
   void* split_current = nullptr;

@@ -69,6 +69,15 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     if (own || (goroutine && on_m)) scan(on_m ? r->stopped_sp - red_zone() : r->g0_sp, r->stack_hi);
   } else if (own) {
     for_each_stack_range(r->stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
+    // Checkmark: the words between the handler and the stopped stack pointer (the kernel's
+    // signal frame, which does not overwrite every byte: XSAVE skips unused register states, and
+    // the handler's frames) are dead after the stop but may hold stale pointers written before
+    // it, which later frames can expose without writing over them. Scanning them keeps the rule
+    // the checking mark relies on: nothing stale below the scanned range (the handler zeroes what
+    // lies below itself, see park).
+    uintptr_t below = r->stopped_sp - red_zone();
+    if (g_checkmark && !g_checkmark_scanning && r->handler_sp && r->handler_sp < below && below - r->handler_sp < (64 << 10))
+      scan(r->handler_sp, below);
   }
   if (own || goroutine) scan_saved_registers(r, w);
   return bytes;
