@@ -257,7 +257,16 @@ void MarkWorker::push_new_object(uintptr_t p) {
   Span* s = mheap().arenas().span_of_checked(p);
   if (!s) return;
   uint32_t i = s->object_index(p);
-  if (i < s->nelems) scan_object_contents(s, i);
+  if (i >= s->nelems) return;
+  // Allocated black as a rule, but not always: an object allocated just before the mark began
+  // and constructed after it is white. It is marked here: a constructed object its thread still
+  // holds is live (its stack may be scanned only later), and nothing a marker handles may stay
+  // white (the checking mark finds such words on stacks).
+  if (s->try_mark(i)) {
+    marked_bytes += s->elemsize;
+    ++marked_objects;
+  }
+  scan_object_contents(s, i);
 }
 
 void work_hungry(bool waiting) { g_work.hungry.fetch_add(waiting ? 1 : -1, std::memory_order_relaxed); }

@@ -45,9 +45,10 @@ class MarkWorker {
   // Shades every word of [lo, hi) that points into the heap.
   void scan_conservative(uintptr_t lo, uintptr_t hi);
   // Queues slot i of s for scanning without marking it (a finalizer's object is a root this
-  // way, see mfinal.hpp; a freshly constructed object is scanned once more this way).
+  // way, see mfinal.hpp).
   void scan_object_contents(Span* s, uint32_t i);
-  // Queues the object at p (allocated black) for scanning, if it is in the heap and traced.
+  // Queues the object at p, just constructed, for scanning if it is in the heap and traced; marks
+  // it too (it is black unless it was allocated just before the mark began).
   void push_new_object(uintptr_t p);
 
   // Stop-the-world marking: traces until every participant (drain_begin) is idle.
