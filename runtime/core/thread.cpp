@@ -42,6 +42,14 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   uint32_t epoch = g_world_epoch.load(std::memory_order_acquire);
   uint32_t single = !(epoch & 1) ? r->single_stop.load(std::memory_order_acquire) : 0;
   if (!(epoch & 1) && !single) return;  // nothing to stop for
+  // An asynchronous stop runs on an alternate signal stack when the thread has one (an M's, or
+  // one the program installed for its own handlers): then nothing below sp is touched.
+  // `here` is this frame's stack pointer: the checking mark scans up from it (ThreadRecord).
+  auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+#if defined(__x86_64__)
+  asm volatile("movq %%rsp, %0" : "=r"(here));
+#endif
+  bool below_sp = !async || (here < sp && sp - here < (64 << 10));
   mem_copy(&r->regs, regs, sizeof r->regs);
 #if defined(__x86_64__)
   if (async && regs->fpregs) mem_copy(&r->fpregs, regs->fpregs, sizeof r->fpregs);
@@ -50,13 +58,13 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   (void)async;
 #endif
   r->stopped_sp = sp;
-  r->handler_sp = async && !t_local.alt_signal_stack ? reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) : 0;
+  r->handler_sp = async && below_sp ? here : 0;
   r->split_segments = segments;
   r->split_current = current;
   if (single) {  // stop_thread: this thread alone, until that stop's number is withdrawn
-    // Checkmark (mgcmark.hpp): nothing stale below; an M runs this on its small alternate stack,
-    // and its goroutine's stack is zeroed by whoever scans it.
-    if (g_scrub_when_stopped && !t_local.alt_signal_stack) scrub_stack(64 << 10);
+    // Checkmark (mgcmark.hpp): nothing stale below. On an alternate signal stack there is
+    // nothing to zero (an M's goroutine stack is zeroed by whoever scans it).
+    if (g_scrub_when_stopped && below_sp) scrub_stack(64 << 10);
     r->single_parked.store(single, std::memory_order_release);
     futex_wake(&r->single_parked, 1);
     while (r->single_stop.load(std::memory_order_acquire) == single) futex_wait(&r->single_stop, single);
@@ -173,12 +181,15 @@ void scrub_stack(size_t bytes) {
     uintptr_t lo = 0;
     if (r->g_stack_hi && sp > r->g_stack_lo && sp <= r->g_stack_hi) lo = r->g_stack_lo;
     else if (r->stack_hi && sp > r->stack_lo && sp <= r->stack_hi) lo = r->stack_lo;
-    if (lo && sp - lo < bytes + (16 << 10)) {
+    if (!lo) return;  // not a stack of its own (an alternate signal stack): leave it alone
+    if (sp - lo < bytes + (16 << 10)) {
       uintptr_t end = sp - kRedZone;
       if (end > lo + bytes) lo = end - bytes;
       if (end > lo) mem_zero(reinterpret_cast<void*>(lo), end - lo);
       return;
     }
+  } else {
+    return;
   }
 #endif
 #if GORT_SPLIT_STACK

@@ -14,6 +14,7 @@
 #include "runtime/gc/barrier.hpp"
 #include "runtime/gc/limiter.hpp"
 #include "runtime/gc/markworkers.hpp"
+#include "runtime/gc/mcheckmark.hpp"
 #include "runtime/gc/mfinal.hpp"
 #include "runtime/gc/mgcmark.hpp"
 #include "runtime/gc/mgcwork.hpp"

@@ -14,6 +14,7 @@
 #include "runtime/core/os.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
+#include "runtime/gc/mcheckmark.hpp"
 #include "runtime/gc/mfinal.hpp"
 #include "runtime/gc/mgcwork.hpp"
 #include "runtime/gc/roots.hpp"
@@ -157,6 +158,8 @@ void scan_goroutine_job(G* g, MarkWorker& w, uint32_t gen) {
 
 }  // namespace
 
+void set_checkmark_scanning(bool on) { g_checkmark_scanning = on; }
+
 void set_checkmark(bool on) {
   g_checkmark = on;
   set_scrub_when_stopped(on);
@@ -170,7 +173,14 @@ namespace {
 // ones spilled into this very frame (__builtin_unwind_init), which the scan covers: [sp, top).
 __attribute__((noinline)) void scan_own_stack_from_here(MarkWorker& w, uint32_t gen) {
   __builtin_unwind_init();
+#if defined(__x86_64__)
+  // The stack pointer itself: a frame's unused slots may hold stale words from earlier calls,
+  // which the checking mark would find later if neither scanned nor zeroed.
+  uintptr_t sp;
+  asm volatile("movq %%rsp, %0" : "=r"(sp));
+#else
   uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - 256;
+#endif
   asm volatile("" : : "r"(sp) : "memory");
   ThreadRecord* r = t_local.record;
   void *segments, *current;
@@ -231,7 +241,7 @@ RootBytes scan_all_roots(MarkWorker& w, bool m_stacks) {
 
 void roots_prepare(uint32_t gen) {
   cycle_mark_reset();
-  if (g_checkmark) remember_scanned_words(true);
+  if (g_checkmark) checkmark_begin_cycle();
   LockGuard lk(g_jobs.lock);
   g_jobs.gen = gen;
   g_jobs.roots_table = g_jobs.specials = false;
@@ -326,124 +336,6 @@ size_t flush_barrier_buffers_stopped() {
   n += drain_shaded(w);
   cycle_mark_account(w);
   return n;
-}
-
-// ---- checkmark --------------------------------------------------------------------------------
-
-namespace {
-struct SavedMarks {
-  Span* s;
-  std::vector<uint8_t> marks;
-};
-std::vector<SavedMarks> g_saved_marks;  // the concurrent mark's verdict, while checkmark runs
-
-bool concurrently_marked(Span* s, uint32_t i) {
-  for (SavedMarks& x : g_saved_marks)
-    if (x.s == s) return x.marks[i];
-  return false;
-}
-
-template <class F>
-void for_each_span(F&& f) {
-  for (int spc = 0; spc < kNumSpanClasses; ++spc) central(spc).for_each_span(f);
-  large_spans().for_each_span(f);
-}
-
-const char* type_name_at(Span* s, uint32_t i) {
-  uint16_t t = s->types ? load_type(&s->types[i]) : 0;
-  return t && t != kDestroying ? type_info(t).name : "pointer-free";
-}
-
-// The objects whose trace() references the object at slot i of s, among those checkmark marked:
-// each is printed; returns one the concurrent mark left white (the way up to the root), if any.
-bool print_referencers(Span* s, uint32_t i, Span** up_span, uint32_t* up_index) {
-  bool found_white = false;
-  for_each_span([&](Span* p) {
-    if (p->noscan || !p->types) return;
-    for (uint32_t k = 0; k < p->nelems; ++k) {
-      if (!p->is_allocated(k) || !p->is_marked(k)) continue;
-      uint16_t pt = load_type(&p->types[k]);
-      if (pt == 0 || pt == kDestroying || !type_info(pt).trace) continue;
-      std::atomic_ref<uint8_t>(s->markbytes[i]).store(0, std::memory_order_relaxed);
-      {
-        MarkWorker probe;  // marks the children (not scanned further): did one of them become it?
-        trace_object(probe, pt, p->object_addr(k));
-        probe.discard();
-      }
-      if (!s->is_marked(i)) continue;
-      bool white = !concurrently_marked(p, k);
-      std::fprintf(stderr, "  referenced by object %#lx (type %s, %s by the concurrent mark)\n",
-                   static_cast<unsigned long>(p->object_addr(k)), type_info(pt).name, white ? "white" : "marked");
-      if (white && !found_white) {
-        found_white = true;
-        *up_span = p;
-        *up_index = k;
-      }
-    }
-  });
-  std::atomic_ref<uint8_t>(s->markbytes[i]).store(1, std::memory_order_relaxed);
-  return found_white;
-}
-
-// Reports the object at slot i of s (checkmark marked it, the concurrent mark did not), who
-// references it, and, up a chain of white referencers, what root reaches them; then aborts.
-[[noreturn]] void report_unmarked(Span* s, uint32_t i) {
-  std::fprintf(stderr,
-               "gort: fatal error: checkmark found an object the concurrent mark did not: object %#lx "
-               "(%u bytes, type %s) is reachable but was left white\n",
-               static_cast<unsigned long>(s->object_addr(i)), s->elemsize, type_name_at(s, i));
-  for (int depth = 0; depth < 64; ++depth) {
-    Span* up_s = nullptr;
-    uint32_t up_i = 0;
-    if (!print_referencers(s, i, &up_s, &up_i)) break;
-    s = up_s;
-    i = up_i;
-    std::fprintf(stderr, " which is white too: object %#lx (type %s)\n", static_cast<unsigned long>(s->object_addr(i)),
-                 type_name_at(s, i));
-  }
-  uintptr_t obj = s->object_addr(i);
-  probe_conservative_scans(obj, obj + s->elemsize);
-  for_each_thread([&](ThreadRecord* r) {
-    std::fprintf(stderr, "  thread %p: stack [%#lx, %#lx) stopped at %#lx, goroutine stack [%#lx, %#lx), sys sp %#lx\n",
-                 static_cast<void*>(r), static_cast<unsigned long>(r->stack_lo), static_cast<unsigned long>(r->stack_hi),
-                 static_cast<unsigned long>(r->stopped_sp), static_cast<unsigned long>(r->g_stack_lo),
-                 static_cast<unsigned long>(r->g_stack_hi), static_cast<unsigned long>(r->g_sys_sp));
-  });
-  {
-    MarkWorker probe;
-    scan_all_roots(probe, false);
-    probe.discard();
-  }
-  std::fprintf(stderr, "  (Root<T> slots and specials are not listed)\n");
-  std::abort();
-}
-}  // namespace
-
-void checkmark_verify() {
-  // Keep the concurrent mark's bytes aside, mark again from scratch, compare.
-  std::vector<SavedMarks>& saved = g_saved_marks;
-  saved.clear();
-  for_each_span([&](Span* s) {
-    saved.push_back({s, std::vector<uint8_t>(s->markbytes, s->markbytes + s->nelems)});
-    s->clear_marks();
-  });
-  {
-    MarkWorker w;
-    skip_forgeable_words(true);
-    remember_scanned_words(false);  // keep what the concurrent mark read, for report_unmarked
-    g_checkmark_scanning = true;
-    scan_all_roots(w, /*m_stacks=*/false);
-    g_checkmark_scanning = false;
-    w.publish();
-    drain_begin(1);
-    w.drain();
-    skip_forgeable_words(false);
-  }
-  for (SavedMarks& x : saved) {
-    for (uint32_t i = 0; i < x.s->nelems; ++i)
-      if (x.s->is_marked(i) && !x.marks[i] && x.s->is_allocated(i)) report_unmarked(x.s, i);
-    for (uint32_t i = 0; i < x.s->nelems; ++i) x.s->markbytes[i] = x.marks[i];
-  }
 }
 
 }  // namespace gort::internal

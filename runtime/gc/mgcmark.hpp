@@ -68,13 +68,12 @@ void scan_stopped_registers(MarkWorker& w);
 size_t flush_barrier_buffers_concurrently();
 size_t flush_barrier_buffers_stopped();
 
-// GODEBUG=gccheckmark=1, world stopped, after a concurrent mark: marks again from the roots and
-// aborts with a diagnostic if that reaches an object the concurrent mark left white. Stacks are
-// scanned conservatively, so a stale word in a dead frame could be taken for a live pointer: with
-// checkmark on, every stack scan of the concurrent mark also zeroes the stack below its
-// pointer (stack_zero_dead), and a user thread stopped for its scan zeroes below itself.
-void checkmark_verify();
+// GODEBUG=gccheckmark=1 (mcheckmark.hpp). With checkmark on, every stack scan of the concurrent
+// mark also zeroes the stack below its pointer (stack_zero_dead), and a user thread stopped for
+// its scan zeroes below itself; the checking mark's own scans (set_checkmark_scanning) take
+// stacks from their stack pointers exactly, without the red zone.
 void set_checkmark(bool on);
 bool checkmark_scrubs_stacks();
+void set_checkmark_scanning(bool on);
 
 }  // namespace gort::internal

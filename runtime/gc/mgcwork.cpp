@@ -5,13 +5,12 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
-#include <unordered_map>
 
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/core/lock.hpp"
 #include "runtime/core/os.hpp"
 #include "runtime/core/persistent.hpp"
+#include "runtime/gc/mcheckmark.hpp"
 #include "runtime/gc/typeinfo.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -171,15 +170,6 @@ void MarkWorker::mark(uintptr_t p) {
 }
 
 namespace {
-uintptr_t g_probe_lo = 0, g_probe_hi = 0;  // checkmark's diagnostic: report words in this range
-}
-
-void probe_conservative_scans(uintptr_t lo, uintptr_t hi) {
-  g_probe_lo = lo;
-  g_probe_hi = hi;
-}
-
-namespace {
 bool g_skip_forgeable = false;
 // A word a byte store can forge from a stale heap pointer: compilers keep bools and chars in
 // 8-byte stack slots and store only their low byte, so a slot that once held a pointer reads as
@@ -190,52 +180,15 @@ bool forgeable(uintptr_t w) { return (w & 7) != 0 || (w & 0xff) == 0; }
 
 void skip_forgeable_words(bool on) { g_skip_forgeable = on; }
 
-namespace {
-// Checkmark's diagnostic memory: what each conservatively scanned word held when the concurrent
-// mark scanned it (address -> value).
-bool g_remember_scans = false;
-std::mutex g_scans_lock;
-std::unordered_map<uintptr_t, uintptr_t> g_scanned_words;
-}  // namespace
-
-void remember_scanned_words(bool on) {
-  std::lock_guard g(g_scans_lock);
-  g_remember_scans = on;
-  if (on) g_scanned_words.clear();
-}
-
-bool scanned_word(uintptr_t addr, uintptr_t* value) {
-  std::lock_guard g(g_scans_lock);
-  auto it = g_scanned_words.find(addr);
-  if (it == g_scanned_words.end()) return false;
-  *value = it->second;
-  return true;
-}
-
 void MarkWorker::scan_conservative(uintptr_t lo, uintptr_t hi) {
   uintptr_t heap_lo = mheap().arenas().lo(), heap_hi = mheap().arenas().hi();
   lo = round_up(lo, sizeof(uintptr_t));
   if (hi > lo) scan_work += hi - lo;
-  if (g_probe_hi) [[unlikely]] {
-    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
-      uintptr_t w = *reinterpret_cast<const uintptr_t*>(a), before;
-      if (w < g_probe_lo || w >= g_probe_hi) continue;
-      fprintf(stderr, "  referenced by the word %#lx at %#lx (a stack, registers or a conservatively traced object)",
-              static_cast<unsigned long>(w), static_cast<unsigned long>(a));
-      if (scanned_word(a, &before)) fprintf(stderr, "; the concurrent mark read %#lx there\n", static_cast<unsigned long>(before));
-      else fprintf(stderr, "; the concurrent mark did not scan that word\n");
-    }
-  }
-  if (g_remember_scans) [[unlikely]] {
-    std::lock_guard g(g_scans_lock);
-    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
-      g_scanned_words[a] = *reinterpret_cast<const uintptr_t*>(a);
-    }
-  }
+  if (g_observe_scans) [[unlikely]] checkmark_observe_scan(lo, hi);
   if (g_skip_forgeable) [[unlikely]] {
     for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
       uintptr_t w = *reinterpret_cast<const uintptr_t*>(a);
-      if (w >= heap_lo && w < heap_hi && !forgeable(w)) mark(w);
+      if (w >= heap_lo && w < heap_hi && !forgeable(w) && !checkmark_revealed(a, w)) mark(w);
     }
     return;
   }

@@ -79,15 +79,11 @@ class MarkWorker {
   Span* last_span_ = nullptr;
 };
 
-// Diagnostics (checkmark): every conservative scan reports the words that point into [lo, hi).
-void probe_conservative_scans(uintptr_t lo, uintptr_t hi);
 // Checkmark's own marking: conservative scans skip words a byte store could have forged from a
-// stale pointer after the stack was scanned (not 8-byte aligned, or ending in 0x00). Skipping a
-// word only makes checkmark mark less, so it can miss a fault but never report a false one.
+// stale pointer after the stack was scanned (not 8-byte aligned, or ending in 0x00, or its top
+// bytes cleared: mcheckmark.hpp, checkmark_revealed). Skipping a word only makes checkmark mark
+// less, so it can miss a fault but never report a false one.
 void skip_forgeable_words(bool on);
-// Checkmark's diagnostics: while on, conservative scans remember what each word held (switching it on forgets the last cycle's); scanned_word looks one up.
-void remember_scanned_words(bool on);
-bool scanned_word(uintptr_t addr, uintptr_t* value);
 
 // Calls the trace() of type `type` on obj, shading its children into w (not scanning them).
 void trace_object(MarkWorker& w, uint16_t type, uintptr_t obj);

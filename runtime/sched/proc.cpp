@@ -472,7 +472,7 @@ bctx::transfer_t jump_to_scheduler(M* m) {
 // gort_call_on_stack(fn, arg, sp): calls fn(arg) with the stack pointer at sp (16-byte aligned),
 // then returns on the caller's stack. The frame pointer holds the way back, so debuggers and
 // unwinders can walk through it.
-#if GORT_SPLIT_STACK
+#if defined(__x86_64__)
 extern "C" void gort_call_on_stack(void (*fn)(void*) noexcept, void* arg, uintptr_t sp) noexcept;
 asm(R"(
   .text
@@ -839,21 +839,31 @@ void note_calling_goroutine_stack() {
 #endif
 }
 
+// With fixed stacks too: the runtime's slow paths (marking in assists and barrier flushes, stack
+// self-scans, span refills) then never use a goroutine's 64 KiB, and never leave the addresses
+// they handle in its dead frames, where the checking mark of GODEBUG=gccheckmark=1 would find
+// them (an object whose finalizer is due is traced without being marked, see mfinal.cpp).
 void on_system_stack(void (*fn)(void*) noexcept, void* arg) {
-  M* m = kSplitStacks ? current_m() : nullptr;
+#if defined(__x86_64__)
+  M* m = current_m();
   if (!m || !m->curg || m->rec->g_sys_sp) {  // not on a goroutine, or already on the M's stack
     fn(arg);
     return;
   }
-#if GORT_SPLIT_STACK
   uintptr_t sp;
   asm volatile("movq %%rsp, %0" : "=r"(sp));
   m->rec->g_sys_sp = sp;
+#if GORT_SPLIT_STACK
   uintptr_t guard = split_guard();
   set_split_guard(0);  // the M's own stack never grows
+#endif
   gort_call_on_stack(fn, arg, (reinterpret_cast<uintptr_t>(m->g0) - 256) & ~uintptr_t{15});
+#if GORT_SPLIT_STACK
   set_split_guard(guard);
+#endif
   m->rec->g_sys_sp = 0;
+#else
+  fn(arg);
 #endif
 }
 

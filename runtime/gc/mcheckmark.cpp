@@ -1,0 +1,235 @@
+#include "runtime/gc/mcheckmark.hpp"
+
+#include <gort/heap.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "runtime/alloc/mcentral.hpp"
+#include "runtime/alloc/mheap.hpp"
+#include "runtime/core/sysmem.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/mgcmark.hpp"
+#include "runtime/gc/mgcwork.hpp"
+#include "runtime/gc/typeinfo.hpp"
+#include "runtime/stats/stats.hpp"
+
+namespace gort::internal {
+
+bool g_observe_scans = false;
+
+namespace {
+
+// ---- what the concurrent mark read ----------------------------------------------------------
+//
+// An open-addressing table (linear probing) of scanned word addresses and the words read there.
+// A key packs the address (48 bits) with the cycle's number (16 bits): an entry of an earlier
+// cycle counts as empty, so a new cycle starts without clearing the table. Markers insert
+// concurrently (a claim is a compare-and-swap on the key; the value is read only with the world
+// stopped). When the cycle's entries fill it to 3/4, later scans are not remembered and a
+// lookup that fails says so.
+struct ScannedWord {
+  std::atomic<uint64_t> key;
+  uint64_t value;
+};
+constexpr size_t kTableSlots = size_t{1} << 21;  // 32 MiB, mapped when checkmark is first used
+ScannedWord* g_table = nullptr;
+uint64_t g_table_gen = 0;  // 1..0xffff
+std::atomic<size_t> g_table_used{0};
+bool g_remember = false;
+uintptr_t g_probe_lo = 0, g_probe_hi = 0;  // a report: print the scanned words in this range
+
+size_t slot_of(uintptr_t addr) { return static_cast<size_t>((addr >> 3) * 0x9E3779B97F4A7C15ull >> 43) & (kTableSlots - 1); }
+
+void remember(uintptr_t addr, uintptr_t value) {
+  if (g_table_used.load(std::memory_order_relaxed) >= kTableSlots / 4 * 3) return;
+  uint64_t mine = addr | (g_table_gen << kAddrBits);
+  for (size_t i = slot_of(addr);; i = (i + 1) & (kTableSlots - 1)) {
+    uint64_t k = g_table[i].key.load(std::memory_order_relaxed);
+    if (k == mine) {
+      g_table[i].value = value;
+      return;
+    }
+    if ((k >> kAddrBits) == g_table_gen) continue;  // another address of this cycle
+    if (g_table[i].key.compare_exchange_strong(k, mine, std::memory_order_relaxed)) {
+      g_table[i].value = value;
+      g_table_used.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    i = (i - 1) & (kTableSlots - 1);  // lost the race for this slot: look at it again
+  }
+}
+
+// 1: found, 0: not scanned, -1: unknown (the table filled up).
+int lookup(uintptr_t addr, uintptr_t* value) {
+  uint64_t mine = addr | (g_table_gen << kAddrBits);
+  for (size_t i = slot_of(addr);; i = (i + 1) & (kTableSlots - 1)) {
+    uint64_t k = g_table[i].key.load(std::memory_order_relaxed);
+    if (k == mine) {
+      *value = g_table[i].value;
+      return 1;
+    }
+    if ((k >> kAddrBits) != g_table_gen) break;
+  }
+  return g_table_used.load(std::memory_order_relaxed) >= kTableSlots / 4 * 3 ? -1 : 0;
+}
+
+void probe(uintptr_t lo, uintptr_t hi) {
+  for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+    uintptr_t w = *reinterpret_cast<const uintptr_t*>(a), before;
+    if (w < g_probe_lo || w >= g_probe_hi) continue;
+    std::fprintf(stderr, "  referenced by the word %#lx at %#lx (a stack, registers or a conservatively traced object)",
+                 static_cast<unsigned long>(w), static_cast<unsigned long>(a));
+    switch (lookup(a, &before)) {
+      case 1: std::fprintf(stderr, "; the concurrent mark read %#lx there\n", static_cast<unsigned long>(before)); break;
+      case 0: std::fprintf(stderr, "; the concurrent mark did not scan that word\n"); break;
+      default: std::fprintf(stderr, "; whether the concurrent mark scanned it is not known (too many words)\n");
+    }
+  }
+}
+
+}  // namespace
+
+// ---- verification -----------------------------------------------------------------------------
+
+namespace {
+struct SavedMarks {
+  Span* s;
+  std::vector<uint8_t> marks;
+};
+std::vector<SavedMarks> g_saved_marks;  // the concurrent mark's verdict, while checkmark runs
+
+bool concurrently_marked(Span* s, uint32_t i) {
+  for (SavedMarks& x : g_saved_marks)
+    if (x.s == s) return x.marks[i];
+  return false;
+}
+
+template <class F>
+void for_each_span(F&& f) {
+  for (int spc = 0; spc < kNumSpanClasses; ++spc) central(spc).for_each_span(f);
+  large_spans().for_each_span(f);
+}
+
+const char* type_name_at(Span* s, uint32_t i) {
+  uint16_t t = s->types ? load_type(&s->types[i]) : 0;
+  return t && t != kDestroying ? type_info(t).name : "pointer-free";
+}
+
+// The objects whose trace() references the object at slot i of s, among those checkmark marked:
+// each is printed; returns one the concurrent mark left white (the way up to the root), if any.
+bool print_referencers(Span* s, uint32_t i, Span** up_span, uint32_t* up_index) {
+  bool found_white = false;
+  for_each_span([&](Span* p) {
+    if (p->noscan || !p->types) return;
+    for (uint32_t k = 0; k < p->nelems; ++k) {
+      if (!p->is_allocated(k) || !p->is_marked(k)) continue;
+      uint16_t pt = load_type(&p->types[k]);
+      if (pt == 0 || pt == kDestroying || !type_info(pt).trace) continue;
+      std::atomic_ref<uint8_t>(s->markbytes[i]).store(0, std::memory_order_relaxed);
+      {
+        MarkWorker probe;  // marks the children (not scanned further): did one of them become it?
+        trace_object(probe, pt, p->object_addr(k));
+        probe.discard();
+      }
+      if (!s->is_marked(i)) continue;
+      bool white = !concurrently_marked(p, k);
+      std::fprintf(stderr, "  referenced by object %#lx (type %s, %s by the concurrent mark)\n",
+                   static_cast<unsigned long>(p->object_addr(k)), type_info(pt).name, white ? "white" : "marked");
+      if (white && !found_white) {
+        found_white = true;
+        *up_span = p;
+        *up_index = k;
+      }
+    }
+  });
+  std::atomic_ref<uint8_t>(s->markbytes[i]).store(1, std::memory_order_relaxed);
+  return found_white;
+}
+
+// Reports the object at slot i of s (checkmark marked it, the concurrent mark did not), who
+// references it, and, up a chain of white referencers, what root reaches them; then aborts.
+[[noreturn]] void report_unmarked(Span* s, uint32_t i) {
+  std::fprintf(stderr,
+               "gort: fatal error: checkmark found an object the concurrent mark did not: object %#lx "
+               "(%u bytes, type %s) is reachable but was left white\n",
+               static_cast<unsigned long>(s->object_addr(i)), s->elemsize, type_name_at(s, i));
+  for (int depth = 0; depth < 64; ++depth) {
+    Span* up_s = nullptr;
+    uint32_t up_i = 0;
+    if (!print_referencers(s, i, &up_s, &up_i)) break;
+    s = up_s;
+    i = up_i;
+    std::fprintf(stderr, " which is white too: object %#lx (type %s)\n", static_cast<unsigned long>(s->object_addr(i)),
+                 type_name_at(s, i));
+  }
+  uintptr_t obj = s->object_addr(i);
+  g_probe_lo = obj;
+  g_probe_hi = obj + s->elemsize;
+  g_observe_scans = true;
+  for_each_thread([&](ThreadRecord* r) {
+    std::fprintf(stderr, "  thread %p: stack [%#lx, %#lx) stopped at %#lx, goroutine stack [%#lx, %#lx), sys sp %#lx\n",
+                 static_cast<void*>(r), static_cast<unsigned long>(r->stack_lo), static_cast<unsigned long>(r->stack_hi),
+                 static_cast<unsigned long>(r->stopped_sp), static_cast<unsigned long>(r->g_stack_lo),
+                 static_cast<unsigned long>(r->g_stack_hi), static_cast<unsigned long>(r->g_sys_sp));
+  });
+  {
+    MarkWorker probe;
+    scan_all_roots(probe, false);
+    probe.discard();
+  }
+  std::fprintf(stderr, "  (Root<T> slots and specials are not listed)\n");
+  std::abort();
+}
+}  // namespace
+
+void checkmark_verify() {
+  // Keep the concurrent mark's bytes aside, mark again from scratch, compare.
+  std::vector<SavedMarks>& saved = g_saved_marks;
+  saved.clear();
+  for_each_span([&](Span* s) {
+    saved.push_back({s, std::vector<uint8_t>(s->markbytes, s->markbytes + s->nelems)});
+    s->clear_marks();
+  });
+  {
+    MarkWorker w;
+    skip_forgeable_words(true);
+    g_remember = false;  // keep what the concurrent mark read, for report_unmarked
+    g_observe_scans = false;
+    set_checkmark_scanning(true);
+    scan_all_roots(w, /*m_stacks=*/false);
+    set_checkmark_scanning(false);
+    w.publish();
+    drain_begin(1);
+    w.drain();
+    skip_forgeable_words(false);
+  }
+  for (SavedMarks& x : saved) {
+    for (uint32_t i = 0; i < x.s->nelems; ++i)
+      if (x.s->is_marked(i) && !x.marks[i] && x.s->is_allocated(i)) report_unmarked(x.s, i);
+    for (uint32_t i = 0; i < x.s->nelems; ++i) x.s->markbytes[i] = x.marks[i];
+  }
+}
+
+bool checkmark_revealed(uintptr_t addr, uintptr_t word) {
+  uintptr_t before;
+  return lookup(addr, &before) == 1 && (before >> kAddrBits) != 0 && (before & ((uintptr_t{1} << kAddrBits) - 1)) == word;
+}
+
+void checkmark_begin_cycle() {
+  if (!g_table) g_table = static_cast<ScannedWord*>(sys_alloc(kTableSlots * sizeof(ScannedWord), stats().other_sys));
+  g_table_gen = g_table_gen % 0xffff + 1;
+  g_table_used.store(0, std::memory_order_relaxed);
+  g_remember = true;
+  g_observe_scans = true;
+}
+
+void checkmark_observe_scan(uintptr_t lo, uintptr_t hi) {
+  if (g_probe_hi) probe(lo, hi);
+  if (g_remember)
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) remember(a, *reinterpret_cast<const uintptr_t*>(a));
+}
+
+}  // namespace gort::internal
