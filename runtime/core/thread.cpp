@@ -155,6 +155,7 @@ void suspend_self() {
 #endif
 }
 
+#if GORT_SPLIT_STACK
 namespace {
 // A frame of 4 KiB per call, recursing (not a tail call, so each frame lies below the last).
 __attribute__((noinline)) void scrub_frames(size_t bytes) {
@@ -165,34 +166,28 @@ __attribute__((noinline)) void scrub_frames(size_t bytes) {
   asm volatile("" : : "r"(dead) : "memory");  // the stores must happen
 }
 }  // namespace
+#endif
 
 void scrub_stack(size_t bytes) {
 #if !GORT_SPLIT_STACK
-  // Fixed stacks: on a goroutine's stack (64 KiB) or an attached thread's own, too short to
-  // recurse `bytes` deeper (scrub_frames would overflow it), zero below this function's stack
-  // pointer down to the stack's low end instead. This leaves the red zone right under the
-  // caller (this leaf function may keep its own values there); mem_zero is inline (rep stosb),
-  // so no call lands in the range, and writing below the stack pointer is safe (see below).
-  if (ThreadRecord* r = t_local.record) {
-    uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  // Fixed stacks: on a goroutine's stack or an attached thread's own, zero from this function's
+  // stack pointer down, `bytes` at most and never past the stack's low end. One run of stores
+  // (mem_zero is inline, rep stosb; this leaf keeps nothing in its red zone), not frames of a
+  // recursion: a frame's padding and saved slots would keep stale words between the zeroed
+  // arrays. Writing below the stack pointer is safe (see below).
+  ThreadRecord* r = t_local.record;
+  if (!r) return;
+  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
 #if defined(__x86_64__)
-    asm volatile("movq %%rsp, %0" : "=r"(sp));
+  asm volatile("movq %%rsp, %0" : "=r"(sp));
 #endif
-    uintptr_t lo = 0;
-    if (r->g_stack_hi && sp > r->g_stack_lo && sp <= r->g_stack_hi) lo = r->g_stack_lo;
-    else if (r->stack_hi && sp > r->stack_lo && sp <= r->stack_hi) lo = r->stack_lo;
-    if (!lo) return;  // not a stack of its own (an alternate signal stack): leave it alone
-    if (sp - lo < bytes + (16 << 10)) {
-      uintptr_t end = sp - kRedZone;
-      if (end > lo + bytes) lo = end - bytes;
-      if (end > lo) mem_zero(reinterpret_cast<void*>(lo), end - lo);
-      return;
-    }
-  } else {
-    return;
-  }
-#endif
-#if GORT_SPLIT_STACK
+  uintptr_t lo = 0;
+  if (r->g_stack_hi && sp > r->g_stack_lo && sp <= r->g_stack_hi) lo = r->g_stack_lo;
+  else if (r->stack_hi && sp > r->stack_lo && sp <= r->stack_hi) lo = r->stack_lo;
+  if (!lo) return;  // not a stack of its own (an alternate signal stack): leave it alone
+  if (sp > lo + bytes) lo = sp - bytes;
+  mem_zero(reinterpret_cast<void*>(lo), sp - lo);
+#else
   // With split stacks the guard word marks how far the current stack (or segment) goes down:
   // zero from this function's stack pointer (it has no frame: no_split_stack, only registers)
   // towards it. A local array would be wrong twice: it could lie past the end of a small stack,
@@ -206,8 +201,8 @@ void scrub_stack(size_t bytes) {
     if (sp > guard) mem_zero(reinterpret_cast<void*>(guard), sp - guard);
     return;
   }
+  scrub_frames(bytes);  // a thread whose stack never grows (guard 0): a service thread's own
 #endif
-  scrub_frames(bytes);
 }
 
 std::mutex& world_lock() { return g_world_lock; }
