@@ -15,7 +15,9 @@
 #include "runtime/core/os.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/core/thread.hpp"
+#include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mfinal.hpp"
+#include "runtime/gc/mgcmark.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/pacer.hpp"
 #include "runtime/sched/proc.hpp"
@@ -68,7 +70,14 @@ Runtime::~Runtime() {
   g_running = false;
 }
 
-AttachThread::AttachThread() { internal::attach_current_thread(); }
+AttachThread::AttachThread() {
+  using namespace internal;
+  attach_current_thread();
+  // Attached while a mark runs: the thread scans its own stack now (the frames of the code that
+  // attached it), inside a critical section so that the mark cannot end meanwhile.
+  CriticalSection cs;
+  if (t_local.record->attach_depth == 1 && gc_marking()) scan_own_stack();
+}
 AttachThread::~AttachThread() { internal::detach_current_thread(); }
 
 }  // namespace gort

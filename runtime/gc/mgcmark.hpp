@@ -15,8 +15,9 @@
 //     scan lock meanwhile (execute waits for it before running the goroutine);
 //   - a running goroutine, and every attached thread, are scanned by stopping that one thread
 //     (stop_thread, the suspend signal sent to it alone) for the time of its scan.
-// Goroutines started and threads attached during the cycle count as scanned: their stacks start
-// empty. The hybrid write barrier (mbarrier.cpp) is what makes one scan per stack enough.
+// Goroutines started during the cycle count as scanned: their stacks start empty. A program's
+// thread that attaches during the cycle scans its own stack at once (AttachThread): the code
+// that attached it has frames already. The hybrid write barrier (mbarrier.cpp) is what makes one scan per stack enough.
 #pragma once
 #include <atomic>
 #include <cstddef>
