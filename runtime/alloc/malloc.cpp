@@ -75,6 +75,9 @@ inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool
   if (type) {
     if (!s->types) [[unlikely]] s->types = types_alloc(cls);  // noscan object with a destructor
     store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(o))], type);
+    if (type_info(type).destroy) [[unlikely]] s->destructors = true;
+  } else if (s->types) [[unlikely]] {
+    store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(o))], 0);  // a dead slot's entry is stale
   }
   return o;
 }
@@ -119,6 +122,7 @@ void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   s->markbytes = &s->large_mark;
   s->large_type = type;
   s->types = &s->large_type;
+  s->destructors = type && type_info(type).destroy;
   s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (s->needzero) mem_zero(reinterpret_cast<void*>(s->base), size);
   uint64_t bytes = npages << kPageShift;

@@ -69,6 +69,7 @@ void init_span(Span* s, int spanclass) {
   s->nelems = kClassToObjects[cls];
   s->nalloc = 0;
   s->cached = false;
+  s->destructors = false;
   mem_zero(s->allocbits, sizeof s->allocbits);
   s->markbytes = markbytes_alloc(cls);
   s->types = s->noscan ? nullptr : types_alloc(cls);

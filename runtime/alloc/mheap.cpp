@@ -212,21 +212,17 @@ size_t PageHeap::free_retained_bytes() {
 
 namespace gort::internal {
 namespace {
-std::atomic<PageHeap*> g_heap{nullptr};
 __attribute__((noinline)) PageHeap* make_heap() {
   static PageHeap h;
   return &h;
 }
 }  // namespace
 
-// Not a function-local static in the accessor itself: its guard check calls into libstdc++,
-// which with split stacks would send every call through __morestack (core/mem.hpp).
-PageHeap& mheap() {
-  PageHeap* h = g_heap.load(std::memory_order_acquire);
-  if (!h) [[unlikely]] {
-    h = make_heap();
-    g_heap.store(h, std::memory_order_release);
-  }
-  return *h;
+std::atomic<PageHeap*> g_heap{nullptr};
+
+PageHeap* mheap_init() {
+  PageHeap* h = make_heap();
+  g_heap.store(h, std::memory_order_release);
+  return h;
 }
 }  // namespace gort::internal

@@ -10,6 +10,7 @@
 //
 // All of it is guarded by one lock, taken only inside critical sections.
 #pragma once
+#include <atomic>
 #include <cstddef>
 
 #include "runtime/alloc/arena.hpp"
@@ -58,6 +59,15 @@ class PageHeap {
   uintptr_t cur_ = 0, end_ = 0;    // mapped up to cur_, reserved up to end_
 };
 
-PageHeap& mheap();
+// The page heap. Not a function-local static: its guard check calls into libstdc++, which with
+// split stacks would send every call through __morestack (core/mem.hpp); inline, since the
+// marker looks spans up through it for every pointer.
+extern std::atomic<PageHeap*> g_heap;
+PageHeap* mheap_init();
+inline PageHeap& mheap() {
+  PageHeap* h = g_heap.load(std::memory_order_acquire);
+  if (!h) [[unlikely]] h = mheap_init();
+  return *h;
+}
 
 }  // namespace gort::internal

@@ -41,6 +41,10 @@ struct Span {
   SpanState state = SpanState::Free;
   bool needzero = false;  // memory may hold old data (not fresh from the OS)
   bool cached = false;    // owned by a thread's cache
+  // An object with a destructor was allocated here: the sweep looks at each dead object's type
+  // entry (its destructor may be due). Elsewhere a dead slot's entry is left as it is and
+  // overwritten when the slot is allocated again.
+  bool destructors = false;
   std::atomic<uint32_t> sweepgen{0};
   uint16_t nalloc = 0;    // allocated slots (valid when not cached)
   uint16_t large_type = 0;

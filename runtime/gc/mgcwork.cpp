@@ -147,19 +147,21 @@ bool MarkWorker::pop(uint64_t* entry) {
   return true;
 }
 
-bool MarkWorker::has_local_work() const { return cur_ && cur_->n; }
+bool MarkWorker::has_local_work() const { return pending_n_ || (cur_ && cur_->n); }
 
 // marked_bytes may count an object twice when two workers mark it at the same instant (mark
 // bytes are set without a locked instruction); it feeds the pacer, never MemStats' exact counts.
-void MarkWorker::mark(uintptr_t p) {
+inline Span* MarkWorker::span_for(uintptr_t p) {
   Span* s = last_span_;
-  if (!s || p - s->base >= (s->npages << kPageShift)) {
+  if (!s || p - s->base >= (s->npages << kPageShift)) [[unlikely]] {
     s = mheap().arenas().span_of_checked(p);
-    if (!s) return;
-    last_span_ = s;
+    if (s) last_span_ = s;
   }
-  uint32_t i = s->object_index(p);
-  if (i >= s->nelems || !s->is_allocated(i) || !s->try_mark(i)) return;
+  return s;
+}
+
+inline void MarkWorker::shade(Span* s, uint32_t i) {
+  if (!s->try_mark(i)) return;
   marked_bytes += s->elemsize;
   ++marked_objects;
   if (s->noscan) return;
@@ -167,6 +169,42 @@ void MarkWorker::mark(uintptr_t p) {
   if (t == 0 || t == kDestroying) return;
   scan_work += s->elemsize;  // counted when queued: every queued object is scanned once
   push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));
+}
+
+void MarkWorker::mark(uintptr_t p) {
+  Span* s = span_for(p);
+  if (!s) return;
+  uint32_t i = s->object_index(p);
+  if (i >= s->nelems || !s->is_allocated(i)) return;
+  shade(s, i);
+}
+
+void MarkWorker::mark_field(uintptr_t p) {
+  Span* s = span_for(p);
+  if (!s) [[unlikely]] return;
+  uint32_t i = s->object_index(p);
+  if (i >= s->nelems) [[unlikely]] return;
+  __builtin_prefetch(&s->markbytes[i], 1);
+  if (!s->noscan) __builtin_prefetch(&s->types[i]);
+  if (pending_n_ == kPending) {
+    Pending& old = pending_[pending_head_];
+    Span* os = old.s;
+    uint32_t oi = old.i;
+    old = {s, i};
+    pending_head_ = (pending_head_ + 1) % kPending;
+    shade(os, oi);
+    return;
+  }
+  pending_[(pending_head_ + pending_n_++) % kPending] = {s, i};
+}
+
+void MarkWorker::shade_pending() {
+  while (pending_n_) {
+    Pending x = pending_[pending_head_];
+    pending_head_ = (pending_head_ + 1) % kPending;
+    --pending_n_;
+    shade(x.s, x.i);
+  }
 }
 
 namespace {
@@ -238,6 +276,7 @@ void MarkWorker::balance() {
 }
 
 void MarkWorker::publish() {
+  shade_pending();
   if (cur_ && cur_->n) {
     g_work.put_full(cur_);
     cur_ = nullptr;
@@ -245,6 +284,7 @@ void MarkWorker::publish() {
 }
 
 void MarkWorker::discard() {
+  pending_n_ = 0;
   if (cur_) cur_->n = 0;
 }
 
@@ -252,6 +292,7 @@ void trace_object(MarkWorker& w, uint16_t type, uintptr_t obj) {
   Tracer tracer = TracerAccess::make(&w);
   const TypeInfo& ti = type_info(type);
   if (ti.trace) ti.trace(reinterpret_cast<const void*>(obj), tracer);
+  w.shade_pending();
 }
 
 void MarkWorker::scan_entry(uint64_t e, Tracer& tracer) {
@@ -279,6 +320,10 @@ void MarkWorker::drain() {
       --count;
       scan_entry(e, tracer);
       if ((k & 63) == 0) balance();
+      continue;
+    }
+    if (pending_n_) {
+      shade_pending();
       continue;
     }
     if (WorkBuf* b = g_work.try_get_full()) {
@@ -334,8 +379,13 @@ int64_t MarkWorker::drain_some(int64_t budget) {
           head = (head + 1) % kAhead;
           --count;
         }
+        shade_pending();
         break;
       }
+      continue;
+    }
+    if (pending_n_) {
+      shade_pending();
       continue;
     }
     if (WorkBuf* b = g_work.try_get_full()) {
@@ -353,7 +403,7 @@ int64_t MarkWorker::drain_some(int64_t budget) {
 namespace gort::internal {
 
 void mark(Tracer& t, const void* p) {
-  static_cast<MarkWorker*>(TracerAccess::worker(t))->mark(reinterpret_cast<uintptr_t>(p));
+  static_cast<MarkWorker*>(TracerAccess::worker(t))->mark_field(reinterpret_cast<uintptr_t>(p));
 }
 
 void mark_range(Tracer& t, const void* p, size_t n) {

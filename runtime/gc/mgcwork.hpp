@@ -42,6 +42,11 @@ class MarkWorker {
   // Shades the object containing p, if p points into an allocated heap object: marks it and,
   // if it has a traced type, queues it for scanning.
   void mark(uintptr_t p);
+  // The same for p, a traced field's value (Tracer::visit): the address of a live object, so its
+  // allocation is not checked, and the shading is deferred: the object's mark byte and type
+  // entry are prefetched now and read a few children later, when they have arrived (see
+  // kPending). Every path that ends a drain or publishes work first shades what is pending.
+  void mark_field(uintptr_t p);
   // Shades every word of [lo, hi) that points into the heap.
   void scan_conservative(uintptr_t lo, uintptr_t hi);
   // Queues slot i of s for scanning without marking it (a finalizer's object is a root this
@@ -56,8 +61,10 @@ class MarkWorker {
   // Concurrent marking: traces up to `budget` bytes of scan work, from the local buffer, then
   // from the global queue. Returns the scan work done; stops early when no work is left.
   int64_t drain_some(int64_t budget);
-  // Hands local work to the global queue.
+  // Hands local work to the global queue (shading what is pending first).
   void publish();
+  // Shades the children mark_field deferred.
+  void shade_pending();
   // Forgets local work (a diagnostic probe).
   void discard();
   bool has_local_work() const;
@@ -71,6 +78,19 @@ class MarkWorker {
  private:
   void push(uint64_t entry);
   bool pop(uint64_t* entry);
+  Span* span_for(uintptr_t p);
+  void shade(Span* s, uint32_t i);
+  // Children seen by trace() and not yet shaded, oldest first: marking reads two side tables
+  // (mark bytes, type entries) that are one cache miss each per object; prefetched kPending
+  // children ahead, the misses overlap (software prefetching for mark-sweep: Cher, Hosking and
+  // Vijaykumar, ASPLOS 2004; Boehm GC prefetches the objects themselves, as drain() does too).
+  static constexpr uint32_t kPending = 16;
+  struct Pending {
+    Span* s;
+    uint32_t i;
+  };
+  Pending pending_[kPending];
+  uint32_t pending_head_ = 0, pending_n_ = 0;
   void balance();
   void scan_entry(uint64_t entry, Tracer& tracer);
   WorkBuf* cur_ = nullptr;

@@ -57,7 +57,7 @@ bool sweep_span(Span* s, bool may_free) {
     uint64_t alloc = s->allocbits[w];
     uint64_t live = s->mark_word(w) & alloc;
     uint64_t dead = alloc & ~live;
-    if (dead && s->types) {
+    if (dead && s->destructors) {
       for (uint64_t d = dead; d; d &= d - 1) {
         uint32_t i = static_cast<uint32_t>(w * 64 + std::countr_zero(d));
         if (!reclaimable(&s->types[i], s->object_addr(i))) live |= uint64_t{1} << (i & 63);
