@@ -255,7 +255,7 @@ void attach_current_thread(bool scan_stack, bool program) {
   r->attach_depth = 1;
   r->attach_id = ++g_attach_ids;
   // A program's thread that attaches while a mark runs is not black: its frames may already hold
-  // words (attach_program_thread scans them at once). The runtime's own threads start empty.
+  // words (AttachThread scans them at once). The runtime's own threads start empty.
   r->scan_gen.store(scan_stack && program ? g_attach_scan_gen - 1 : g_attach_scan_gen, std::memory_order_relaxed);
   r->cache = cache;
   r->next = g_threads;
@@ -266,8 +266,8 @@ void attach_current_thread(bool scan_stack, bool program) {
   t_local.stack_scan_gen = &r->scan_gen;
   t_local.user_thread = scan_stack && program;
   if (t_local.user_thread) g_running_user_threads.fetch_add(1, std::memory_order_relaxed);
-  // Checkmark (gc/mgcmark.hpp): a thread that attaches during a mark counts as scanned, but its
-  // stack may be one the C library recycled from a thread that exited, stale words included.
+  // Checkmark (gc/mgcmark.hpp): nothing stale below the stack pointer of a thread that attaches:
+  // its stack may be one the C library recycled from a thread that exited, words included.
   if (g_scrub_when_stopped) scrub_stack(64 << 10);
 }
 

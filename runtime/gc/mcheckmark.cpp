@@ -5,10 +5,10 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <vector>
 
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
+#include "runtime/core/mem.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgcmark.hpp"
@@ -95,15 +95,44 @@ void probe(uintptr_t lo, uintptr_t hi) {
 // ---- verification -----------------------------------------------------------------------------
 
 namespace {
+// An array grown with sys_alloc, never malloc: checkmark runs with the world stopped, and a
+// stopped thread may hold a malloc lock.
+template <class T>
+struct SysArray {
+  T* p = nullptr;
+  size_t n = 0, cap = 0;
+  T* grow_by(size_t k) {
+    if (n + k > cap) {
+      size_t c = cap ? cap : 4096;
+      while (c < n + k) c *= 2;
+      auto* q = static_cast<T*>(sys_alloc(c * sizeof(T), stats().other_sys));
+      if (p) {
+        mem_copy(q, p, n * sizeof(T));
+        sys_free(p, cap * sizeof(T), stats().other_sys);
+      }
+      p = q;
+      cap = c;
+    }
+    T* at = p + n;
+    n += k;
+    return at;
+  }
+};
+
+// The concurrent mark's verdict, kept while checkmark marks again: each span and where its mark
+// bytes were copied.
 struct SavedMarks {
   Span* s;
-  std::vector<uint8_t> marks;
+  size_t at;
 };
-std::vector<SavedMarks> g_saved_marks;  // the concurrent mark's verdict, while checkmark runs
+SysArray<SavedMarks> g_saved;
+SysArray<uint8_t> g_saved_bytes;
+
+const uint8_t* saved_marks(const SavedMarks& x) { return g_saved_bytes.p + x.at; }
 
 bool concurrently_marked(Span* s, uint32_t i) {
-  for (SavedMarks& x : g_saved_marks)
-    if (x.s == s) return x.marks[i];
+  for (size_t k = 0; k < g_saved.n; ++k)
+    if (g_saved.p[k].s == s) return saved_marks(g_saved.p[k])[i];
   return false;
 }
 
@@ -187,10 +216,11 @@ bool print_referencers(Span* s, uint32_t i, Span** up_span, uint32_t* up_index) 
 
 void checkmark_verify() {
   // Keep the concurrent mark's bytes aside, mark again from scratch, compare.
-  std::vector<SavedMarks>& saved = g_saved_marks;
-  saved.clear();
+  g_saved.n = g_saved_bytes.n = 0;
   for_each_span([&](Span* s) {
-    saved.push_back({s, std::vector<uint8_t>(s->markbytes, s->markbytes + s->nelems)});
+    uint8_t* copy = g_saved_bytes.grow_by(s->nelems);
+    mem_copy(copy, s->markbytes, s->nelems);
+    *g_saved.grow_by(1) = {s, static_cast<size_t>(copy - g_saved_bytes.p)};
     s->clear_marks();
   });
   {
@@ -206,10 +236,12 @@ void checkmark_verify() {
     w.drain();
     skip_forgeable_words(false);
   }
-  for (SavedMarks& x : saved) {
+  for (size_t k = 0; k < g_saved.n; ++k) {
+    const SavedMarks& x = g_saved.p[k];
+    const uint8_t* marks = saved_marks(x);
     for (uint32_t i = 0; i < x.s->nelems; ++i)
-      if (x.s->is_marked(i) && !x.marks[i] && x.s->is_allocated(i)) report_unmarked(x.s, i);
-    for (uint32_t i = 0; i < x.s->nelems; ++i) x.s->markbytes[i] = x.marks[i];
+      if (x.s->is_marked(i) && !marks[i] && x.s->is_allocated(i)) report_unmarked(x.s, i);
+    mem_copy(x.s->markbytes, marks, x.s->nelems);
   }
 }
 

@@ -17,7 +17,8 @@
 // chain of white referencers, the root words (stack, registers) that reach it, with what the
 // concurrent mark read at that address when it scanned it: while checkmark is on, every
 // conservative scan of the concurrent mark is remembered (address -> word) in a table mapped for
-// the purpose, without malloc (scans run with threads stopped, which may hold malloc's locks).
+// the purpose. Nothing here uses malloc: scans and the verification run with threads stopped,
+// which may hold malloc's locks.
 #pragma once
 #include <cstdint>
 
