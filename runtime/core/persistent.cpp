@@ -25,7 +25,7 @@ void* FixAllocBase::alloc() noexcept {
     if (p) free_ = free_->next;
   }
   if (p) mem_zero(p, size_);
-  else p = pa_.alloc(size_, alignof(std::max_align_t));
+  else p = pa_.alloc(size_, align_);
   inuse_.fetch_add(size_, std::memory_order_relaxed);
   return p;
 }

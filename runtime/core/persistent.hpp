@@ -35,13 +35,15 @@ class PersistentAlloc {
 
 class FixAllocBase {
  public:
-  FixAllocBase(size_t size, SysStat& sys, std::atomic<uint64_t>& inuse) : size_(size), pa_(sys), inuse_(inuse) {}
+  FixAllocBase(size_t size, size_t align, SysStat& sys, std::atomic<uint64_t>& inuse)
+      : size_(size), align_(align), pa_(sys), inuse_(inuse) {}
   void* alloc() noexcept;
   void free(void* p) noexcept;
 
  private:
   struct FreeNode { FreeNode* next; };
   size_t size_;
+  size_t align_;
   PersistentAlloc pa_;
   std::atomic<uint64_t>& inuse_;
   SpinLock lock_;
@@ -51,7 +53,9 @@ class FixAllocBase {
 template <class T>
 class FixAlloc : private FixAllocBase {
  public:
-  FixAlloc(SysStat& sys, std::atomic<uint64_t>& inuse) : FixAllocBase(sizeof(T), sys, inuse) {}
+  FixAlloc(SysStat& sys, std::atomic<uint64_t>& inuse)
+      : FixAllocBase(sizeof(T), alignof(T) > alignof(std::max_align_t) ? alignof(T) : alignof(std::max_align_t), sys,
+                     inuse) {}
   template <class... A>
   T* make(A&&... a) { return ::new (FixAllocBase::alloc()) T(static_cast<A&&>(a)...); }
   void destroy(T* p) { p->~T(); FixAllocBase::free(p); }
