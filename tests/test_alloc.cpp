@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "runtime/alloc/mheap.hpp"
@@ -406,4 +407,143 @@ TEST_CASE("alloc: memory of dead objects is zeroed when handed out again") {
     CAPTURE(round);
     CHECK(dirty == 0);
   }
+}
+
+namespace {
+// Scan class 1152 (7 objects per span) and scan class 1792: no other test allocates these sizes.
+struct UniLeaf {
+  uint64_t v;
+};
+struct UniA {
+  gort::Ref<UniA> next;
+  gort::Ref<UniLeaf> leaf;
+  unsigned char pad[1100];
+  void trace(gort::Tracer& t) const { t.visit(next); t.visit(leaf); }
+};
+struct UniB {
+  gort::Ref<UniLeaf> leaf;
+  unsigned char pad[1110];
+  void trace(gort::Tracer& t) const { t.visit(leaf); }
+};
+struct UniD {  // has a destructor
+  gort::Ref<UniLeaf> leaf;
+  std::string name = "d";
+  unsigned char pad[1070];
+  void trace(gort::Tracer& t) const { t.visit(leaf); }
+};
+struct UniThrow {  // class 1152 or, with the big pad, 1792
+  gort::Ref<UniLeaf> leaf;
+  unsigned char pad[1100];
+  explicit UniThrow(uint64_t v) {
+    leaf = gort::make<UniLeaf>(v);
+    memset(pad, 0xab, sizeof pad);
+    throw reinterpret_cast<uintptr_t>(this);
+  }
+  void trace(gort::Tracer& t) const { t.visit(leaf); }
+};
+struct UniThrowBig {
+  gort::Ref<UniLeaf> leaf;
+  unsigned char pad[1750];
+  explicit UniThrowBig(uint64_t v) {
+    leaf = gort::make<UniLeaf>(v);
+    memset(pad, 0xab, sizeof pad);
+    throw reinterpret_cast<uintptr_t>(this);
+  }
+  void trace(gort::Tracer& t) const { t.visit(leaf); }
+};
+static_assert(sizeof(UniA) > 1024 && sizeof(UniA) <= 1152 && sizeof(UniB) > 1024 && sizeof(UniB) <= 1152);
+static_assert(sizeof(UniD) > 1024 && sizeof(UniD) <= 1152 && sizeof(UniThrowBig) > 1536 && sizeof(UniThrowBig) <= 1792);
+
+template <class T>
+uintptr_t constructed_and_thrown(uint64_t v) {
+  try {
+    gort::make<T>(v);
+  } catch (uintptr_t addr) {
+    return addr;
+  }
+  return 0;
+}
+
+// The span a fresh object of T lands in, made on a thread that then exits (so no copy of the
+// object's address stays on this thread's stack).
+template <class T>
+gi::Span* span_of_fresh() {
+  gi::Span* s = nullptr;
+  std::thread([&] {
+    gort::AttachThread at;
+    T* p = gort::make<T>();
+    s = gi::mheap().arenas().span_of_checked(reinterpret_cast<uintptr_t>(p));
+  }).join();
+  return s;
+}
+}  // namespace
+
+TEST_CASE("alloc: a span's objects share its type until another type or a destructor joins them") {
+  REQUIRE(gort_test::quiesce());
+  const uint16_t ta = gi::type_index<UniA>(), tb = gi::type_index<UniB>(), td = gi::type_index<UniD>();
+  auto span = [](const void* p) { return gi::mheap().arenas().span_of_checked(reinterpret_cast<uintptr_t>(p)); };
+  auto type_of = [&](const void* p) { gi::Span* s = span(p); return s->type_of(s->object_index(reinterpret_cast<uintptr_t>(p))); };
+
+  gort::Root<UniA> a1 = gort::make<UniA>();
+  a1->next = gort::make<UniA>();
+  a1->leaf = gort::make<UniLeaf>(1);
+  a1->next->leaf = gort::make<UniLeaf>(2);
+  gi::Span* s = span(a1.get());
+  REQUIRE(span(a1->next.get()) == s);  // a fresh span of 7 slots from this thread's cache
+  CHECK(s->types == nullptr);          // uniform: no side table, one type for all
+  CHECK(s->type == ta);
+  CHECK(type_of(a1->next.get()) == ta);
+
+  // A second type: the span switches to a table that keeps the first type's objects.
+  gort::Root<UniB> b = gort::make<UniB>();
+  b->leaf = gort::make<UniLeaf>(3);
+  REQUIRE(span(b.get()) == s);
+  CHECK(s->types != nullptr);
+  CHECK(type_of(a1.get()) == ta);
+  CHECK(type_of(a1->next.get()) == ta);
+  CHECK(type_of(b.get()) == tb);
+  CHECK_FALSE(s->destructors);
+  gort::Root<UniD> d = gort::make<UniD>();
+  REQUIRE(span(d.get()) == s);
+  CHECK(type_of(d.get()) == td);
+  CHECK(s->destructors);
+
+  // Each object is traced as its own type: every leaf survives collections.
+  gort::Weak<UniLeaf> w1(a1->leaf.get()), w2(a1->next->leaf.get()), w3(b->leaf.get());
+  d->leaf = gort::make<UniLeaf>(4);
+  gort::Weak<UniLeaf> w4(d->leaf.get());
+  for (int i = 0; i < 3; ++i) clean_gc();
+  REQUIRE(w1.get() != nullptr);
+  REQUIRE(w2.get() != nullptr);
+  REQUIRE(w3.get() != nullptr);
+  REQUIRE(w4.get() != nullptr);
+  CHECK(w1.get()->v == 1);
+  CHECK(w2.get()->v == 2);
+  CHECK(w3.get()->v == 3);
+  CHECK(w4.get()->v == 4);
+
+  // A constructor that throws: in a span with a table its entry becomes 0 (never traced)...
+  uintptr_t t1 = constructed_and_thrown<UniThrow>(5);
+  REQUIRE(t1 != 0);
+  REQUIRE(span(reinterpret_cast<void*>(t1)) == s);
+  CHECK(type_of(reinterpret_cast<void*>(t1)) == 0);
+  // ...in a uniform span the object is zeroed, which its type traces as null fields.
+  uintptr_t t2 = constructed_and_thrown<UniThrowBig>(6);
+  REQUIRE(t2 != 0);
+  gi::Span* s2 = span(reinterpret_cast<void*>(t2));
+  CHECK(s2->types == nullptr);
+  CHECK(s2->type == gi::type_index<UniThrowBig>());
+  CHECK(all_zero(reinterpret_cast<const UniThrowBig*>(t2)));
+
+  // Once its objects are gone, a span's next objects share one type again.
+  a1 = nullptr;
+  b = nullptr;
+  d = nullptr;
+  t1 = t2 = 0;
+  REQUIRE(gort_test::quiesce());
+  gi::Span* again = span_of_fresh<UniB>();
+  REQUIRE(again != nullptr);
+  CHECK(again->types == nullptr);
+  CHECK(again->type == tb);
+  CHECK_FALSE(again->destructors);
 }

@@ -34,7 +34,7 @@ void unmark(const void* p) {
 }
 uint16_t type_of(const void* p) {
   gi::Span* s = span_of(p);
-  return gi::load_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(p))]);
+  return s->type_of(s->object_index(reinterpret_cast<uintptr_t>(p)));
 }
 
 // No mark runs while it is held: a cycle needs the world lock to begin and to end. Marks set

@@ -4,7 +4,8 @@
 //   tiny   pointer-free, trivially destructible, under 16 bytes: packed into the cache's 16-byte
 //          tiny block;
 //   small  up to 32 KiB: a pop from the thread cache's free list for the object's span class
-//          (scan or noscan); the type index goes into the span's side table;
+//          (scan or noscan); the object's type is the span's own (alloc/span.hpp: one compare)
+//          or goes into the span's side table;
 //   large  over 32 KiB: a dedicated span straight from the page heap.
 // Memory is handed out zeroed. All of it runs inside a critical section, so a collection never
 // sees a half-made allocation; a collection the allocation calls for runs after leaving it.
@@ -61,6 +62,28 @@ __attribute__((noinline)) FreeObject* refill(Cache* c, int spc, bool* gc_needed)
   return o;
 }
 
+// Records the type of a new object in a span whose objects do not all share one type.
+inline void set_type_in_table(Span* s, uint16_t* table, FreeObject* o, uint16_t type) {
+  store_type(&table[s->object_index(reinterpret_cast<uintptr_t>(o))], type);  // a dead slot's entry is stale
+  if (type && !s->destructors && type_info(type).destroy) s->destructors = true;
+}
+
+// A new object whose type is not the span's: the span takes the type if it has none yet (and the
+// type needs no destructor), or switches to a side table filled with the type it had (span.hpp).
+// Only this thread's cache allocates from s, so nothing else writes its type fields.
+__attribute__((noinline)) void adopt_type(Span* s, FreeObject* o, uint16_t type) {
+  bool destroy = type && type_info(type).destroy;
+  if (s->type == 0 && !destroy && !s->noscan) {
+    std::atomic_ref<uint16_t>(s->type).store(type, std::memory_order_relaxed);  // first object
+    return;
+  }
+  uint16_t* table;
+  on_system_stack([&] { table = types_alloc(s->sizeclass); });  // may map memory
+  for (uint32_t i = 0; i < s->nelems; ++i) table[i] = s->type;
+  std::atomic_ref<uint16_t*>(s->types).store(table, std::memory_order_release);
+  set_type_in_table(s, table, o, type);
+}
+
 inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   int cls = size_to_class(size);
   int spc = span_class(cls, noscan);
@@ -73,13 +96,8 @@ inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool
   Span* s = slot.span;
   if (!s->needzero) o->next = nullptr;
   else zero_small(o, s->elemsize);
-  if (type) {
-    if (!s->types) [[unlikely]] s->types = types_alloc(cls);  // noscan object with a destructor
-    store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(o))], type);
-    if (type_info(type).destroy) [[unlikely]] s->destructors = true;
-  } else if (s->types) [[unlikely]] {
-    store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(o))], 0);  // a dead slot's entry is stale
-  }
+  if (s->types) [[unlikely]] set_type_in_table(s, s->types, o, type);
+  else if (type != s->type) [[unlikely]] adopt_type(s, o, type);
   return o;
 }
 
@@ -121,8 +139,8 @@ void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   s->allocbits[0] = 1;
   s->large_mark = gc_marking() ? 1 : 0;  // allocate-black
   s->markbytes = &s->large_mark;
-  s->large_type = type;
-  s->types = &s->large_type;
+  s->type = type;
+  s->types = &s->type;
   s->destructors = type && type_info(type).destroy;
   s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (s->needzero) mem_zero(reinterpret_cast<void*>(s->base), size);
@@ -158,10 +176,15 @@ void* allocate(size_t size, uint16_t type, bool noscan) {
   return p;
 }
 
+// A constructor threw: the object must never be traced or destroyed. In a span with a table its
+// entry becomes 0; in a uniform span (trivially destructible types only) its memory is zeroed,
+// which its type traces as null fields.
 void abandon(void* obj) noexcept {
   CriticalSection cs;
   Span* s = mheap().arenas().span_of_checked(reinterpret_cast<uintptr_t>(obj));
-  if (s && s->types) store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))], 0);
+  if (!s) return;
+  if (uint16_t* table = s->type_table()) store_type(&table[s->object_index(reinterpret_cast<uintptr_t>(obj))], 0);
+  else mem_zero(obj, s->elemsize);
 }
 
 }  // namespace gort::internal

@@ -72,7 +72,8 @@ void init_span(Span* s, int spanclass) {
   s->destructors = false;
   mem_zero(s->allocbits, sizeof s->allocbits);
   s->markbytes = markbytes_alloc(cls);
-  s->types = s->noscan ? nullptr : types_alloc(cls);
+  s->types = nullptr;  // uniform until a second type or a destructor shows up (span.hpp)
+  s->type = 0;
   s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);
 }
 

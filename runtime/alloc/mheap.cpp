@@ -146,6 +146,7 @@ void PageHeap::free(Span* s) {
   s->needzero = true;
   s->cached = false;
   s->types = nullptr;
+  s->type = 0;
   s->markbytes = nullptr;
   if (Span* prev = free_neighbour(s->base - kPageSize)) {
     remove_free(prev);

@@ -7,6 +7,17 @@
 //   markbytes: slot i was reached by the current mark phase. One byte per slot, set with a plain
 //              store: parallel markers never need a locked read-modify-write (Boehm GC's mark
 //              bytes). Two markers racing on one object may both scan it, which is harmless.
+// Each object's type index (gc/typeinfo.hpp) is found one of two ways:
+//   uniform: types is null and every object of the span has the type `type` (0 until the first
+//            typed allocation). Most spans hold objects of one trivially destructible type, and
+//            then neither the allocator nor the marker touches a side table (no miss, no GCSys).
+//   table:   types points to one entry per slot (GCSys). A span switches to it, for good, when an
+//            object of a second type or of a type with a destructor is allocated in it (the
+//            destructor protocol keeps per-object state in the entries, see gc/sweep.hpp). Large
+//            spans point types at `type`.
+// Only the thread whose cache owns the span sets `type` or switches it to a table; the table is
+// filled with `type` before it is published (release), so a marker reading either way sees every
+// object allocated before the switch with its type.
 // A slot that is neither allocated nor on a cache's free list is free. Sweeping replaces
 // allocbits with the mark bytes (Go's gcmarkBits -> allocBits flip).
 //
@@ -31,7 +42,7 @@ struct alignas(64) Span {
 
   uintptr_t base = 0;
   size_t npages = 0;
-  uint16_t* types = nullptr;  // type index per slot (scan spans); &large_type for large ones
+  uint16_t* types = nullptr;  // type index per slot, or null: every object has `type` (above)
   uint8_t* markbytes = nullptr;  // nelems bytes (GCSys); &large_mark for large ones
 
   // Object layout (InUse spans).
@@ -49,7 +60,7 @@ struct alignas(64) Span {
   bool destructors = false;
   std::atomic<uint32_t> sweepgen{0};
   uint16_t nalloc = 0;    // allocated slots (valid when not cached)
-  uint16_t large_type = 0;
+  uint16_t type = 0;  // the type of every object when types is null
   uint8_t large_mark = 0;
 
   Span* next = nullptr;  // list links: central lists, page-heap free lists
@@ -70,6 +81,15 @@ struct alignas(64) Span {
     return static_cast<uint32_t>((static_cast<uint64_t>(p - base) * divmagic) >> 32);
   }
   uintptr_t object_addr(uint32_t i) const { return base + uintptr_t{i} * elemsize; }
+
+  uint16_t* type_table() const {
+    return std::atomic_ref<uint16_t*>(const_cast<uint16_t*&>(types)).load(std::memory_order_acquire);
+  }
+  // The type index of slot i (relaxed: see the class comment for the ordering).
+  uint16_t type_of(uint32_t i) const {
+    if (const uint16_t* t = type_table()) return std::atomic_ref<const uint16_t>(t[i]).load(std::memory_order_relaxed);
+    return std::atomic_ref<const uint16_t>(type).load(std::memory_order_relaxed);
+  }
 
   bool is_allocated(uint32_t i) const { return (allocbits[i >> 6] >> (i & 63)) & 1; }
   bool is_marked(uint32_t i) const { return std::atomic_ref<uint8_t>(markbytes[i]).load(std::memory_order_relaxed); }

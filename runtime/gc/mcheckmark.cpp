@@ -143,7 +143,7 @@ void for_each_span(F&& f) {
 }
 
 const char* type_name_at(Span* s, uint32_t i) {
-  uint16_t t = s->types ? load_type(&s->types[i]) : 0;
+  uint16_t t = s->type_of(i);
   return t && t != kDestroying ? type_info(t).name : "pointer-free";
 }
 
@@ -152,10 +152,10 @@ const char* type_name_at(Span* s, uint32_t i) {
 bool print_referencers(Span* s, uint32_t i, Span** up_span, uint32_t* up_index) {
   bool found_white = false;
   for_each_span([&](Span* p) {
-    if (p->noscan || !p->types) return;
+    if (p->noscan) return;
     for (uint32_t k = 0; k < p->nelems; ++k) {
       if (!p->is_allocated(k) || !p->is_marked(k)) continue;
-      uint16_t pt = load_type(&p->types[k]);
+      uint16_t pt = p->type_of(k);
       if (pt == 0 || pt == kDestroying || !type_info(pt).trace) continue;
       std::atomic_ref<uint8_t>(s->markbytes[i]).store(0, std::memory_order_relaxed);
       {

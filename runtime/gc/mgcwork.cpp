@@ -165,7 +165,7 @@ inline void MarkWorker::shade(Span* s, uint32_t i) {
   marked_bytes += s->elemsize;
   ++marked_objects;
   if (s->noscan) return;
-  uint16_t t = load_type(&s->types[i]);
+  uint16_t t = s->type_of(i);
   if (t == 0 || t == kDestroying) return;
   scan_work += s->elemsize;  // counted when queued: every queued object is scanned once
   push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));
@@ -185,7 +185,7 @@ void MarkWorker::mark_field(uintptr_t p) {
   uint32_t i = s->object_index(p);
   if (i >= s->nelems) [[unlikely]] return;
   __builtin_prefetch(&s->markbytes[i], 1);
-  if (!s->noscan) __builtin_prefetch(&s->types[i]);
+  if (const uint16_t* table = s->type_table()) __builtin_prefetch(&table[i]);
   if (pending_n_ == kPending) {
     Pending& old = pending_[pending_head_];
     Span* os = old.s;
@@ -238,7 +238,7 @@ void MarkWorker::scan_conservative(uintptr_t lo, uintptr_t hi) {
 
 void MarkWorker::scan_object_contents(Span* s, uint32_t i) {
   if (s->noscan) return;
-  uint16_t t = load_type(&s->types[i]);
+  uint16_t t = s->type_of(i);
   if (t == 0 || t == kDestroying) return;
   scan_work += s->elemsize;
   push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));

@@ -88,6 +88,12 @@ bool sweep_span(Span* s, bool may_free) {
     mheap().free(s);
     return false;
   }
+  if (nalloc == 0) {  // kept empty: its next objects may all share one type again (span.hpp)
+    if (s->types) types_free(s->sizeclass, s->types);
+    s->types = nullptr;
+    s->type = 0;
+    s->destructors = false;
+  }
   return true;
 }
 

@@ -1,8 +1,8 @@
 // The registry of managed types: for each type index, how to trace and how to destroy an object.
 //
-// Every object slot of a scan span (and of a noscan span once it holds a type with a destructor)
-// carries its type index in the span's side table, so objects need no header. The top bits of a
-// slot's entry record the destructor protocol (see sweep.hpp):
+// Objects need no header: a span knows its objects' type index, either one for all of them or one
+// per slot in a side table (alloc/span.hpp). A span holding a type with a destructor always has
+// the table: the top bits of a slot's entry record the destructor protocol (see sweep.hpp):
 //   T            live object of type T
 //   T|kPending   unreachable, destructor queued: kept, still traced if found
 //   kDestroying  its destructor is running or ran: kept until the next sweep, never traced
