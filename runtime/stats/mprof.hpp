@@ -1,9 +1,10 @@
 // The allocation-profiling bucket table (Go's mprof.go buckhash), counted in BuckHashSys.
 //
-// Go maps a hash table of 179,999 bucket pointers for its heap profiler; gort maps the same table
-// at start so that BuckHashSys reports what the profiler will use. The profiler that fills it
-// (sampling allocations every MemProfileRate bytes) is future work; until then the table stays
-// untouched, so it costs address space but no physical memory.
+// Go maps a hash table of 179,999 bucket pointers (1.4 MB) when its profiler records its first
+// call-stack bucket, not before: a program that never samples reports a BuckHashSys near 0 (and
+// a Go binary that never reads a profile has sampling off altogether). gort does the same: the
+// heap profiler calls init_profiling_buckets() before it records its first bucket; until a
+// profiler samples, no table exists and BuckHashSys is 0.
 #pragma once
 #include <cstddef>
 
