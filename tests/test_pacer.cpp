@@ -7,7 +7,10 @@
 #include <optional>
 #include <string>
 
+#include "runtime/alloc/mcentral.hpp"
+#include "runtime/alloc/span.hpp"
 #include "runtime/core/env.hpp"
+#include "runtime/gc/assist.hpp"
 #include "runtime/gc/pacer.hpp"
 #include "test_util.hpp"
 
@@ -71,6 +74,36 @@ TEST_CASE("pacer: a memory limit caps the goal") {
   CHECK(heap_goal(in, 100, int64_t(111 * kMiB), 10 * kMiB) == 100 * kMiB);
   // Non-heap memory counts against the limit.
   CHECK(heap_goal(in, 100, int64_t(100 * kMiB), 30 * kMiB) == 69 * kMiB);
+}
+
+TEST_CASE("pacer: under a memory limit, heap growth pays for the metadata it brings") {
+  PacerInputs in{10 * kMiB, 0, 0};
+  // 100 - 10 - 1 = 89 MiB without growth costs. With 20 MiB mapped and 25% metadata per heap
+  // byte, the 69 MiB of growth leave 69 / 1.25 MiB for objects.
+  gi::HeapGrowth growth{20 * kMiB, 0.25};
+  CHECK(heap_goal(in, -1, int64_t(100 * kMiB), 10 * kMiB, 0, growth) ==
+        20 * kMiB + static_cast<uint64_t>(69.0 * kMiB / 1.25));
+  // A goal within the mapped heap needs no new metadata.
+  CHECK(heap_goal(in, -1, int64_t(100 * kMiB), 10 * kMiB, 0, {95 * kMiB, 0.25}) == 89 * kMiB);
+  CHECK(heap_goal(in, -1, int64_t(100 * kMiB), 10 * kMiB, 0, {89 * kMiB, 0.25}) == 89 * kMiB);
+  // Nor does a GOGC goal below the limit's.
+  CHECK(heap_goal(in, 100, int64_t(100 * kMiB), 10 * kMiB, 0, growth) == 20 * kMiB);
+  // Never below the live heap.
+  CHECK(heap_goal({60 * kMiB, 0, 0}, -1, int64_t(70 * kMiB), 8 * kMiB, 0, {4 * kMiB, 0.5}) == 60 * kMiB);
+  // The bound used before the heap is big enough to measure: the 8-byte class's mark bytes
+  // (1/8) and span structure per 8 KiB page.
+  double most = gi::max_span_meta_per_byte();
+  CHECK(most == doctest::Approx(1.0 / 8 + sizeof(gi::Span) / 8192.0));
+}
+
+TEST_CASE("pacer: an assist's surplus is credit, at most 1 MiB of allocation") {
+  CHECK(gi::assist_debt_after(5000, 2.0) == 2500);      // still owed: 2500 bytes' worth
+  CHECK(gi::assist_debt_after(-5000, 2.0) == -2500);    // done beyond the debt: credit
+  CHECK(gi::assist_debt_after(-(64 << 10), 0.5) == -(128 << 10));
+  // A chunk of 64 KiB at the ratio of a cycle's first moments (no scan work measured yet) would
+  // be 32 MiB of credit: the thread would not assist again in the cycle.
+  CHECK(gi::assist_debt_after(-(64 << 10), 0.002) == -gi::kMaxAssistCredit);
+  CHECK(gi::assist_debt_after(-(64 << 10), 0) == 0);
 }
 
 TEST_CASE("pacer: past the memory limit the goal stays at the live heap") {

@@ -1,5 +1,8 @@
 #include "runtime/alloc/mcentral.hpp"
 
+#include <algorithm>
+#include <atomic>
+
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/core/mem.hpp"
 #include "runtime/core/persistent.hpp"
@@ -18,6 +21,8 @@ struct CentralInit {
   }
 } g_central_init;
 
+std::atomic<uint64_t> g_side_table_sys{0};
+
 // Per-class pools of side tables: type indices and mark bytes, recycled between spans.
 class SideTablePool {
  public:
@@ -30,7 +35,9 @@ class SideTablePool {
         return n;
       }
     }
-    return pa_.alloc(bytes < sizeof(Node) ? sizeof(Node) : bytes, 8);
+    size_t n = bytes < sizeof(Node) ? sizeof(Node) : bytes;
+    g_side_table_sys.fetch_add(n, std::memory_order_relaxed);
+    return pa_.alloc(n, 8);
   }
   void free(int sizeclass, void* p) {
     LockGuard g(lock_);
@@ -59,6 +66,16 @@ uint8_t* markbytes_alloc(int sizeclass) {
   return static_cast<uint8_t*>(g_marks_pool.alloc(sizeclass, round_up(kClassToObjects[sizeclass], 8)));
 }
 void markbytes_free(int sizeclass, uint8_t* m) { g_marks_pool.free(sizeclass, m); }
+uint64_t side_table_sys() { return g_side_table_sys.load(std::memory_order_relaxed); }
+
+double max_span_meta_per_byte() {
+  double most = 0;
+  for (int cls = 1; cls < kNumSizeClasses; ++cls) {
+    double bytes = static_cast<double>(kClassToPages[cls]) * kPageSize;
+    most = std::max(most, (static_cast<double>(round_up(kClassToObjects[cls], 8)) + sizeof(Span)) / bytes);
+  }
+  return most;
+}
 
 void init_span(Span* s, int spanclass) {
   int cls = spanclass >> 1;

@@ -74,5 +74,10 @@ void types_free(int sizeclass, uint16_t* t);
 // Mark bytes for a span of the size class (GCSys memory, recycled), zeroed.
 uint8_t* markbytes_alloc(int sizeclass);
 void markbytes_free(int sizeclass, uint8_t* m);
+// Bytes of runtime memory (GCSys) the pools of side tables hold, in use or idle.
+uint64_t side_table_sys();
+// The most runtime memory a heap byte can bring with it, over all span classes: the mark bytes
+// and span structure of a span of uniformly typed objects, per byte of the span.
+double max_span_meta_per_byte();
 
 }  // namespace gort::internal

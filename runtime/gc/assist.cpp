@@ -46,6 +46,11 @@ int64_t assist_drain(int64_t work) {
 }
 }  // namespace
 
+int64_t assist_debt_after(int64_t work_left, double per_byte) {
+  if (per_byte <= 0) return 0;
+  return std::max(static_cast<int64_t>(static_cast<double>(work_left) / per_byte), -kMaxAssistCredit);
+}
+
 void add_background_credit(int64_t work) { g_bg_credit.fetch_add(work, std::memory_order_relaxed); }
 void reset_assist_state() { g_bg_credit.store(0, std::memory_order_relaxed); }
 
@@ -78,8 +83,7 @@ void gc_assist(Cache* c) {
   }
   add_assist_time(spent);
   limiter_add_assist_time(spent);
-  // Over-assisting leaves credit for the next spans.
-  c->assist_debt = per_byte > 0 ? static_cast<int64_t>(static_cast<double>(debt) / per_byte) : 0;
+  c->assist_debt = assist_debt_after(debt, per_byte);  // over-assisting leaves credit
   if (!gc_marking()) c->assist_debt = 0;
 }
 

@@ -21,5 +21,13 @@ void gc_assist(Cache* c);
 // The background workers' scan work beyond what assists asked for: assists draw on it first.
 void add_background_credit(int64_t work);
 void reset_assist_state();
+// What an assist leaves in the thread's assist_debt (bytes of allocation) when `work_left` scan
+// work is still owed (negative: done beyond the debt) at `per_byte` work per byte. A surplus
+// becomes credit, at most kMaxAssistCredit bytes: at the start of a cycle the ratio can be tiny
+// (no scan work measured yet), and one chunk at that ratio would otherwise excuse the thread
+// from assisting for the rest of the cycle (the first cycle under GOMEMLIMIT ran 20% past its
+// goal that way).
+constexpr int64_t kMaxAssistCredit = 1 << 20;
+int64_t assist_debt_after(int64_t work_left, double per_byte);
 
 }  // namespace gort::internal

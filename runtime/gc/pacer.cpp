@@ -5,6 +5,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "runtime/alloc/mcentral.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/sweep.hpp"
@@ -17,6 +18,7 @@ constexpr uint64_t kHeapMinimum = 4 << 20;           // Go's defaultHeapMinimum
 constexpr uint64_t kLimitHeadroom = 1 << 20;         // memoryLimitHeapGoalHeadroom
 constexpr uint64_t kSweepMinHeapDistance = 1 << 20;  // sweepMinHeapDistance
 constexpr uint64_t kMinRunway = 64 << 10;
+constexpr uint64_t kMeasuredMetaHeap = 16 << 20;
 constexpr double kGoalUtilization = 0.25;            // gcGoalUtilization = gcBackgroundUtilization
 constexpr uint64_t kTriggerRatioDen = 64, kMinTriggerRatioNum = 45, kMaxTriggerRatioNum = 61;
 
@@ -37,13 +39,20 @@ std::atomic<double> g_assist_work_per_byte{0};
 std::atomic<int64_t> g_scan_done{0};
 std::atomic<uint64_t> g_assist_ns{0};
 uint64_t g_cycle_goal = 0;
+bool g_cycle_limited = false;  // the memory limit set the running cycle's goal
 
 // Memory that counts against the limit and cannot hold heap objects, and how far the total is
 // past the limit (Go's memoryLimitHeapGoal terms 1 and 2). Go's heapAlloc counts the objects the
 // sweeper has not freed yet; gort's heap_live forgets the dead ones at mark termination, so the
 // heap's spans in use stand in for it (their free slots count as heap, as fragmentation would).
-void limit_terms(uint64_t* non_heap, uint64_t* overage) {
+void limit_terms(uint64_t* non_heap, uint64_t* overage, HeapGrowth* growth) {
   auto& st = stats();
+  // Measured once the heap is big enough for the ratio to mean something; before that, the most
+  // any span class brings (its mark bytes and span structure per page).
+  growth->mapped = st.heap_sys.load();
+  growth->meta_per_byte = growth->mapped >= kMeasuredMetaHeap
+                              ? static_cast<double>(side_table_sys() + st.mspan_sys.load()) / static_cast<double>(growth->mapped)
+                              : max_span_meta_per_byte();
   uint64_t released = st.heap_released.load(std::memory_order_relaxed);
   uint64_t mapped_ready = st.sys_total() - released;
   uint64_t heap_ready = st.heap_sys.load() - released;  // free unscavenged pages + spans in use
@@ -59,13 +68,17 @@ uint64_t gc_percent_goal(const PacerInputs& in, int pct) {
   return goal < minimum ? minimum : goal;
 }
 
-uint64_t memory_limit_goal(uint64_t marked, int64_t memory_limit, uint64_t non_heap, uint64_t overage) {
+uint64_t memory_limit_goal(uint64_t marked, int64_t memory_limit, uint64_t non_heap, uint64_t overage,
+                           HeapGrowth growth) {
   if (memory_limit == kNoMemoryLimit) return kNoGoal;
   uint64_t limit = memory_limit > 0 ? static_cast<uint64_t>(memory_limit) : 0;
   if (non_heap + overage >= limit) return marked;  // non-heap memory alone exceeds the limit
   uint64_t goal = limit - (non_heap + overage);
   if (goal < kLimitHeadroom || goal - kLimitHeadroom < kLimitHeadroom) goal = kLimitHeadroom;
   else goal -= kLimitHeadroom;
+  // Past the mapped heap, each byte of growth brings meta_per_byte of metadata with it.
+  if (goal > growth.mapped && growth.meta_per_byte > 0)
+    goal = growth.mapped + static_cast<uint64_t>(static_cast<double>(goal - growth.mapped) / (1 + growth.meta_per_byte));
   return goal < marked ? marked : goal;
 }
 
@@ -74,8 +87,9 @@ uint64_t goal_internal(uint64_t* min_trigger) {
   uint64_t goal = g_gc_percent_goal;
   *min_trigger = 0;
   uint64_t non_heap, overage;
-  limit_terms(&non_heap, &overage);
-  uint64_t limited = memory_limit_goal(g_last.marked, g_memory_limit, non_heap, overage);
+  HeapGrowth growth;
+  limit_terms(&non_heap, &overage, &growth);
+  uint64_t limited = memory_limit_goal(g_last.marked, g_memory_limit, non_heap, overage, growth);
   if (limited < goal) return limited;
   if (g_sweep_dist_min_trigger > goal) goal = g_sweep_dist_min_trigger;
   *min_trigger = g_sweep_dist_min_trigger;
@@ -130,8 +144,9 @@ double PiController::next(double input, double setpoint, double period, bool* ok
   return out;
 }
 
-uint64_t heap_goal(const PacerInputs& in, int gc_percent, int64_t memory_limit, uint64_t non_heap, uint64_t overage) {
-  return std::min(gc_percent_goal(in, gc_percent), memory_limit_goal(in.marked, memory_limit, non_heap, overage));
+uint64_t heap_goal(const PacerInputs& in, int gc_percent, int64_t memory_limit, uint64_t non_heap, uint64_t overage,
+                   HeapGrowth growth) {
+  return std::min(gc_percent_goal(in, gc_percent), memory_limit_goal(in.marked, memory_limit, non_heap, overage, growth));
 }
 
 void pacer_update() {
@@ -173,6 +188,7 @@ CycleWorkers pacer_start_cycle(uint64_t now_ns, int procs) {
   g_triggered = gc_state().heap_live.load(std::memory_order_relaxed);
   pacer_update();
   g_cycle_goal = current_goal();
+  g_cycle_limited = g_cycle_goal < g_gc_percent_goal;
   // Go's startCycle: 25% of GOMAXPROCS, in dedicated workers when that rounds well.
   CycleWorkers w;
   double total = procs * kGoalUtilization;
@@ -202,6 +218,10 @@ void pacer_revise() {
                                     static_cast<double>(max_work)) + triggered;
     expected = max_work;
     auto hard = static_cast<int64_t>((1.0 + pct / 100.0) * static_cast<double>(goal));
+    // Beyond Go 1.19: a goal the memory limit set is not stretched (Go stretches it up to
+    // (1 + GOGC/100) times, without bound under GOGC=off): the next cycle needing as much memory
+    // is no reason to pass the limit now. Assists pay instead; past the goal, the 10% below.
+    if (g_cycle_limited) hard = goal;
     goal = std::min(ext, hard);
   }
   if (static_cast<int64_t>(live) > goal) {
