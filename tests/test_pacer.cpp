@@ -10,7 +10,6 @@
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/span.hpp"
 #include "runtime/core/env.hpp"
-#include "runtime/gc/assist.hpp"
 #include "runtime/gc/pacer.hpp"
 #include "test_util.hpp"
 
@@ -94,16 +93,6 @@ TEST_CASE("pacer: under a memory limit, heap growth pays for the metadata it bri
   // (1/8) and span structure per 8 KiB page.
   double most = gi::max_span_meta_per_byte();
   CHECK(most == doctest::Approx(1.0 / 8 + sizeof(gi::Span) / 8192.0));
-}
-
-TEST_CASE("pacer: an assist's surplus is credit, at most 1 MiB of allocation") {
-  CHECK(gi::assist_debt_after(5000, 2.0) == 2500);      // still owed: 2500 bytes' worth
-  CHECK(gi::assist_debt_after(-5000, 2.0) == -2500);    // done beyond the debt: credit
-  CHECK(gi::assist_debt_after(-(64 << 10), 0.5) == -(128 << 10));
-  // A chunk of 64 KiB at the ratio of a cycle's first moments (no scan work measured yet) would
-  // be 32 MiB of credit: the thread would not assist again in the cycle.
-  CHECK(gi::assist_debt_after(-(64 << 10), 0.002) == -gi::kMaxAssistCredit);
-  CHECK(gi::assist_debt_after(-(64 << 10), 0) == 0);
 }
 
 TEST_CASE("pacer: past the memory limit the goal stays at the live heap") {

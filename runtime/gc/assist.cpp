@@ -52,6 +52,7 @@ int64_t assist_debt_after(int64_t work_left, double per_byte) {
 }
 
 void add_background_credit(int64_t work) { g_bg_credit.fetch_add(work, std::memory_order_relaxed); }
+int64_t background_credit() { return g_bg_credit.load(std::memory_order_relaxed); }
 void reset_assist_state() { g_bg_credit.store(0, std::memory_order_relaxed); }
 
 void gc_assist(Cache* c) {

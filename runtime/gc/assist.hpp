@@ -20,6 +20,7 @@ struct Cache;
 void gc_assist(Cache* c);
 // The background workers' scan work beyond what assists asked for: assists draw on it first.
 void add_background_credit(int64_t work);
+int64_t background_credit();  // not yet drawn on, this cycle
 void reset_assist_state();
 // What an assist leaves in the thread's assist_debt (bytes of allocation) when `work_left` scan
 // work is still owed (negative: done beyond the debt) at `per_byte` work per byte. A surplus

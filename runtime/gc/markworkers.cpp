@@ -8,6 +8,7 @@
 
 #include "runtime/core/os.hpp"
 #include "runtime/core/thread.hpp"
+#include "runtime/gc/assist.hpp"
 #include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mgcmark.hpp"
 #include "runtime/sched/proc.hpp"
@@ -93,11 +94,13 @@ void concurrent_mark(int index) {
       continue;
     }
     uint32_t published = work_published_seq().load(std::memory_order_acquire);
-    uint64_t c0 = thread_cpu_ns(), t0 = nanotime();
+    uint64_t c0 = thread_cpu_ns(), t0 = nanotime(), work0 = w.scan_work;
     work_begin();
     bool did = root_job(w) || w.drain_some(kChunkWork) > 0 || drain_shaded(w) > 0;
     w.publish();
     work_end();
+    // What the workers mark pays for allocation before assists do (Go's gcFlushBgCredit).
+    add_background_credit(static_cast<int64_t>(w.scan_work - work0));
     account.fetch_add(thread_cpu_ns() - c0, std::memory_order_relaxed);
     ran_ns += nanotime() - t0;
     if (!did) {
