@@ -174,6 +174,7 @@ void run_cycle_concurrent(bool forced) {
   // Marked: what the markers marked, plus everything allocated during the mark (black).
   cr.marked = cycle_marked_bytes() + last.marked_bytes + resurrected +
               (live_at_end > live_at_start ? live_at_end - live_at_start : 0);
+  cr.heap_live = live_at_end;
   uint64_t work = cycle_scan_work() + last.scan_work;
   cr.stacks = roots.stacks;
   cr.globals = roots.globals;

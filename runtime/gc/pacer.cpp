@@ -160,6 +160,7 @@ int gc_percent() { return g_gc_percent; }
 int64_t memory_limit() { return g_memory_limit; }
 uint64_t current_goal() { return g_goal.load(std::memory_order_relaxed); }
 const PacerInputs& last_cycle() { return g_last; }
+double cons_mark() { return g_cons_mark; }
 
 int set_gc_percent(int percent) {
   std::lock_guard g(world_lock());
@@ -244,8 +245,9 @@ void add_assist_time(uint64_t ns) { g_assist_ns.fetch_add(ns, std::memory_order_
 uint64_t cycle_assist_ns() { return g_assist_ns.load(std::memory_order_relaxed); }
 
 void pacer_end_cycle(const CycleResult& r, int procs) {
-  // Go's endCycle: the cons/mark ratio this cycle ran at, smoothed.
-  uint64_t live = gc_state().heap_live.load(std::memory_order_relaxed);
+  // Go's endCycle: the cons/mark ratio this cycle ran at, smoothed. `live` is what the heap grew
+  // to while the mark ran (heap_live itself already holds the marked heap).
+  uint64_t live = r.heap_live;
   double duration = static_cast<double>(std::max<uint64_t>(r.mark_ns, 1)) * procs;
   double utilization = kGoalUtilization + static_cast<double>(cycle_assist_ns()) / duration;
   double idle = static_cast<double>(r.idle_ns) / duration;

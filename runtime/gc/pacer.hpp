@@ -60,6 +60,7 @@ int64_t memory_limit();
 int64_t set_memory_limit(int64_t limit);  // negative: only reads
 uint64_t current_goal();
 const PacerInputs& last_cycle();
+double cons_mark();  // the smoothed cons/mark ratio the trigger's runway is computed from
 // Recomputes goal and trigger (the world stopped, or the world lock held).
 void pacer_update();
 
@@ -79,6 +80,7 @@ uint64_t cycle_assist_ns();
 // The end of a mark: what it found, and the CPU the collector used meanwhile.
 struct CycleResult {
   uint64_t marked = 0;      // heap bytes marked, allocate-black included
+  uint64_t heap_live = 0;   // the heap when the mark ended, before it is reset to `marked`
   uint64_t heap_scan = 0;   // scan work of heap objects
   uint64_t stacks = 0;
   uint64_t globals = 0;
