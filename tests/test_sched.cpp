@@ -357,6 +357,55 @@ TEST_CASE("select: runs a ready case, picks at random among several, waits for t
   CHECK_THROWS_AS(gort::select(gort::on_send(closed, 1)), std::logic_error);
 }
 
+TEST_CASE("select: several cases on one channel complete at random when the select has to wait") {
+  // Go's TestPseudoRandomSend: the receiver arrives after the select blocked, so which case wins
+  // depends on the order the select queued its waiters in. The counterpart sleeps a little
+  // before each operation so that the select has usually blocked by then (when it has not, the
+  // select finds its case ready and picks at random anyway: the test cannot pass by luck).
+  constexpr int kN = 100;
+  constexpr auto kLate = std::chrono::microseconds(300);
+  for (size_t cap : {size_t{0}, size_t{kN}}) {
+    gort::Chan<int> c(cap);
+    std::vector<int> got(kN, -1);
+    gort::WaitGroup wg;
+    wg.Add(1);
+    gort::go([&, c]() mutable {
+      for (int i = 0; i < kN; ++i) {
+        gort::sleep_for(kLate);
+        got[i] = c.recv().value_or(-1);
+      }
+      wg.Done();
+    });
+    for (int i = 0; i < kN; ++i) gort::select(gort::on_send(c, 1), gort::on_send(c, 0));
+    wg.Wait();
+    int zeros = 0, ones = 0;
+    for (int v : got) (v == 0 ? zeros : ones) += (v == 0 || v == 1);
+    CAPTURE(cap);
+    CHECK(zeros + ones == kN);
+    CHECK(zeros > kN / 10);
+    CHECK(ones > kN / 10);
+  }
+  // The receive side: two receive cases on one channel, the sender arriving later.
+  gort::Chan<int> c;
+  int first = 0, second = 0;
+  gort::WaitGroup wg;
+  wg.Add(1);
+  gort::go([&, c]() mutable {
+    for (int i = 0; i < kN; ++i) {
+      gort::sleep_for(kLate);
+      c.send(i);
+    }
+    wg.Done();
+  });
+  for (int i = 0; i < kN; ++i) {
+    std::optional<int> a, b;
+    (gort::select(gort::on_recv(c, a), gort::on_recv(c, b)) == 0 ? first : second)++;
+  }
+  wg.Wait();
+  CHECK(first > kN / 10);
+  CHECK(second > kN / 10);
+}
+
 TEST_CASE("select: a blocked select is woken by the first channel operation, from goroutines and threads") {
   gort::Chan<int> a, b, quit;
   std::atomic<int> sum{0}, rounds{0};

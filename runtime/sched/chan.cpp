@@ -241,10 +241,14 @@ int chan_select(const SelectCase* cases, int n, bool block, bool* recv_ok) {
     leave_critical();
     return -1;
   }
-  // Wait on every case at once; the first channel operation to claim one of them wins.
+  // Wait on every case at once; the first channel operation to claim one of them wins. The
+  // waiters are queued in the random poll order: a counterpart arriving later wakes the first
+  // one queued on its channel, so several cases on one channel must not always queue in the
+  // order they were written (Go's TestPseudoRandomSend).
   std::atomic<uint32_t> done{0};
   Waiter ws[kMaxSelectCases];
-  for (int i = 0; i < n; ++i) {
+  for (int k = 0; k < n; ++k) {
+    int i = order[k];
     init_waiter(ws[i]);
     ws[i].wake = &ws[0].own_wake;
     ws[i].select_done = &done;
