@@ -806,18 +806,31 @@ void check_stack_depths() {
 // 10 ms, as Go's sysmon at its slowest, when it watches stack depths; else timers wake it.
 constexpr int64_t kSysmonMaxSleep = kSplitStacks ? 10000000 : 100000000;
 
+// Lowers sysmon's deadline to `when` if that is earlier; true if it did.
+bool lower_sysmon_deadline(int64_t when) {
+  int64_t cur = g_sysmon_deadline.load();
+  while (when < cur)
+    if (g_sysmon_deadline.compare_exchange_weak(cur, when)) return true;
+  return false;
+}
+
 void* sysmon_main(void*) {
   attach_current_thread(/*scan_stack=*/false);
   while (!g_sched.shutdown.load(std::memory_order_acquire)) {
     check_stack_depths();
     uint32_t seen = g_sysmon_wake.load(std::memory_order_acquire);
+    // While sysmon scans, its deadline reads as "none": a timer set meanwhile on a P it has
+    // already scanned then wakes it (the wait below returns at once and it scans again). With
+    // the last round's deadline left in place, such a timer compared against a deadline already
+    // past, woke no one and fired only at the next round, up to kSysmonMaxSleep late.
+    g_sysmon_deadline.store(INT64_MAX);
     int64_t next = INT64_MAX;
     {
       CriticalSection cs;
       // Every P ever made: one retired by a smaller GOMAXPROCS may still hold timers.
       for (int i = 0; i < kMaxProcs && g_sched.allp[i]; ++i) next = std::min(next, run_timers(g_sched.allp[i]));
     }
-    g_sysmon_deadline.store(next, std::memory_order_release);
+    lower_sysmon_deadline(next);  // a timer set during the scan may have lowered it already
     int64_t now = static_cast<int64_t>(nanotime());
     int64_t wait = std::min<int64_t>(std::max<int64_t>(next - now, 0), kSysmonMaxSleep);
     if (wait > 0) blocked_wait([&] { futex_wait(&g_sysmon_wake, seen, wait); });
@@ -1004,8 +1017,7 @@ void sleep_ns(int64_t ns) {
   p->timers_lock.lock();
   timer_push_locked(p, Timer{when, &w});
   p->next_timer.store(p->timers[0].when, std::memory_order_release);
-  if (when < g_sysmon_deadline.load(std::memory_order_acquire)) {
-    g_sysmon_deadline.store(when, std::memory_order_release);
+  if (lower_sysmon_deadline(when)) {  // seq_cst, against sysmon's store before it scans
     g_sysmon_wake.fetch_add(1, std::memory_order_release);
     futex_wake(&g_sysmon_wake, 1);
   }
