@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 #include <gort/gort.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -492,4 +493,43 @@ TEST_CASE("memstats: snapshots stay consistent while other threads allocate") {
   gort::MemStats end = read_stats();
   check_identities(end);
   CHECK(end.NumGC > 0);
+}
+
+TEST_CASE("debug::ReadGCStats: Go's GCStats, the pause history newest first, with quantiles") {
+  for (int i = 0; i < 3; ++i) gort::GC();
+  gort::debug::GCStats gs, again;
+  gs.PauseQuantiles.resize(5);
+  gort::MemStats m{};
+  // A collection the heap triggers may land between the reads: retry until none did.
+  for (int tries = 0;; ++tries) {
+    gort::debug::ReadGCStats(&gs);
+    gort::ReadMemStats(&m);
+    gort::debug::ReadGCStats(&again);
+    if (gs.NumGC == again.NumGC && uint64_t(gs.NumGC) == m.NumGC) break;
+    REQUIRE(tries < 100);
+  }
+  using std::chrono::nanoseconds;
+  CHECK(gs.NumGC >= 3);
+  CHECK(gs.PauseTotal == nanoseconds(m.PauseTotalNs));
+  size_t n = std::min<size_t>(size_t(gs.NumGC), 256);
+  REQUIRE(gs.Pause.size() == n);
+  REQUIRE(gs.PauseEnd.size() == n);
+  for (size_t i = 0; i < n; ++i) {
+    size_t k = (m.NumGC - 1 - i) % 256;  // MemStats' ring: the newest at (NumGC+255)%256
+    CHECK(gs.Pause[i] == nanoseconds(m.PauseNs[k]));
+    CHECK(std::chrono::duration_cast<nanoseconds>(gs.PauseEnd[i].time_since_epoch()) == nanoseconds(m.PauseEnd[k]));
+    if (i > 0) CHECK(gs.PauseEnd[i] <= gs.PauseEnd[i - 1]);  // newest first
+  }
+  CHECK(std::chrono::duration_cast<nanoseconds>(gs.LastGC.time_since_epoch()) == nanoseconds(m.LastGC));
+  CHECK(gs.PauseEnd[0] == gs.LastGC);
+  // Quantiles: minimum, 25%, 50%, 75%, maximum of the history.
+  auto [lo, hi] = std::minmax_element(gs.Pause.begin(), gs.Pause.end());
+  CHECK(gs.PauseQuantiles[0] == *lo);
+  CHECK(gs.PauseQuantiles[4] == *hi);
+  for (size_t i = 1; i < 5; ++i) CHECK(gs.PauseQuantiles[i - 1] <= gs.PauseQuantiles[i]);
+  std::vector<nanoseconds> sorted(gs.Pause);
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(gs.PauseQuantiles[2] == sorted[n * 2 / 4]);
+  // No quantiles asked for, none given.
+  CHECK(again.PauseQuantiles.empty());
 }

@@ -1,6 +1,8 @@
 // Go's runtime.MemStats, ReadMemStats, GC and runtime/debug's tuning knobs.
 #pragma once
+#include <chrono>
 #include <cstdint>
+#include <vector>
 
 namespace gort {
 
@@ -70,6 +72,20 @@ int SetGCPercent(int percent);
 int64_t SetMemoryLimit(int64_t limit);
 // Forces a collection, then returns as much memory to the OS as possible.
 void FreeOSMemory();
+
+// Go's debug.GCStats.
+struct GCStats {
+  std::chrono::system_clock::time_point LastGC;      // end of the last collection (the epoch if none)
+  int64_t NumGC = 0;                                 // collections completed
+  std::chrono::nanoseconds PauseTotal{0};            // stop-the-world time of all of them
+  std::vector<std::chrono::nanoseconds> Pause;       // pause of each of the last 256, newest first
+  std::vector<std::chrono::system_clock::time_point> PauseEnd;  // their ends, newest first
+  // Set its size before the call to ask for quantiles: n+1 entries hold the minimum, the n-1
+  // quantiles between and the maximum of Pause (5 entries: min, 25%, 50%, 75%, max).
+  std::vector<std::chrono::nanoseconds> PauseQuantiles;
+};
+// Go's debug.ReadGCStats: fills *stats from the collector's pause history.
+void ReadGCStats(GCStats* stats);
 }  // namespace debug
 
 }  // namespace gort

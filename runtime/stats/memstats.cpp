@@ -8,12 +8,14 @@
 #include <gort/memstats.hpp>
 
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
 #include "runtime/alloc/mcache.hpp"
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/alloc/scavenger.hpp"
+#include "runtime/core/mem.hpp"
 #include "runtime/core/os.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
@@ -111,12 +113,58 @@ void ReadMemStats(MemStats* m) {
 
 void GC() { gc_run(GcReason::Forced); }
 
+namespace {
+void read_gc_stats(debug::GCStats* out) {
+  using std::chrono::nanoseconds;
+  using std::chrono::system_clock;
+  // The pause history changes only with the world lock held (record_pause), so holding it is a
+  // consistent snapshot; no need to stop the world.
+  uint64_t numgc, total, last;
+  uint64_t pause[256], end[256];
+  {
+    std::lock_guard g(world_lock());
+    const auto& st = stats();
+    numgc = st.numgc;
+    total = st.pause_total_ns;
+    last = st.last_gc_unix_ns;
+    mem_copy(pause, st.pause_ns, sizeof pause);
+    mem_copy(end, st.pause_end, sizeof end);
+  }
+  size_t n = numgc < 256 ? numgc : 256;
+  out->NumGC = static_cast<int64_t>(numgc);
+  out->PauseTotal = nanoseconds(total);
+  out->LastGC = system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(nanoseconds(last)));
+  out->Pause.resize(n);
+  out->PauseEnd.resize(n);
+  for (size_t i = 0; i < n; ++i) {  // newest first: entry (NumGC-1-i) mod 256
+    size_t k = (numgc - 1 - i) % 256;
+    out->Pause[i] = nanoseconds(pause[k]);
+    out->PauseEnd[i] = system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(nanoseconds(end[k])));
+  }
+  if (!out->PauseQuantiles.empty()) {
+    if (n == 0) {
+      std::fill(out->PauseQuantiles.begin(), out->PauseQuantiles.end(), nanoseconds(0));
+    } else {
+      std::vector<nanoseconds> sorted(out->Pause);
+      std::sort(sorted.begin(), sorted.end());
+      size_t nq = out->PauseQuantiles.size() - 1;
+      for (size_t i = 0; i < nq; ++i) out->PauseQuantiles[i] = sorted[sorted.size() * i / nq];
+      out->PauseQuantiles[nq] = sorted.back();
+    }
+  }
+}
+}  // namespace
+
 namespace debug {
 int SetGCPercent(int percent) { return set_gc_percent(percent); }
 int64_t SetMemoryLimit(int64_t limit) {
   int64_t old = set_memory_limit(limit);
   if (limit >= 0) wake_scavenger();
   return old;
+}
+void ReadGCStats(GCStats* out) {
+  if (t_local.critical) fatal("ReadGCStats inside a runtime critical section");
+  on_system_stack([out] { read_gc_stats(out); });  // libstdc++ calls: off a goroutine's small stack
 }
 void FreeOSMemory() {
   gc_run(GcReason::FreeOSMemory);
