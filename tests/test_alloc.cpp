@@ -412,6 +412,7 @@ TEST_CASE("alloc: memory of dead objects is zeroed when handed out again") {
 namespace {
 // Scan class 1152 (7 objects per span) and scan class 1792: no other test allocates these sizes.
 struct UniLeaf {
+  explicit UniLeaf(uint64_t x = 0) : v(x) {}
   uint64_t v;
 };
 struct UniA {
