@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -547,4 +548,20 @@ TEST_CASE("alloc: a span's objects share its type until another type or a destru
   CHECK(again->types == nullptr);
   CHECK(again->type == tb);
   CHECK_FALSE(again->destructors);
+}
+
+TEST_CASE("alloc: make_array with a length out of range throws std::length_error (Go: makeslice panics)") {
+  // SIZE_MAX / 4 doubles: 8 * n wraps to a small size; it used to return a small object whose
+  // size() claimed 2^62 elements.
+  CHECK_THROWS_AS(gort::make_array<double>(SIZE_MAX / 4), std::length_error);
+  CHECK_THROWS_AS(gort::make_array<uint64_t>(SIZE_MAX), std::length_error);
+  CHECK_THROWS_AS(gort::make_array<char>(gi::kMaxAlloc), std::length_error);
+  CHECK_THROWS_AS(gort::make_array<gort::Ref<Traced>>(SIZE_MAX / 2), std::length_error);
+  try {
+    gort::make_array<double>(SIZE_MAX / 4);
+  } catch (const std::length_error& e) {
+    CHECK(std::string(e.what()).find("len out of range") != std::string::npos);
+  }
+  gort::Array<char>* ok = gort::make_array<char>(1000);  // and nothing else changed
+  CHECK(ok->size() == 1000);
 }

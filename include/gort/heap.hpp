@@ -27,6 +27,12 @@ uint16_t register_type(TraceFn trace, DestroyFn destroy, const char* name);
 // destructible, which may share a tiny block); `noscan` when the type has no trace(). Never null:
 // running out of memory is fatal, as in Go.
 void* allocate(size_t size, uint16_t type, bool noscan);
+// The largest allocation: Go's maxAlloc on 64-bit Linux (the 48-bit address space). allocate()
+// calls a larger request a fatal out-of-memory error, as Go does.
+inline constexpr size_t kMaxAlloc = size_t{1} << 48;
+// make_array's length check failed: throws std::length_error (Go panics "makeslice: len out of
+// range").
+[[noreturn]] void throw_len_out_of_range(size_t n, size_t elem_size);
 // Forgets the type of an object whose constructor threw: it becomes plain garbage.
 void abandon(void* obj) noexcept;
 // Marks the object containing p (the slow part of Tracer::visit).
@@ -210,6 +216,10 @@ T* make(A&&... args) {
 template <class T>
 Array<T>* make_array(size_t n) {
   static_assert(std::is_default_constructible_v<T>);
+  // n * sizeof(T) must neither wrap nor pass the largest allocation: a wrapped size would make a
+  // small object whose size() lies.
+  if (n > (internal::kMaxAlloc - sizeof(Array<T>)) / sizeof(T)) [[unlikely]]
+    internal::throw_len_out_of_range(n, sizeof(T));
   static_assert(!(std::is_pointer_v<T> && internal::Traceable<std::remove_cv_t<std::remove_pointer_t<T>>>),
                 "gort::make_array: elements that point to managed objects must be gort::Ref<T>, not T*");
   void* mem = internal::allocate(sizeof(Array<T>) + n * sizeof(T), internal::type_index<Array<T>>(),

@@ -30,6 +30,12 @@ namespace gort::internal {
 
 namespace {
 
+// Go's mallocgc: a request no heap can hold is a fatal out-of-memory error (its page count would
+// wrap and yield a small span).
+[[noreturn]] __attribute__((noinline)) void too_large(size_t size) {
+  fatal("out of memory: cannot allocate a %zu-byte block (over the %zu-byte limit)", size, kMaxAlloc);
+}
+
 [[noreturn]] void not_attached() {
   throw_logic_error(
       "gort: managed allocation on a thread that is not attached "
@@ -160,6 +166,7 @@ void* allocate(size_t size, uint16_t type, bool noscan) {
   Cache* c = t_local.cache;
   if (!c) [[unlikely]] not_attached();
   if (size == 0) size = 1;
+  if (size > kMaxAlloc) [[unlikely]] too_large(size);
   bool gc_needed = false;
   void* p;
   enter_critical();
