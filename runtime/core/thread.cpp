@@ -45,10 +45,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   // An asynchronous stop runs on an alternate signal stack when the thread has one (an M's, or
   // one the program installed for its own handlers): then nothing below sp is touched.
   // `here` is this frame's stack pointer: the checking mark scans up from it (ThreadRecord).
-  auto here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-#if defined(__x86_64__)
-  asm volatile("movq %%rsp, %0" : "=r"(here));
-#endif
+  uintptr_t here = stack_pointer();
   bool below_sp = !async || (here < sp && sp - here < (64 << 10));
   mem_copy(&r->regs, regs, sizeof r->regs);
 #if defined(__x86_64__)
@@ -125,8 +122,7 @@ void suspend_self() {
   // libc: this runs on goroutine stacks, see core/mem.hpp); the scan starts below the whole
   // frame, at the stack pointer.
   __builtin_unwind_init();
-  uintptr_t sp;
-  asm volatile("movq %%rsp, %0" : "=r"(sp));
+  uintptr_t sp = stack_pointer();
   void *segments, *current;
   stack_current_segments(&segments, &current);
   mcontext_t none;  // on this frame (park must not be a tail call), zeroed without libc
@@ -177,10 +173,7 @@ void scrub_stack(size_t bytes) {
   // arrays. Writing below the stack pointer is safe (see below).
   ThreadRecord* r = t_local.record;
   if (!r) return;
-  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-#if defined(__x86_64__)
-  asm volatile("movq %%rsp, %0" : "=r"(sp));
-#endif
+  uintptr_t sp = stack_pointer();
   uintptr_t lo = 0;
   if (r->g_stack_hi && sp > r->g_stack_lo && sp <= r->g_stack_hi) lo = r->g_stack_lo;
   else if (r->stack_hi && sp > r->stack_lo && sp <= r->stack_hi) lo = r->stack_lo;
@@ -195,8 +188,7 @@ void scrub_stack(size_t bytes) {
   // Writing below the stack pointer is safe: a signal handler that lands meanwhile only leaves
   // dead words behind, zeroed when the loop resumes.
   if (uintptr_t guard = split_guard()) {
-    uintptr_t sp;
-    asm volatile("movq %%rsp, %0" : "=r"(sp));
+    uintptr_t sp = stack_pointer();
     if (sp > guard + bytes) guard = sp - bytes;
     if (sp > guard) mem_zero(reinterpret_cast<void*>(guard), sp - guard);
     return;
@@ -359,13 +351,8 @@ void blocked_wait(void (*wait)(void*), void* arg) {
   }
   // The record says where the stack stops and what the registers hold, as a stop would; the
   // callee-saved registers are spilled into this frame, above the recorded stack pointer.
-#if defined(__x86_64__)
   __builtin_unwind_init();
-  uintptr_t sp;
-  asm volatile("movq %%rsp, %0" : "=r"(sp));
-#else
-  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - 256;
-#endif
+  uintptr_t sp = stack_pointer();
   stack_current_segments(&r->split_segments, &r->split_current);
   mem_zero(&r->regs, sizeof r->regs);
 #if defined(__x86_64__)

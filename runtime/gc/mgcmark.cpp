@@ -173,14 +173,9 @@ namespace {
 // ones spilled into this very frame (__builtin_unwind_init), which the scan covers: [sp, top).
 __attribute__((noinline)) void scan_own_stack_from_here(MarkWorker& w, uint32_t gen) {
   __builtin_unwind_init();
-#if defined(__x86_64__)
   // The stack pointer itself: a frame's unused slots may hold stale words from earlier calls,
   // which the checking mark would find later if neither scanned nor zeroed.
-  uintptr_t sp;
-  asm volatile("movq %%rsp, %0" : "=r"(sp));
-#else
-  uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) - 256;
-#endif
+  uintptr_t sp = stack_pointer();
   asm volatile("" : : "r"(sp) : "memory");
   ThreadRecord* r = t_local.record;
   void *segments, *current;

@@ -160,15 +160,23 @@ inline Span* MarkWorker::span_for(uintptr_t p) {
   return s;
 }
 
-inline void MarkWorker::shade(Span* s, uint32_t i) {
-  if (!s->try_mark(i)) return;
-  marked_bytes += s->elemsize;
-  ++marked_objects;
+void MarkWorker::scan_object_contents(Span* s, uint32_t i) {
   if (s->noscan) return;
   uint16_t t = s->type_of(i);
   if (t == 0 || t == kDestroying) return;
   scan_work += s->elemsize;  // counted when queued: every queued object is scanned once
   push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));
+}
+
+inline bool MarkWorker::mark_slot(Span* s, uint32_t i) {
+  if (!s->try_mark(i)) return false;
+  marked_bytes += s->elemsize;
+  ++marked_objects;
+  return true;
+}
+
+inline void MarkWorker::shade(Span* s, uint32_t i) {
+  if (mark_slot(s, i)) scan_object_contents(s, i);
 }
 
 void MarkWorker::mark(uintptr_t p) {
@@ -236,16 +244,8 @@ void MarkWorker::scan_conservative(uintptr_t lo, uintptr_t hi) {
   }
 }
 
-void MarkWorker::scan_object_contents(Span* s, uint32_t i) {
-  if (s->noscan) return;
-  uint16_t t = s->type_of(i);
-  if (t == 0 || t == kDestroying) return;
-  scan_work += s->elemsize;
-  push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));
-}
-
 void MarkWorker::push_new_object(uintptr_t p) {
-  Span* s = mheap().arenas().span_of_checked(p);
+  Span* s = span_for(p);
   if (!s) return;
   uint32_t i = s->object_index(p);
   if (i >= s->nelems) return;
@@ -253,10 +253,7 @@ void MarkWorker::push_new_object(uintptr_t p) {
   // and constructed after it is white. It is marked here: a constructed object its thread still
   // holds is live (its stack may be scanned only later), and nothing a marker handles may stay
   // white (the checking mark finds such words on stacks).
-  if (s->try_mark(i)) {
-    marked_bytes += s->elemsize;
-    ++marked_objects;
-  }
+  mark_slot(s, i);
   scan_object_contents(s, i);
 }
 

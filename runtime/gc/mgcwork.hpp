@@ -79,6 +79,8 @@ class MarkWorker {
   void push(uint64_t entry);
   bool pop(uint64_t* entry);
   Span* span_for(uintptr_t p);
+  // Marks slot i and counts it; false when it was marked already.
+  bool mark_slot(Span* s, uint32_t i);
   void shade(Span* s, uint32_t i);
   // Children seen by trace() and not yet shaded, oldest first: marking reads two side tables
   // (mark bytes, type entries) that are one cache miss each per object; prefetched kPending

@@ -863,9 +863,7 @@ void on_system_stack(void (*fn)(void*) noexcept, void* arg) {
     fn(arg);
     return;
   }
-  uintptr_t sp;
-  asm volatile("movq %%rsp, %0" : "=r"(sp));
-  m->rec->g_sys_sp = sp;
+  m->rec->g_sys_sp = stack_pointer();
 #if GORT_SPLIT_STACK
   uintptr_t guard = split_guard();
   set_split_guard(0);  // the M's own stack never grows
