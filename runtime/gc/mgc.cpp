@@ -41,11 +41,18 @@ uint32_t g_forced_until = 0;   // a forced cycle must begin while g_started < th
 std::atomic<uint32_t> g_wake{0};
 std::atomic<uint32_t> g_done{0};
 std::atomic<bool> g_heap_request{false};
+// Bumped when a mark begins and when a cycle ends: threads past the goal wait on it (futex).
+std::atomic<uint32_t> g_mark_events{0};
 std::atomic<bool> g_stop{false};
 pthread_t g_thread;
 
 // Flushes every thread's cache (spans back to the central lists, counts to the statistics);
 // with `new_cycle`, also forgets what the last cycle left in barrier buffers and assist debts.
+void announce_mark_event() {
+  g_mark_events.fetch_add(1, std::memory_order_release);
+  futex_wake(&g_mark_events);
+}
+
 void flush_caches(bool new_cycle) {
   for_each_thread([&](ThreadRecord* r) {
     if (!r->cache) return;
@@ -112,6 +119,7 @@ void run_cycle_stopped(bool forced) {
   record_pause(tr, tr.t_end - tr.t_start, forced, thread_cpu_ns() - cpu0 + mr.worker_cpu_ns);
   start_the_world();
   wl.unlock();
+  announce_mark_event();
   after_cycle(tr);
 }
 
@@ -137,6 +145,7 @@ void run_cycle_concurrent(bool forced) {
   tr.t_mark = nanotime();
   start_the_world();
   wl.unlock();
+  announce_mark_event();
   limiter_finish_transition(tr.t_mark);
 
   // 2. Concurrent mark, until nothing is left to mark anywhere.
@@ -205,6 +214,7 @@ void run_cycle_concurrent(bool forced) {
   record_pause(tr, pause, forced, gc_cpu);
   start_the_world();
   wl.unlock();
+  announce_mark_event();
   limiter_finish_transition(tr.t_end);
   after_cycle(tr);
 }
@@ -269,9 +279,36 @@ void set_gc_debug(int stoptheworld, bool checkmark) {
   set_checkmark(checkmark);
 }
 
+namespace {
+bool past_goal_unmarked() {
+  return !gc_marking() && g_state.heap_live.load(std::memory_order_relaxed) >= current_goal() &&
+         !cpu_limiter_limiting();
+}
+
+// Waits, a bounded time, until a mark begins or the heap is back under its goal.
+void wait_for_mark() {
+  enter_blocking();  // a goroutine hands its processor to the others meanwhile
+  user_thread_blocked(true);
+  blocked_wait([] {
+    for (int i = 0; i < 100; ++i) {  // 100 ms at most: a cycle that does not come is no deadlock
+      uint32_t seen = g_mark_events.load(std::memory_order_acquire);
+      if (!past_goal_unmarked()) break;
+      futex_wait(&g_mark_events, seen, 1000000);
+    }
+  });
+  user_thread_blocked(false);
+  exit_blocking();
+}
+}  // namespace
+
 void gc_start_heap() {
-  if (g_heap_request.exchange(true, std::memory_order_acq_rel)) return;  // already asked
-  wake_collector();
+  if (!g_heap_request.exchange(true, std::memory_order_acq_rel)) wake_collector();
+  // Go starts a cycle on the goroutine that crosses the trigger. Here the collector thread does,
+  // and on a busy machine its wake-up can take milliseconds while the program allocates on: past
+  // the goal itself with no mark begun, the allocating thread waits for the mark to start (a Go
+  // goroutine would be stopping the world for it), unless the CPU limiter has switched assists
+  // off. The heap then never runs past its goal unpaced.
+  if (past_goal_unmarked()) [[unlikely]] wait_for_mark();
 }
 
 void gc_run(GcReason) {

@@ -38,7 +38,8 @@ enum class GcReason { Forced, FreeOSMemory };
 // A full, forced collection (Go's runtime.GC): waits for a cycle that starts after the call to
 // end, then sweeps whatever is left. A goroutine hands its processor over meanwhile.
 void gc_run(GcReason reason);
-// The heap reached the trigger: starts a cycle unless one runs (returns at once).
+// The heap reached the trigger: starts a cycle unless one runs. Returns at once, unless the heap
+// is past its goal with no mark begun: then it waits (up to 100 ms) for the mark to start.
 void gc_start_heap();
 
 // Number of processors the collector paces itself against (GOMAXPROCS at start).
