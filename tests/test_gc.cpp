@@ -719,3 +719,26 @@ TEST_CASE("gcstoptheworld: GODEBUG=gcstoptheworld=1 marks with the world stopped
   CHECK(WEXITSTATUS(status) == 4);
   CHECK(err.find("no concurrent mark") != std::string::npos);
 }
+
+namespace {
+struct Pair {  // an aggregate, pointer-free
+  int64_t x, y;
+};
+struct Link {  // an aggregate with a traced field
+  int64_t v;
+  gort::Ref<Link> next;
+  void trace(gort::Tracer& t) const { t.visit(next); }
+};
+}  // namespace
+
+TEST_CASE("gc: make<T>(values...) initializes an aggregate's members, with gcc and clang alike") {
+  Pair* p = gort::make<Pair>(3, 4);  // clang 14 has no T(3, 4) for aggregates: T{3, 4} then
+  CHECK(p->x == 3);
+  CHECK(p->y == 4);
+  Link* a = gort::make<Link>();  // value-initialized
+  CHECK(a->v == 0);
+  CHECK(!a->next);
+  Link* b = gort::make<Link>(5, a);
+  CHECK(b->v == 5);
+  CHECK(b->next.get() == a);
+}

@@ -196,15 +196,26 @@ T* made(T* obj) {
 }
 }  // namespace internal
 
-// Like Go's new(T): T(args...) on the garbage-collected heap. T() is value-initialized.
+namespace internal {
+// T(args...), or T{args...} for an aggregate where the compiler lacks C++20's parenthesized
+// aggregate initialization (clang before 16).
+template <class T, class... A>
+T* construct_at(void* mem, A&&... args) {
+  if constexpr (std::is_constructible_v<T, A...>) return ::new (mem) T(std::forward<A>(args)...);
+  else return ::new (mem) T{std::forward<A>(args)...};
+}
+}  // namespace internal
+
+// Like Go's new(T): T(args...) on the garbage-collected heap. T() is value-initialized; an
+// aggregate may be given its members' values, make<Point>(1, 2).
 template <class T, class... A>
 T* make(A&&... args) {
   void* mem = internal::allocate(sizeof(T), internal::type_index<T>(), !internal::Traceable<T>);
   if constexpr (std::is_nothrow_constructible_v<T, A...>) {
-    return internal::made(::new (mem) T(std::forward<A>(args)...));
+    return internal::made(internal::construct_at<T>(mem, std::forward<A>(args)...));
   } else {
     try {
-      return internal::made(::new (mem) T(std::forward<A>(args)...));
+      return internal::made(internal::construct_at<T>(mem, std::forward<A>(args)...));
     } catch (...) {
       internal::abandon(mem);
       throw;
