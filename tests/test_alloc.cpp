@@ -1,6 +1,7 @@
 // The allocator: Go's size classes, the page heap (coalescing, growth, scavenging), large objects,
 // FreeOSMemory and zeroing of reused memory.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 
 #include <thread>
 #include <gort/gort.hpp>
@@ -564,4 +565,15 @@ TEST_CASE("alloc: make_array with a length out of range throws std::length_error
   }
   gort::Array<char>* ok = gort::make_array<char>(1000);  // and nothing else changed
   CHECK(ok->size() == 1000);
+}
+
+TEST_CASE("alloc: a request over 2^48 bytes is a fatal out-of-memory error (Go throws), not a wrapped size") {
+  for (const char* c : {"huge-allocate", "wrapping-allocate"}) {
+    std::pair<int, std::string> run = gort_test::run_sibling("bad-input", c);
+    CAPTURE(c);
+    INFO(run.second.substr(0, 1000));
+    CHECK(WIFEXITED(run.first));
+    CHECK(WEXITSTATUS(run.first) != 0);
+    CHECK(run.second.find("out of memory: cannot allocate a") != std::string::npos);
+  }
 }

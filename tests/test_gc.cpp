@@ -676,21 +676,9 @@ TEST_CASE("gc: stress: threads build and drop trees while collections are forced
 }
 
 namespace {
-// Runs tests/checkmark-fault (next to this binary) under `env`: its exit status and stderr.
+// Runs tests/checkmark-fault under `env`: its exit status and stderr.
 std::pair<int, std::string> run_checkmark_fault(const std::string& env) {
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  REQUIRE(n > 0);
-  std::string dir(exe, static_cast<size_t>(n));
-  dir = dir.substr(0, dir.rfind('/'));
-  std::string cmd = "env " + env + " '" + dir + "/checkmark-fault' 2>&1 >/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string err;
-  char buf[4096];
-  for (size_t k; (k = fread(buf, 1, sizeof buf, p)) > 0;) err.append(buf, k);
-  int status = pclose(p);
-  return {status, err};
+  return gort_test::run_sibling("checkmark-fault", "", env);
 }
 }  // namespace
 

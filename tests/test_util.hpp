@@ -3,10 +3,15 @@
 #include <doctest/doctest.h>
 #include <gort/gort.hpp>
 
+#include <limits.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <optional>
+#include <utility>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -38,6 +43,26 @@ struct StringMaker<std::nullopt_t> {
 }  // namespace doctest
 
 namespace gort_test {
+
+// Runs `program` (built next to the test binary, e.g. "checkmark-fault") with `args` and with
+// `env` (VAR=value ...) added to the environment: its exit status as the shell reports it
+// (128 + N for a signal N) and everything it wrote to stderr.
+inline std::pair<int, std::string> run_sibling(const std::string& program, const std::string& args = "",
+                                               const std::string& env = "") {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  REQUIRE(n > 0);
+  std::string dir(exe, static_cast<size_t>(n));
+  dir = dir.substr(0, dir.rfind('/'));
+  std::string cmd = "env " + env + " '" + dir + "/" + program + "' " + args + " 2>&1 >/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string err;
+  char buf[4096];
+  for (size_t k; (k = fread(buf, 1, sizeof buf, p)) > 0;) err.append(buf, k);
+  int status = pclose(p);
+  return {status, err};
+}
 
 // Zeroes a large stretch of the stack below the caller's frame, so that pointers left behind in
 // dead frames (conservative scanning) cannot keep garbage alive in the next collection.
