@@ -46,13 +46,13 @@ std::atomic<uint32_t> g_mark_events{0};
 std::atomic<bool> g_stop{false};
 pthread_t g_thread;
 
-// Flushes every thread's cache (spans back to the central lists, counts to the statistics);
-// with `new_cycle`, also forgets what the last cycle left in barrier buffers and assist debts.
 void announce_mark_event() {
   g_mark_events.fetch_add(1, std::memory_order_release);
   futex_wake(&g_mark_events);
 }
 
+// Flushes every thread's cache (spans back to the central lists, counts to the statistics);
+// with `new_cycle`, also forgets what the last cycle left in barrier buffers and assist debts.
 void flush_caches(bool new_cycle) {
   for_each_thread([&](ThreadRecord* r) {
     if (!r->cache) return;
