@@ -1,6 +1,7 @@
 // The pacer's heap goal, the run-time knobs (SetGCPercent, SetMemoryLimit), and reading GOGC,
 // GOMEMLIMIT, GOMAXPROCS and GODEBUG exactly as Go does.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 #include <gort/gort.hpp>
 
 #include <cstdint>
@@ -362,4 +363,19 @@ TEST_CASE("env: GODEBUG is comma-separated name=value pairs") {
   CHECK(gi::godebug_value("a=1,,gctrace=3,", "gctrace") == std::string("3"));
   CHECK(gi::godebug_value("gctrace=1,gctrace=2", "gctrace") == std::string("2"));  // the last one wins
   CHECK(gi::godebug_value("gctrace=1=2", "gctrace") == std::string("1=2"));
+}
+
+TEST_CASE("env: a malformed GOMEMLIMIT makes Runtime throw before anything starts; a malformed GOGC is ignored with a warning") {
+  std::pair<int, std::string> bad = gort_test::run_sibling("bad-input", "start", "GOMEMLIMIT=12XB");
+  INFO(bad.second.substr(0, 1000));
+  CHECK(WIFEXITED(bad.first));
+  CHECK(WEXITSTATUS(bad.first) == 3);
+  CHECK(bad.second.find("invalid_argument: gort: malformed GOMEMLIMIT") != std::string::npos);
+  std::pair<int, std::string> gogc = gort_test::run_sibling("bad-input", "start", "GOGC=lots");
+  INFO(gogc.second.substr(0, 1000));
+  CHECK(WIFEXITED(gogc.first));
+  CHECK(WEXITSTATUS(gogc.first) == 0);
+  CHECK(gogc.second.find("ignoring malformed GOGC") != std::string::npos);
+  std::pair<int, std::string> good = gort_test::run_sibling("bad-input", "start", "GOMEMLIMIT=64MiB GOGC=50");
+  CHECK(WEXITSTATUS(good.first) == 0);
 }
