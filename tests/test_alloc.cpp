@@ -434,26 +434,21 @@ struct UniD {  // has a destructor
   unsigned char pad[1070];
   void trace(gort::Tracer& t) const { t.visit(leaf); }
 };
-struct UniThrow {  // class 1152 or, with the big pad, 1792
+// Its constructor throws its own address after filling the object: class 1152 with a 1100-byte
+// pad, class 1792 with 1750.
+template <size_t kPad>
+struct UniThrowing {
   gort::Ref<UniLeaf> leaf;
-  unsigned char pad[1100];
-  explicit UniThrow(uint64_t v) {
+  unsigned char pad[kPad];
+  explicit UniThrowing(uint64_t v) {
     leaf = gort::make<UniLeaf>(v);
     memset(pad, 0xab, sizeof pad);
     throw reinterpret_cast<uintptr_t>(this);
   }
   void trace(gort::Tracer& t) const { t.visit(leaf); }
 };
-struct UniThrowBig {
-  gort::Ref<UniLeaf> leaf;
-  unsigned char pad[1750];
-  explicit UniThrowBig(uint64_t v) {
-    leaf = gort::make<UniLeaf>(v);
-    memset(pad, 0xab, sizeof pad);
-    throw reinterpret_cast<uintptr_t>(this);
-  }
-  void trace(gort::Tracer& t) const { t.visit(leaf); }
-};
+using UniThrow = UniThrowing<1100>;
+using UniThrowBig = UniThrowing<1750>;
 static_assert(sizeof(UniA) > 1024 && sizeof(UniA) <= 1152 && sizeof(UniB) > 1024 && sizeof(UniB) <= 1152);
 static_assert(sizeof(UniD) > 1024 && sizeof(UniD) <= 1152 && sizeof(UniThrowBig) > 1536 && sizeof(UniThrowBig) <= 1792);
 

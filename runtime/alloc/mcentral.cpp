@@ -62,6 +62,12 @@ uint16_t* types_alloc(int sizeclass) {
   return static_cast<uint16_t*>(g_types_pool.alloc(sizeclass, kClassToObjects[sizeclass] * sizeof(uint16_t)));
 }
 void types_free(int sizeclass, uint16_t* t) { g_types_pool.free(sizeclass, t); }
+void forget_types(Span* s) {
+  if (s->types) types_free(s->sizeclass, s->types);
+  s->types = nullptr;
+  s->type = 0;
+  s->destructors = false;
+}
 uint8_t* markbytes_alloc(int sizeclass) {
   return static_cast<uint8_t*>(g_marks_pool.alloc(sizeclass, round_up(kClassToObjects[sizeclass], 8)));
 }
@@ -69,11 +75,14 @@ void markbytes_free(int sizeclass, uint8_t* m) { g_marks_pool.free(sizeclass, m)
 uint64_t side_table_sys() { return g_side_table_sys.load(std::memory_order_relaxed); }
 
 double max_span_meta_per_byte() {
-  double most = 0;
-  for (int cls = 1; cls < kNumSizeClasses; ++cls) {
-    double bytes = static_cast<double>(kClassToPages[cls]) * kPageSize;
-    most = std::max(most, (static_cast<double>(round_up(kClassToObjects[cls], 8)) + sizeof(Span)) / bytes);
-  }
+  static const double most = [] {  // a property of the size classes: computed once
+    double m = 0;
+    for (int cls = 1; cls < kNumSizeClasses; ++cls) {
+      double bytes = static_cast<double>(kClassToPages[cls]) * kPageSize;
+      m = std::max(m, (static_cast<double>(round_up(kClassToObjects[cls], 8)) + sizeof(Span)) / bytes);
+    }
+    return m;
+  }();
   return most;
 }
 

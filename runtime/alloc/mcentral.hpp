@@ -71,6 +71,9 @@ void init_span(Span* s, int spanclass);
 // Side table of type indices for a span of the size class (GCSys memory, recycled).
 uint16_t* types_alloc(int sizeclass);
 void types_free(int sizeclass, uint16_t* t);
+// Gives back the side table of an empty small span, if it has one: its next objects share one
+// type until a second type or a destructor joins them (span.hpp).
+void forget_types(Span* s);
 // Mark bytes for a span of the size class (GCSys memory, recycled), zeroed.
 uint8_t* markbytes_alloc(int sizeclass);
 void markbytes_free(int sizeclass, uint8_t* m);

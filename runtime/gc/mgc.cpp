@@ -280,6 +280,17 @@ void set_gc_debug(int stoptheworld, bool checkmark) {
 }
 
 namespace {
+// Runs `wait` (futex waits on the collector's progress) as a blocked thread: a goroutine hands
+// its processor to the others meanwhile, and a stop of the world does not wait for it.
+template <class F>
+void wait_for_collector(F&& wait) {
+  enter_blocking();
+  user_thread_blocked(true);
+  blocked_wait(wait);
+  user_thread_blocked(false);
+  exit_blocking();
+}
+
 bool past_goal_unmarked() {
   return !gc_marking() && g_state.heap_live.load(std::memory_order_relaxed) >= current_goal() &&
          !cpu_limiter_limiting();
@@ -287,17 +298,13 @@ bool past_goal_unmarked() {
 
 // Waits, a bounded time, until a mark begins or the heap is back under its goal.
 void wait_for_mark() {
-  enter_blocking();  // a goroutine hands its processor to the others meanwhile
-  user_thread_blocked(true);
-  blocked_wait([] {
+  wait_for_collector([] {
     for (int i = 0; i < 100; ++i) {  // 100 ms at most: a cycle that does not come is no deadlock
       uint32_t seen = g_mark_events.load(std::memory_order_acquire);
       if (!past_goal_unmarked()) break;
       futex_wait(&g_mark_events, seen, 1000000);
     }
   });
-  user_thread_blocked(false);
-  exit_blocking();
 }
 }  // namespace
 
@@ -322,14 +329,10 @@ void gc_run(GcReason) {
   }
   wake_collector();
   // The cycle that completes `target` is the target-th; g_done counts completed cycles.
-  enter_blocking();  // a goroutine hands its processor to the others meanwhile
-  user_thread_blocked(true);
-  blocked_wait([target] {
+  wait_for_collector([target] {
     for (uint32_t d; static_cast<int32_t>((d = g_done.load(std::memory_order_acquire)) - target) < 0;)
       futex_wait(&g_done, d);
   });
-  user_thread_blocked(false);
-  exit_blocking();
   on_system_stack([] { sweep_now(); });  // a goroutine's small stack would grow by a segment for it
 }
 

@@ -43,9 +43,10 @@ class MarkWorker {
   // if it has a traced type, queues it for scanning.
   void mark(uintptr_t p);
   // The same for p, a traced field's value (Tracer::visit): the address of a live object, so its
-  // allocation is not checked, and the shading is deferred: the object's mark byte and type
-  // entry are prefetched now and read a few children later, when they have arrived (see
-  // kPending). Every path that ends a drain or publishes work first shades what is pending.
+  // allocation is not checked, and the shading is deferred: the object's mark byte (and type
+  // entry, if its span has a table) are prefetched now and read a few children later, when they
+  // have arrived (see kPending). Every path that ends a drain or publishes work first shades
+  // what is pending.
   void mark_field(uintptr_t p);
   // Shades every word of [lo, hi) that points into the heap.
   void scan_conservative(uintptr_t lo, uintptr_t hi);
@@ -82,10 +83,11 @@ class MarkWorker {
   // Marks slot i and counts it; false when it was marked already.
   bool mark_slot(Span* s, uint32_t i);
   void shade(Span* s, uint32_t i);
-  // Children seen by trace() and not yet shaded, oldest first: marking reads two side tables
-  // (mark bytes, type entries) that are one cache miss each per object; prefetched kPending
-  // children ahead, the misses overlap (software prefetching for mark-sweep: Cher, Hosking and
-  // Vijaykumar, ASPLOS 2004; Boehm GC prefetches the objects themselves, as drain() does too).
+  // Children seen by trace() and not yet shaded, oldest first: marking reads side tables (mark
+  // bytes, and type entries in spans that have them) that are one cache miss each per object;
+  // prefetched kPending children ahead, the misses overlap (software prefetching for mark-sweep:
+  // Cher, Hosking and Vijaykumar, ASPLOS 2004; Boehm GC prefetches the objects themselves, as
+  // drain() does too).
   static constexpr uint32_t kPending = 16;
   struct Pending {
     Span* s;

@@ -79,20 +79,12 @@ bool sweep_span(Span* s, bool may_free) {
   } else if (nfreed) {
     stats().small_frees[s->sizeclass].fetch_add(nfreed, std::memory_order_relaxed);
   }
+  if (nalloc == 0 && s->sizeclass != 0) forget_types(s);  // freed or kept, it holds no object
   s->sweepgen.store(sg, std::memory_order_release);
   if (nalloc == 0 && (may_free || s->sizeclass == 0)) {
-    if (s->sizeclass != 0) {
-      if (s->types) types_free(s->sizeclass, s->types);
-      markbytes_free(s->sizeclass, s->markbytes);
-    }
+    if (s->sizeclass != 0) markbytes_free(s->sizeclass, s->markbytes);
     mheap().free(s);
     return false;
-  }
-  if (nalloc == 0) {  // kept empty: its next objects may all share one type again (span.hpp)
-    if (s->types) types_free(s->sizeclass, s->types);
-    s->types = nullptr;
-    s->type = 0;
-    s->destructors = false;
   }
   return true;
 }

@@ -117,6 +117,9 @@ namespace {
 void read_gc_stats(debug::GCStats* out) {
   using std::chrono::nanoseconds;
   using std::chrono::system_clock;
+  auto unix_time = [](uint64_t ns) {
+    return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(nanoseconds(ns)));
+  };
   // The pause history changes only with the world lock held (record_pause), so holding it is a
   // consistent snapshot; no need to stop the world.
   uint64_t numgc, total, last;
@@ -133,13 +136,13 @@ void read_gc_stats(debug::GCStats* out) {
   size_t n = numgc < 256 ? numgc : 256;
   out->NumGC = static_cast<int64_t>(numgc);
   out->PauseTotal = nanoseconds(total);
-  out->LastGC = system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(nanoseconds(last)));
+  out->LastGC = unix_time(last);
   out->Pause.resize(n);
   out->PauseEnd.resize(n);
   for (size_t i = 0; i < n; ++i) {  // newest first: entry (NumGC-1-i) mod 256
     size_t k = (numgc - 1 - i) % 256;
     out->Pause[i] = nanoseconds(pause[k]);
-    out->PauseEnd[i] = system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(nanoseconds(end[k])));
+    out->PauseEnd[i] = unix_time(end[k]);
   }
   if (!out->PauseQuantiles.empty()) {
     if (n == 0) {
