@@ -5,6 +5,7 @@
 #include <gort/goroutine.hpp>
 #include <gort/heap.hpp>
 #include <gort/memstats.hpp>
+#include <gort/monitor.hpp>
 #include <gort/runtime.hpp>
 #include <gort/sync.hpp>
 

@@ -215,6 +215,13 @@ std::atomic<int> g_running_user_threads{0};
 
 int running_user_threads() { return g_running_user_threads.load(std::memory_order_relaxed); }
 
+int attached_thread_count() {
+  std::lock_guard g(g_registry_lock);
+  int n = 0;
+  for (ThreadRecord* r = g_threads; r; r = r->next) ++n;
+  return n;
+}
+
 void user_thread_blocked(bool blocked) {
   if (t_local.user_thread) g_running_user_threads.fetch_add(blocked ? -1 : 1, std::memory_order_relaxed);
 }

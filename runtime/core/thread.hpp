@@ -179,6 +179,8 @@ inline bool current_thread_attached() { return t_local.record != nullptr; }
 // The program's own attached threads (not gort's, not Ms) that are not blocked in a gort wait:
 // as far as the collector's idle workers go, each keeps a processor busy.
 int running_user_threads();
+// Every attached thread: gort's own (Ms, service threads) and the program's (go_threads).
+int attached_thread_count();
 // Around a blocking wait of an attached thread that is not a goroutine (sleep, channel, lock).
 void user_thread_blocked(bool blocked);
 
