@@ -6,7 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -279,4 +281,28 @@ TEST_CASE("monitor: Server rejects a malformed address and reports one it cannot
   CHECK_THROWS_AS(gort::monitor::Server("203.0.113.1:0"), std::system_error);  // not ours (TEST-NET-3)
   gort::monitor::Server v6("[::1]:0");  // IPv6 loopback, when the machine has it
   CHECK(v6.port() > 0);
+}
+
+namespace {
+// Starts a server in a frame of its own, which clean_gc's stack scrub then wipes: nothing but
+// the server's own state can keep what it allocated alive.
+__attribute__((noinline)) std::unique_ptr<gort::monitor::Server> start_server() {
+  return std::make_unique<gort::monitor::Server>();
+}
+}  // namespace
+
+TEST_CASE("monitor: a Server outlives collections between its start and its end") {
+  // The server's own state lives in malloc'd memory, which the collector does not scan: nothing
+  // of it may be a managed object that only it references (a Chan was, and was freed).
+  for (int i = 0; i < 20; ++i) {
+    std::unique_ptr<gort::monitor::Server> srv = start_server();
+    gort_test::clean_gc();
+    for (int k = 0; k < 20000; ++k) gort::KeepAlive(gort::make<std::array<uint64_t, 12>>());  // reuse freed memory
+    gort_test::clean_gc();
+    httplib::Client cli("127.0.0.1", srv->port());
+    auto res = cli.Get("/debug/vars");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    srv.reset();
+  }
 }

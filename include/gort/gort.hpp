@@ -6,6 +6,7 @@
 #include <gort/heap.hpp>
 #include <gort/memstats.hpp>
 #include <gort/monitor.hpp>
+#include <gort/pprof.hpp>
 #include <gort/runtime.hpp>
 #include <gort/sync.hpp>
 

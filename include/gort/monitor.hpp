@@ -21,6 +21,7 @@ std::string ExpvarJSON();
 // An HTTP server (cpp-httplib) whose listener and connections run on goroutines. It serves
 //   /metrics                  PrometheusText()  (gzip when the client accepts it)
 //   /debug/vars               ExpvarJSON()
+//   /debug/pprof/heap         pprof::WriteHeapProfile (?gc=1 collects first, as in Go)
 // on `address` ("host:port"; "[::1]:port" for IPv6; port 0 picks a free one). It needs a
 // running Runtime and an attached thread or goroutine to start it; the destructor stops it and
 // waits for its goroutines. Throws std::invalid_argument for a malformed address and

@@ -24,6 +24,7 @@
 #include "runtime/gc/mgcmark.hpp"
 #include "runtime/gc/typeinfo.hpp"
 #include "runtime/sched/proc.hpp"
+#include "runtime/stats/mprof.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -59,11 +60,17 @@ inline void zero_small(void* p, size_t size) {
 // on the M's own stack when called on a goroutine (on_system_stack): they call into libc.
 // While a mark runs, the first refill of each goroutine or thread scans its own stack (a safe
 // point): from then on its allocations and stores need no shading (mbarrier.cpp).
-__attribute__((noinline)) FreeObject* refill(Cache* c, int spc, bool* gc_needed) {
+// The slot may instead have run out at the heap profiler's sample (its held list): that object
+// comes next, flagged.
+__attribute__((noinline)) FreeObject* refill(Cache* c, int spc, unsigned* follow_up) {
+  if (c->slots[spc].held) {
+    *follow_up |= kSampled;
+    return take_held_object(c, c->slots[spc]);
+  }
   FreeObject* o;
   on_system_stack([&] {
     if (gc_marking()) scan_own_stack();
-    o = cache_refill(c, spc, gc_needed);
+    o = cache_refill(c, spc, follow_up);
   });
   return o;
 }
@@ -90,12 +97,12 @@ __attribute__((noinline)) void adopt_type(Span* s, FreeObject* o, uint16_t type)
   set_type_in_table(s, table, o, type);
 }
 
-inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool* gc_needed) {
+inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, unsigned* follow_up) {
   int cls = size_to_class(size);
   int spc = span_class(cls, noscan);
   CacheSlot& slot = c->slots[spc];
   FreeObject* o = slot.free;
-  if (!o) [[unlikely]] o = refill(c, spc, gc_needed);
+  if (!o) [[unlikely]] o = refill(c, spc, follow_up);
   slot.free = o->next;
   __builtin_prefetch(slot.free, 1);  // the next allocation reads its link: no miss then
   ++c->nmalloc[cls];
@@ -107,7 +114,7 @@ inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, bool
   return o;
 }
 
-void* alloc_tiny(Cache* c, size_t size, bool* gc_needed) {
+void* alloc_tiny(Cache* c, size_t size, unsigned* follow_up) {
   uintptr_t off = c->tiny_offset;
   if ((size & 7) == 0) off = round_up(off, 8);
   else if ((size & 3) == 0) off = round_up(off, 4);
@@ -117,7 +124,7 @@ void* alloc_tiny(Cache* c, size_t size, bool* gc_needed) {
     ++c->tiny_allocs;
     return reinterpret_cast<void*>(c->tiny + off);
   }
-  void* block = alloc_small(c, kTinySize, 0, true, gc_needed);
+  void* block = alloc_small(c, kTinySize, 0, true, follow_up);
   mem_zero(block, kTinySize);
   // Keep whichever block has more room left, as Go does.
   if (size < c->tiny_offset || c->tiny == 0) {
@@ -127,7 +134,7 @@ void* alloc_tiny(Cache* c, size_t size, bool* gc_needed) {
   return block;
 }
 
-void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
+void* alloc_large(Cache* c, size_t size, uint16_t type, bool noscan, unsigned* follow_up) {
   size_t npages = (size + kPageSize - 1) >> kPageShift;
   Span* s;
   on_system_stack([&] {
@@ -154,8 +161,13 @@ void* alloc_large(size_t size, uint16_t type, bool noscan, bool* gc_needed) {
   stats().large_mallocs.fetch_add(1, std::memory_order_relaxed);
   stats().large_alloc_bytes.fetch_add(bytes, std::memory_order_relaxed);
   uint64_t live = gc_state().heap_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  if (live >= gc_state().trigger.load(std::memory_order_relaxed)) *gc_needed = true;
-  if (gc_marking()) t_local.cache->assist_debt += static_cast<int64_t>(bytes);
+  if (live >= gc_state().trigger.load(std::memory_order_relaxed)) *follow_up |= kGcNeeded;
+  if (gc_marking()) c->assist_debt += static_cast<int64_t>(bytes);
+  c->next_sample -= static_cast<int64_t>(bytes);  // the profiler's count (small objects: at refill)
+  if (c->next_sample < 0) {
+    *follow_up |= kSampled;
+    c->next_sample = next_sample_distance();
+  }
   large_spans().add(s);
   return reinterpret_cast<void*>(s->base);
 }
@@ -167,17 +179,20 @@ void* allocate(size_t size, uint16_t type, bool noscan) {
   if (!c) [[unlikely]] not_attached();
   if (size == 0) size = 1;
   if (size > kMaxAlloc) [[unlikely]] too_large(size);
-  bool gc_needed = false;
+  unsigned follow_up = 0;
   void* p;
   enter_critical();
   if (size <= kMaxSmallSize) {
-    if (type == 0 && size < kTinySize) p = alloc_tiny(c, size, &gc_needed);
-    else p = alloc_small(c, size, type, noscan, &gc_needed);
+    if (type == 0 && size < kTinySize) p = alloc_tiny(c, size, &follow_up);
+    else p = alloc_small(c, size, type, noscan, &follow_up);
   } else {
-    p = alloc_large(size, type, noscan, &gc_needed);
+    p = alloc_large(c, size, type, noscan, &follow_up);
   }
   leave_critical();
-  if (gc_needed) [[unlikely]] gc_start_heap();
+  if (follow_up) [[unlikely]] {
+    if (follow_up & kSampled) profile_alloc(p, size);  // the heap profiler's sample
+    if (follow_up & kGcNeeded) gc_start_heap();
+  }
   // Pays for what it took while a mark runs (Go's gcAssistAlloc), so the heap goal holds.
   if (c->assist_debt > 0 && gc_marking()) [[unlikely]] gc_assist(c);
   return p;

@@ -5,6 +5,7 @@
 #include "runtime/core/persistent.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/sweep.hpp"
+#include "runtime/stats/mprof.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -43,10 +44,12 @@ void uncache(CacheSlot& slot, int spanclass) {
   Span* s = slot.span;
   uint64_t still_free[Span::kBitWords] = {};
   uint32_t nleft = 0;
-  for (FreeObject* o = slot.free; o; o = o->next) {
-    uint32_t i = s->object_index(reinterpret_cast<uintptr_t>(o));
-    still_free[i >> 6] |= uint64_t{1} << (i & 63);
-    ++nleft;
+  for (FreeObject* list : {slot.free, slot.held}) {
+    for (FreeObject* o = list; o; o = o->next) {
+      uint32_t i = s->object_index(reinterpret_cast<uintptr_t>(o));
+      still_free[i >> 6] |= uint64_t{1} << (i & 63);
+      ++nleft;
+    }
   }
   for (int w = 0; w * 64 < s->nelems; ++w) {
     int limit = s->nelems - w * 64;
@@ -59,9 +62,40 @@ void uncache(CacheSlot& slot, int spanclass) {
   central(spanclass).uncache_span(s);
   slot = CacheSlot{};
 }
+// Counts the list `*head` (n objects of elemsize bytes, n unknown: 0) against the thread's next
+// sample; if the sample falls inside it, cuts it there: the sampled object and those after it
+// become the slot's held list.
+void split_at_sample(Cache* c, CacheSlot& slot, FreeObject** head, uint32_t n, uint32_t elemsize) {
+  if (n && c->next_sample >= static_cast<int64_t>(uint64_t{n} * elemsize)) {  // the common case
+    c->next_sample -= static_cast<int64_t>(uint64_t{n} * elemsize);
+    return;
+  }
+  for (FreeObject** link = head; *link; link = &(*link)->next) {
+    if (c->next_sample < elemsize) {
+      slot.held = *link;
+      *link = nullptr;
+      return;
+    }
+    c->next_sample -= elemsize;
+  }
+}
 }  // namespace
 
-Cache* cache_create() { return cache_alloc().make(); }
+FreeObject* take_held_object(Cache* c, CacheSlot& slot) {
+  FreeObject* o = slot.held;
+  FreeObject* rest = o->next;
+  slot.held = nullptr;
+  c->next_sample = next_sample_distance();
+  split_at_sample(c, slot, &rest, 0, slot.span->elemsize);
+  o->next = rest;
+  return o;
+}
+
+Cache* cache_create() {
+  Cache* c = cache_alloc().make();
+  c->next_sample = next_sample_distance();
+  return c;
+}
 
 void cache_destroy(Cache* c) {
   // A thread that detaches during a mark: what its barrier shaded must still be marked.
@@ -82,12 +116,13 @@ void mark_free_slots(Span* s) {
 }
 }  // namespace
 
-FreeObject* cache_refill(Cache* c, int spanclass, bool* gc_needed) {
+FreeObject* cache_refill(Cache* c, int spanclass, unsigned* follow_up) {
   CacheSlot& slot = c->slots[spanclass];
   if (slot.span) uncache(slot, spanclass);
   Span* s = central(spanclass).cache_span();
   slot.span = s;
   slot.nfree = build_free_list(s, &slot.free);
+  split_at_sample(c, slot, &slot.free, slot.nfree, s->elemsize);
   sweep_on_alloc(uint64_t{slot.nfree} * s->elemsize);
   if (gc_marking()) {
     mark_free_slots(s);
@@ -96,7 +131,11 @@ FreeObject* cache_refill(Cache* c, int spanclass, bool* gc_needed) {
   // Go's accounting: a cached span's free slots count as live heap until given back.
   uint64_t live = gc_state().heap_live.fetch_add(uint64_t{slot.nfree} * s->elemsize, std::memory_order_relaxed) +
                   uint64_t{slot.nfree} * s->elemsize;
-  if (live >= gc_state().trigger.load(std::memory_order_relaxed)) *gc_needed = true;
+  if (live >= gc_state().trigger.load(std::memory_order_relaxed)) *follow_up |= kGcNeeded;
+  if (!slot.free) {  // the span's first free slot is the sample
+    *follow_up |= kSampled;
+    return take_held_object(c, slot);
+  }
   return slot.free;
 }
 

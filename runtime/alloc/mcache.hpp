@@ -25,6 +25,15 @@ struct CacheSlot {
   FreeObject* free = nullptr;  // free slots of span, in address order
   Span* span = nullptr;
   uint32_t nfree = 0;          // slots on the list when the span was cached
+  // Heap profiling: the free slots from the one the profiler samples on; `free` ends before it,
+  // so the fast path runs out exactly there and the refill path hands it out (stats/mprof.hpp).
+  FreeObject* held = nullptr;
+};
+
+// What an allocation must do once out of its critical section (allocate()).
+enum AllocFollowUp : unsigned {
+  kGcNeeded = 1,  // the heap grew past the collector's trigger
+  kSampled = 2,   // the heap profiler samples this allocation
 };
 
 struct Cache {
@@ -36,16 +45,22 @@ struct Cache {
   // Concurrent marking: bytes this thread took for allocation (whole spans' free slots, large
   // objects) not yet paid for with mark assists (gc/assist.cpp); negative: credit.
   int64_t assist_debt = 0;
+  // Bytes this thread may still allocate before the heap profiler samples (stats/mprof.hpp):
+  // counted per span's free list at refill (held), never on the fast path.
+  int64_t next_sample = 0;
   WbBuf wb;                                // the write barrier's buffer (gc/mbarrier.cpp)
 };
 
 Cache* cache_create();
 void cache_destroy(Cache* c);
 // Refills the slot of `spanclass` with a span that has free slots; returns its first free object.
-// Sets *gc_needed when the heap has grown past the collector's trigger. While a mark runs, the
+// Adds kGcNeeded to *follow_up when the heap has grown past the collector's trigger. While a mark runs, the
 // span's free slots are marked (allocate-black: whatever is allocated from them survives the
 // cycle) and their bytes are charged to the thread's assist debt.
-FreeObject* cache_refill(Cache* c, int spanclass, bool* gc_needed);
+FreeObject* cache_refill(Cache* c, int spanclass, unsigned* follow_up);
+// The slot ran out at its held object (the profiler's sample): takes it off, splits the rest at
+// the next sample, and returns it with its `next` set to the slot's new free list.
+FreeObject* take_held_object(Cache* c, CacheSlot& slot);
 // Gives every span back to the central lists and the counts to the global statistics.
 void cache_flush(Cache* c);
 // Adds the cache's not-yet-flushed counts to per-class malloc counts (world stopped).

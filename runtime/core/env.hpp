@@ -24,6 +24,7 @@ struct Environment {
   int gctrace = 0;
   int gcstoptheworld = 0;  // GODEBUG=gcstoptheworld=1: mark with the world stopped
   int gccheckmark = 0;     // GODEBUG=gccheckmark=1: verify each concurrent mark
+  int memprofilerate = -1; // GODEBUG=memprofilerate=N: MemProfileRate when the Runtime starts (-1: not set)
 };
 // Reads the process environment; warnings for ignored values go to stderr through spdlog.
 Environment read_environment();

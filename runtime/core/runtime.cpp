@@ -3,6 +3,7 @@
 // The heap is process-wide and outlives any one Runtime: a Runtime starts the collector's threads
 // and attaches its thread; its destructor stops them. Objects stay valid (and are still counted)
 // until a later Runtime collects them. One Runtime at a time.
+#include <gort/pprof.hpp>
 #include <gort/runtime.hpp>
 
 #include <unistd.h>
@@ -50,6 +51,7 @@ Runtime::Runtime(const Options& opts) {
   set_memory_limit(env.memory_limit);
   set_gctrace(env.gctrace);
   set_gc_debug(env.gcstoptheworld, env.gccheckmark > 0);
+  if (env.memprofilerate >= 0) MemProfileRate = env.memprofilerate;  // as Go applies it before main
   int procs = opts.gomaxprocs > 0 ? opts.gomaxprocs : env.gomaxprocs > 0 ? env.gomaxprocs : hardware_threads();
   attach_current_thread();
   gc_start_threads(procs);

@@ -15,6 +15,7 @@
 #include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mgcwork.hpp"
 #include "runtime/sched/proc.hpp"
+#include "runtime/stats/mprof.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -24,7 +25,7 @@ struct WeakHandle {
   std::atomic<int> refs;          // Weak<T> copies, plus one while the special exists
 };
 
-enum class SpecialKind : uint8_t { Weak, Finalizer, Cleanup };
+enum class SpecialKind : uint8_t { Weak, Finalizer, Cleanup, Profile };
 
 struct Special {
   Special* next;
@@ -33,6 +34,7 @@ struct Special {
   uint64_t id;       // cleanups: what Cleanup::Stop names
   Closure* fn;       // finalizer or cleanup
   WeakHandle* handle;
+  ProfileBucket* bucket;  // a heap-profile sample (stats/mprof.hpp)
 };
 
 namespace {
@@ -141,7 +143,7 @@ void set_finalizer(const void* obj, bool tiny_ok, Closure* fn) {
     throw std::invalid_argument("gort::SetFinalizer: finalizer already set");
   // The specials are roots, maybe scanned already in this mark: the barrier's insertion half.
   if (gc_marking()) shade(fn);
-  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Finalizer, 0, fn, nullptr}));
+  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Finalizer, 0, fn, nullptr, nullptr}));
 }
 
 void clear_finalizer(const void* obj, bool tiny_ok) {
@@ -157,7 +159,7 @@ uint64_t add_cleanup(const void* obj, bool tiny_ok, Closure* fn) {
   Span* s = find_object(obj, tiny_ok, "gort::AddCleanup", &off);
   uint64_t id = g_next_cleanup_id++;
   if (gc_marking()) shade(fn);  // as for a finalizer
-  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Cleanup, id, fn, nullptr}));
+  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Cleanup, id, fn, nullptr, nullptr}));
   return id;
 }
 
@@ -184,8 +186,15 @@ WeakHandle* weak_acquire(const void* obj, bool tiny_ok) {
   WeakHandle* h = handle_alloc().make();
   h->target.store(reinterpret_cast<uintptr_t>(obj), std::memory_order_relaxed);
   h->refs.store(2, std::memory_order_relaxed);
-  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Weak, 0, nullptr, h}));
+  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Weak, 0, nullptr, h, nullptr}));
   return h;
+}
+
+void add_profile_special(const void* obj, ProfileBucket* b) {
+  Guard g(g_lock);
+  uintptr_t off;
+  Span* s = find_object(obj, true, "heap profile", &off);
+  insert_special(s, special_alloc().make(Special{nullptr, off, SpecialKind::Profile, 0, nullptr, nullptr, b}));
 }
 
 void weak_retain(WeakHandle* h) { h->refs.fetch_add(1, std::memory_order_relaxed); }
@@ -251,6 +260,11 @@ uint64_t resolve_dead_specials() {
           case SpecialKind::Cleanup:
             if (resurrecting) break;  // runs once the object dies for good
             finq().push({nullptr, sp->fn});
+            remove = true;
+            break;
+          case SpecialKind::Profile:
+            if (resurrecting) break;  // freed once it dies for good
+            profile_free(sp->bucket);
             remove = true;
             break;
         }

@@ -11,6 +11,8 @@
 //   cleanup    the closure is marked (it must not reference its object, or that never dies);
 //   weak       nothing: a weak handle does not keep its object alive.
 // Work already queued for the finalizer goroutine is a root too.
+// A fourth kind, profile, marks a heap-profile sample (stats/mprof.hpp): nothing is marked for
+// it; when its object is found dead (and not resurrected) the sample's free is counted.
 // At mark termination, with the world stopped, each special whose object was not marked is
 // resolved: weak handles are cleared first (so get() is null before any finalizer runs); a
 // finalizer is queued and its object resurrected (marked, for this cycle); cleanups are queued
@@ -26,8 +28,11 @@
 namespace gort::internal {
 
 class MarkWorker;
+struct ProfileBucket;
 
 void mark_special_roots(MarkWorker& w);
+// Attaches a heap-profile sample's bucket to obj (a live object just allocated).
+void add_profile_special(const void* obj, ProfileBucket* b);
 // Resolves the specials of unmarked objects; returns the bytes of objects resurrected.
 uint64_t resolve_dead_specials();
 

@@ -22,6 +22,7 @@
 #include "runtime/gc/sweep.hpp"
 #include "runtime/sched/proc.hpp"
 #include "runtime/stats/gctrace.hpp"
+#include "runtime/stats/mprof.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -79,6 +80,7 @@ void record_pause(GcTrace& tr, uint64_t pause, bool forced, uint64_t gc_cpu) {
 }
 
 void after_cycle(const GcTrace& tr) {
+  profile_flush();
   wake_sweeper();
   wake_scavenger();
   if (pending_finalizers()) wake_finalizer();
@@ -100,6 +102,7 @@ void run_cycle_stopped(bool forced) {
   tr.t_mark = nanotime();
   MarkResult mr = mark_phase([](MarkWorker& w) { g_stw_roots = scan_all_roots(w); });
   RootBytes roots = g_stw_roots;
+  profile_next_cycle();
   mr.marked_bytes += resolve_dead_specials();
   tr.t_mark_term = nanotime();
   tr.heap1 = g_state.heap_live.load(std::memory_order_relaxed);
@@ -174,6 +177,7 @@ void run_cycle_concurrent(bool forced) {
   cycle_mark_account(self);  // what the registers marked; drain_stopped counts the rest
   MarkResult last = drain_stopped(self);
   if (g_checkmark) checkmark_verify();
+  profile_next_cycle();  // before the dead samples' frees are counted (stats/mprof.hpp)
   uint64_t resurrected = resolve_dead_specials();
   write_barrier_enabled.store(false, std::memory_order_relaxed);
   uint64_t live_at_end = g_state.heap_live.load(std::memory_order_relaxed);

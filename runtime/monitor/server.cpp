@@ -10,10 +10,11 @@
 // Stopping: the destructor calls httplib's stop(), which closes the listening socket; the accept
 // loop ends, httplib's shutdown() of the queue waits for the connection goroutines (each ends
 // once its connection closes or idles for kIdleTimeout), and the listener goroutine reports
-// that it finished on `done`, which the destructor waits for.
-#include <gort/chan.hpp>
+// that it finished on a WaitGroup, which the destructor waits for.
 #include <gort/goroutine.hpp>
+#include <gort/memstats.hpp>
 #include <gort/monitor.hpp>
+#include <gort/pprof.hpp>
 #include <gort/sync.hpp>
 
 #include <httplib.h>
@@ -21,6 +22,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -90,7 +92,9 @@ struct Server::Impl {
   httplib::Server http;
   int port = 0;
   std::atomic<bool> finished{false};  // the accept loop returned (stopped, or failed at once)
-  Chan<bool> done{1};
+  // The listener goroutine, until it ends. (A WaitGroup, not a Chan: Impl is in malloc'd memory,
+  // which the collector does not scan, and a Chan is a managed object.)
+  WaitGroup listening;
 };
 
 Server::Server(std::string_view address) : impl_(std::make_unique<Impl>()) {
@@ -109,6 +113,19 @@ Server::Server(std::string_view address) : impl_(std::make_unique<Impl>()) {
   http.set_read_timeout(kIdleTimeout, 0);
   http.Get("/metrics", handler("text/plain; version=0.0.4; charset=utf-8", [] { return PrometheusText(); }));
   http.Get("/debug/vars", handler("application/json; charset=utf-8", [] { return ExpvarJSON(); }));
+  // Go's net/http/pprof: ?gc=1 collects first, so that the profile is of the heap as it is now.
+  http.Get("/debug/pprof/heap", [](const httplib::Request& req, httplib::Response& res) {
+    std::string body;
+    {
+      WithProcessor p;
+      if (req.get_param_value("gc") == "1") GC();
+      std::ostringstream out;
+      pprof::WriteHeapProfile(out);
+      body = std::move(out).str();
+    }
+    res.set_header("Content-Disposition", "attachment; filename=\"heap\"");
+    res.set_content(std::move(body), "application/octet-stream");
+  });
   errno = 0;
   bool bound = port == 0 ? (port = http.bind_to_any_port(host)) > 0 : http.bind_to_port(host, port);
   if (!bound) {
@@ -116,10 +133,11 @@ Server::Server(std::string_view address) : impl_(std::make_unique<Impl>()) {
     throw std::system_error(err, std::generic_category(), "gort::monitor::Server: cannot listen on " + std::string(address));
   }
   impl_->port = port;
+  impl_->listening.Add(1);
   go([impl = impl_.get()] {
     blocking([impl] { impl->http.listen_after_bind(); });
     impl->finished.store(true);
-    impl->done.send(true);
+    impl->listening.Done();
   });
   // stop() only stops a server whose accept loop has started: wait for it.
   while (!http.is_running() && !impl_->finished.load()) sleep_for(std::chrono::microseconds(100));
@@ -127,7 +145,7 @@ Server::Server(std::string_view address) : impl_(std::make_unique<Impl>()) {
 
 Server::~Server() {
   impl_->http.stop();
-  impl_->done.recv();
+  impl_->listening.Wait();
 }
 
 int Server::port() const { return impl_->port; }

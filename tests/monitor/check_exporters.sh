@@ -8,7 +8,9 @@
 #   3. /debug/vars parses as JSON (python3's parser) and its memstats keys are Go's expvar keys,
 #      in Go's order;
 #   4. a Prometheus server scrapes it: the target is up and go_memstats_heap_alloc_bytes has a
-#      sample.
+#      sample;
+#   5. go tool pprof reads /debug/pprof/heap and puts the sample's allocating function,
+#      tree(int), at the top of alloc_space.
 # Exit status: the number of failed checks.
 set -uo pipefail
 build=$(realpath "$1")
@@ -51,6 +53,12 @@ assert list(doc["memstats"].keys()) == list(go.keys()), (list(doc["memstats"].ke
 assert list(doc["memstats"]["BySize"][3].keys()) == list(go["BySize"][3].keys())
 assert [c["Size"] for c in doc["memstats"]["BySize"]] == [c["Size"] for c in go["BySize"]]
 PY
+
+# The heap profile, read by Go's own pprof: the workload allocates in tree(int) only.
+check "go tool pprof -top reads /debug/pprof/heap and names tree(int)" sh -c "
+  curl -sSf -o '$work/heap.pb.gz' '$base/debug/pprof/heap?gc=1' &&
+  go tool pprof -top -sample_index=alloc_space '$work/heap.pb.gz' >'$work/top.txt' 2>&1 &&
+  grep -A1 -E '^ +flat +flat%' '$work/top.txt' | tail -1 | grep -q 'tree(int)' || { cat '$work/top.txt'; exit 1; }"
 
 # A Prometheus server scraping every 200 ms.
 prom_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

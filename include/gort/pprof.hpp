@@ -1,0 +1,23 @@
+// Heap profiling as in Go: runtime.MemProfileRate and pprof.WriteHeapProfile (docs/monitoring.md,
+// "Heap profiles").
+#pragma once
+#include <iosfwd>
+
+namespace gort {
+
+// Like Go's runtime.MemProfileRate: the average number of bytes allocated between two sampled
+// allocations (Poisson sampling over bytes; 1 samples every allocation, 0 turns sampling off).
+// Go's default, 512 KiB. Set it as early as possible, ideally once, as Go's documentation asks;
+// a change takes effect at each thread's next sample (within 64 MiB of allocation when it was 0).
+extern int MemProfileRate;
+
+namespace pprof {
+// Like Go's pprof.WriteHeapProfile: writes the heap profile as of the last completed collection
+// (sampled allocations by call stack, scaled to estimates of all allocations; in use and
+// cumulative) as gzipped profile.proto, which `go tool pprof` reads. Frames are symbolized and
+// demangled here (with file and line when the binary has debug information). Sets out's badbit
+// if writing fails.
+void WriteHeapProfile(std::ostream& out);
+}  // namespace pprof
+
+}  // namespace gort

@@ -1,0 +1,36 @@
+// Code addresses to C++ function names, files and lines, for the profiles' locations, with
+// libbacktrace (gcc's, the library behind gcc's own sanitizer reports): DWARF line tables and
+// inlined frames when the binary has debug information, else the ELF symbol table. Names are
+// demangled with the C++ ABI's __cxa_demangle.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gort::internal {
+
+struct SourceFrame {
+  // Demangled ("ns::tree(int)"), or "" when unknown. An inlined frame has DWARF's name, without
+  // namespaces or classes ("make<Node>").
+  std::string function;
+  std::string system_name;  // as in the binary (mangled)
+  std::string file;         // "" without debug information
+  int64_t line = 0;
+};
+
+// The frames of the call at return address pc (symbolized at pc - 1): the innermost (inlined)
+// first, the function that contains pc last. Never empty: an unknown address gives one frame
+// with empty names.
+std::vector<SourceFrame> symbolize_return_address(uintptr_t pc);
+
+// The executable mappings of the process (the program and its shared libraries), for
+// profile.proto's mapping table.
+struct CodeMapping {
+  uintptr_t start, limit;
+  uint64_t file_offset;
+  std::string file;
+  std::string build_id;  // hex, "" if the object has none
+};
+std::vector<CodeMapping> code_mappings();
+
+}  // namespace gort::internal
