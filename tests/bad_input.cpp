@@ -4,9 +4,15 @@
 // otherwise.
 #include <gort/gort.hpp>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
+#include <thread>
 
 namespace {
 int allocate_bytes(size_t size) {
@@ -17,9 +23,76 @@ int allocate_bytes(size_t size) {
 }
 }  // namespace
 
+// Deadlocks and near misses (tests/test_sched.cpp): a deadlock ends the process with status 2
+// and Go's message; the others must finish (status 0).
+int deadlock_case(const char* c) {
+  using namespace std::chrono_literals;
+  if (std::strcmp(c, "deadlock-goroutine") == 0) {  // main (a goroutine) waits for nobody
+    return gort::run([] {
+      gort::WaitGroup wg;
+      wg.Add(1);
+      gort::Chan<int> never;
+      gort::go([&] { never.send(1); });  // a second goroutine stuck too
+      std::optional<int> a, b;
+      gort::select(gort::on_recv(gort::Chan<int>(), a), gort::on_recv(gort::Chan<int>(), b));
+      wg.Wait();
+    });
+  }
+  if (std::strcmp(c, "deadlock-thread") == 0) {  // an attached thread waits on a channel
+    gort::Runtime rt;
+    gort::Chan<int> ch;
+    ch.recv();
+    return 0;
+  }
+  if (std::strcmp(c, "sleeper") == 0) {  // a timer will wake it: no deadlock
+    return gort::run([] {
+      gort::Chan<int> ch;
+      gort::go([ch]() mutable {
+        gort::sleep_for(300ms);
+        ch.send(1);
+      });
+      return ch.recv().value() - 1;
+    });
+  }
+  if (std::strcmp(c, "blocked-in-syscall") == 0) {  // a goroutine in blocking(): no deadlock
+    return gort::run([] {
+      gort::Chan<int> ch;
+      gort::go([ch]() mutable {
+        gort::blocking([] { ::usleep(300000); });
+        ch.send(1);
+      });
+      return ch.recv().value() - 1;
+    });
+  }
+  if (std::strcmp(c, "outside-thread") == 0) {  // a thread gort does not know yet will send
+    gort::Runtime rt;
+    gort::Chan<int> ch;
+    std::thread t([ch]() mutable {
+      std::this_thread::sleep_for(300ms);
+      gort::AttachThread attach;
+      ch.send(1);
+    });
+    int v = ch.recv().value();
+    t.join();
+    return v - 1;
+  }
+  if (std::strcmp(c, "sigquit") == 0) {  // Go's SIGQUIT: every goroutine, then status 2
+    return gort::run([] {
+      gort::Chan<int> ch;
+      gort::go([ch]() mutable { ch.recv(); });
+      gort::sleep_for(50ms);
+      ::raise(SIGQUIT);
+      gort::sleep_for(5s);
+      return 0;
+    });
+  }
+  return -1;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
   const char* c = argv[1];
+  if (int r = deadlock_case(c); r >= 0) return r;
   // More than the 48-bit address space: Go's "out of memory". Its page count would wrap.
   if (std::strcmp(c, "huge-allocate") == 0) return allocate_bytes(size_t{1} << 49);
   if (std::strcmp(c, "wrapping-allocate") == 0) return allocate_bytes(~size_t{0} - 100);

@@ -238,6 +238,14 @@ TEST_CASE("monitor: Server serves /metrics and /debug/vars on goroutines, from a
     CHECK(vars->get_header_value("Content-Type") == "application/json; charset=utf-8");
     auto doc = nlohmann::json::parse(vars->body);
     CHECK(doc["memstats"]["NumGC"].get<uint32_t>() > 0);
+    auto dump = cli.Get("/debug/pprof/goroutine?debug=2");
+    REQUIRE(dump);
+    CHECK(dump->status == 200);
+    CHECK(dump->body.find("goroutine ") != std::string::npos);
+    CHECK(dump->body.find("[running]:") != std::string::npos);  // this connection's goroutine
+    auto proto = cli.Get("/debug/pprof/goroutine");
+    REQUIRE(proto);
+    CHECK(proto->status == 501);
     auto missing = cli.Get("/nothing");
     REQUIRE(missing);
     CHECK(missing->status == 404);

@@ -22,6 +22,7 @@ std::string ExpvarJSON();
 //   /metrics                  PrometheusText()  (gzip when the client accepts it)
 //   /debug/vars               ExpvarJSON()
 //   /debug/pprof/heap         pprof::WriteHeapProfile (?gc=1 collects first, as in Go)
+//   /debug/pprof/goroutine    ?debug=1 or 2: Go's goroutine dump (ids, states, wait reasons)
 // on `address` ("host:port"; "[::1]:port" for IPv6; port 0 picks a free one). It needs a
 // running Runtime and an attached thread or goroutine to start it; the destructor stops it and
 // waits for its goroutines. Throws std::invalid_argument for a malformed address and

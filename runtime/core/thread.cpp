@@ -1,9 +1,13 @@
 #include "runtime/core/thread.hpp"
 
+#include <dirent.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "runtime/alloc/mcache.hpp"
@@ -211,9 +215,40 @@ void install_suspend_handler() {
 
 namespace {
 std::atomic<int> g_running_user_threads{0};
+std::atomic<int> g_program_threads{0};
 }
 
 int running_user_threads() { return g_running_user_threads.load(std::memory_order_relaxed); }
+
+bool all_threads_known() {
+  DIR* d = opendir("/proc/self/task");
+  if (!d) return false;
+  bool known = true;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
+    bool attached = false;
+    {
+      std::lock_guard g(g_registry_lock);
+      for (ThreadRecord* r = g_threads; r && !attached; r = r->next) attached = r->tid == tid;
+    }
+    if (attached) continue;
+    char path[64], comm[32] = {};
+    std::snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+    if (FILE* f = std::fopen(path, "r")) {
+      if (!std::fgets(comm, sizeof comm, f)) comm[0] = 0;
+      std::fclose(f);
+    }
+    if (std::strncmp(comm, "gort-", 5) != 0) {  // not one of gort's own (all named gort-...)
+      known = false;
+      break;
+    }
+  }
+  closedir(d);
+  return known;
+}
+
+int attached_program_threads() { return g_program_threads.load(std::memory_order_acquire); }
 
 int attached_thread_count() {
   std::lock_guard g(g_registry_lock);
@@ -253,6 +288,8 @@ void attach_current_thread(bool scan_stack, bool program) {
   r->scan_stack = scan_stack;
   r->attach_depth = 1;
   r->attach_id = ++g_attach_ids;
+  r->tid = static_cast<pid_t>(syscall(SYS_gettid));
+  r->wait_reason.store(nullptr, std::memory_order_relaxed);
   // A program's thread that attaches while a mark runs is not black: its frames may already hold
   // words (AttachThread scans them at once). The runtime's own threads start empty.
   r->scan_gen.store(scan_stack && program ? g_attach_scan_gen - 1 : g_attach_scan_gen, std::memory_order_relaxed);
@@ -264,7 +301,10 @@ void attach_current_thread(bool scan_stack, bool program) {
   t_local.record = r;
   t_local.stack_scan_gen = &r->scan_gen;
   t_local.user_thread = scan_stack && program;
-  if (t_local.user_thread) g_running_user_threads.fetch_add(1, std::memory_order_relaxed);
+  if (t_local.user_thread) {
+    g_running_user_threads.fetch_add(1, std::memory_order_relaxed);
+    g_program_threads.fetch_add(1, std::memory_order_release);
+  }
   // Checkmark (gc/mgcmark.hpp): nothing stale below the stack pointer of a thread that attaches:
   // its stack may be one the C library recycled from a thread that exited, words included.
   if (g_scrub_when_stopped) scrub_stack(64 << 10);
@@ -284,7 +324,10 @@ void detach_current_thread() {
   if (r->next) r->next->prev = r->prev;
   t_local.record = nullptr;
   t_local.stack_scan_gen = nullptr;
-  if (t_local.user_thread) g_running_user_threads.fetch_sub(1, std::memory_order_relaxed);
+  if (t_local.user_thread) {
+    g_running_user_threads.fetch_sub(1, std::memory_order_relaxed);
+    g_program_threads.fetch_sub(1, std::memory_order_release);
+  }
   t_local.user_thread = false;
   r->next = g_free_records;
   g_free_records = r;

@@ -73,6 +73,10 @@ struct ThreadRecord {
   std::atomic<uint32_t> single_stop{0};
   std::atomic<uint32_t> single_parked{0};
   uint64_t attach_id = 0;                 // distinguishes successive users of a reused record
+  pid_t tid = 0;                          // the kernel's thread id (goroutine dumps)
+  // A program thread parked in a gort wait (channel, select, WaitGroup, Mutex): Go's wait
+  // reason, for goroutine dumps; null otherwise.
+  std::atomic<const char*> wait_reason{nullptr};
   void* m = nullptr;                      // the scheduler's M when the thread is one
   // The concurrent mark cycle in which this thread's stack was last scanned (gc/mgcmark.cpp).
   std::atomic<uint32_t> scan_gen{0};
@@ -181,6 +185,11 @@ inline bool current_thread_attached() { return t_local.record != nullptr; }
 int running_user_threads();
 // Every attached thread: gort's own (Ms, service threads) and the program's (go_threads).
 int attached_thread_count();
+// The program's own attached threads (not gort's, not Ms), running or not.
+int attached_program_threads();
+// Every thread of the process is attached or one of gort's service threads (named "gort-..."):
+// nothing outside gort can wake a goroutine. Reads /proc: for the deadlock check only.
+bool all_threads_known();
 // Around a blocking wait of an attached thread that is not a goroutine (sleep, channel, lock).
 void user_thread_blocked(bool blocked);
 

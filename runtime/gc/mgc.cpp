@@ -360,4 +360,10 @@ void gc_stop_threads() {
   stop_gc_workers();
 }
 
+bool gc_quiescent() {
+  std::lock_guard g(g_request_lock);
+  return g_started == g_done.load(std::memory_order_acquire) && g_started >= g_forced_until &&
+         !g_heap_request.load(std::memory_order_acquire) && pending_finalizers() == 0;
+}
+
 }  // namespace gort::internal

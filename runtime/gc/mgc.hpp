@@ -41,6 +41,9 @@ void gc_run(GcReason reason);
 // The heap reached the trigger: starts a cycle unless one runs. Returns at once, unless the heap
 // is past its goal with no mark begun: then it waits (up to 100 ms) for the mark to start.
 void gc_start_heap();
+// No cycle runs or is requested, and no finalizer or cleanup is queued or running: nothing the
+// collector does can wake a goroutine now (the deadlock check, sched/proc.cpp).
+bool gc_quiescent();
 
 // Number of processors the collector paces itself against (GOMAXPROCS at start).
 int gc_procs();

@@ -19,6 +19,8 @@
 
 #include <httplib.h>
 
+#include "runtime/sched/proc.hpp"
+
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -125,6 +127,21 @@ Server::Server(std::string_view address) : impl_(std::make_unique<Impl>()) {
     }
     res.set_header("Content-Disposition", "attachment; filename=\"heap\"");
     res.set_content(std::move(body), "application/octet-stream");
+  });
+  // Go's goroutine dump as text (?debug=2). The protobuf goroutine profile (no ?debug) needs
+  // every goroutine's stack, which gort does not walk yet: that form is refused, not faked.
+  http.Get("/debug/pprof/goroutine", [](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_param_value("debug").empty()) {
+      res.status = 501;
+      res.set_content("gort serves the goroutine dump as text only: use ?debug=2\n", "text/plain; charset=utf-8");
+      return;
+    }
+    std::string body;
+    {
+      WithProcessor p;
+      body = internal::goroutine_dump();
+    }
+    res.set_content(std::move(body), "text/plain; charset=utf-8");
   });
   errno = 0;
   bool bound = port == 0 ? (port = http.bind_to_any_port(host)) > 0 : http.bind_to_port(host, port);

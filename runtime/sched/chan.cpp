@@ -167,6 +167,7 @@ void chan_send(ChanCore* c, void* elem) {
   }
   Waiter w;
   init_waiter(w);
+  w.wait_reason = "chan send";
   w.data = elem;
   c->sendq.push(&w);
   park(w, c->lock);
@@ -182,6 +183,7 @@ bool chan_recv(ChanCore* c, void* out) {
   }
   Waiter w;
   init_waiter(w);
+  w.wait_reason = "chan receive";
   w.data = out;
   c->recvq.push(&w);
   park(w, c->lock);
@@ -250,6 +252,7 @@ int chan_select(const SelectCase* cases, int n, bool block, bool* recv_ok) {
   for (int k = 0; k < n; ++k) {
     int i = order[k];
     init_waiter(ws[i]);
+    ws[i].wait_reason = "select";
     ws[i].wake = &ws[0].own_wake;
     ws[i].select_done = &done;
     ws[i].index = i;

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
 #include <cstring>
 #include <mutex>
 
@@ -17,6 +20,7 @@
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
+#include "runtime/gc/mgc.hpp"
 #include "runtime/gc/mgcmark.hpp"
 #include "runtime/gc/mgcwork.hpp"
 #include "runtime/sched/stack.hpp"
@@ -44,6 +48,8 @@ struct G {
   struct M* m = nullptr;
   int blocking_depth = 0;  // nested blocking() calls: only the outermost hands the P over
   bool system = false;     // the runtime's own (the finalizer goroutine): not in NumGoroutine
+  int64_t id = 0;          // Go's goroutine id: 1, 2, ... in order of creation (0: the runtime's own)
+  const char* wait_reason = "";  // while parked
   // Called by the scheduler once the goroutine is parked: releases the wait queue's lock(s).
   void (*park_unlock)(void*) = nullptr;
   void* park_arg = nullptr;
@@ -118,6 +124,14 @@ struct Sched {
   G* free_g = nullptr;
   std::atomic<int64_t> ngoroutines{0};
   bool main_is_goroutine = false;
+  std::atomic<int64_t> next_goid{1};
+
+  // The deadlock check (check_dead): goroutines inside blocking(), program threads parked in
+  // gort waits (counted by the parker, uncounted by the waker, so a woken thread never looks
+  // parked), and a count of wake-ups that shows whether anything happened between two checks.
+  std::atomic<int> nblocking{0};
+  std::atomic<int> parked_threads{0};
+  std::atomic<uint64_t> progress{0};
   PersistentAlloc records{stats().other_sys};
 } g_sched;
 
@@ -340,6 +354,7 @@ void wakep() noexcept {
 
 void make_runnable(G* g, bool next) {
   g->status.store(GStatus::Runnable, std::memory_order_release);
+  g_sched.progress.fetch_add(1, std::memory_order_relaxed);
   M* m = current_m();
   if (m && m->p) {
     runq_put(m->p, g, next);
@@ -814,6 +829,82 @@ bool lower_sysmon_deadline(int64_t when) {
   return false;
 }
 
+// ---- goroutine dumps and deadlock (Go's traceback and checkdead) --------------------------
+
+// Go's SIGQUIT: a dump of every goroutine, then exit status 2. The handler only wakes sysmon,
+// which writes the dump (nothing in a signal handler may take a lock or allocate).
+std::atomic<bool> g_sigquit{false};
+
+void on_sigquit(int) {
+  g_sigquit.store(true, std::memory_order_release);
+  g_sysmon_wake.fetch_add(1, std::memory_order_release);
+  futex_wake(&g_sysmon_wake, 1);
+}
+
+void install_sigquit_handler() {
+  struct sigaction old{};
+  sigaction(SIGQUIT, nullptr, &old);
+  if (old.sa_handler != SIG_DFL) return;  // the program has its own: leave it
+  struct sigaction sa{};
+  sa.sa_handler = on_sigquit;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGQUIT, &sa, nullptr);
+}
+
+void write_all(int fd, const std::string& s) {
+  for (size_t off = 0; off < s.size();) {
+    ssize_t n = ::write(fd, s.data() + off, s.size() - off);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+[[noreturn]] void die_with_dump(const char* headline) {
+  write_all(2, std::string(headline) + "\n\n" + goroutine_dump());
+  _exit(2);
+}
+
+// Everything that could still wake a goroutine or a program thread is absent: no goroutine runs,
+// is runnable or is inside blocking(); no timer is set; every program thread is parked in a gort
+// wait; the collector has no cycle or finalizer to run; and no thread outside gort exists that
+// could attach and send (C++ programs have those; Go programs do not).
+bool all_asleep(bool timers) {
+  if (g_sched.shutdown.load(std::memory_order_acquire) || timers) return false;
+  if (g_sched.npidle.load(std::memory_order_acquire) != g_sched.gomaxprocs) return false;
+  if (g_sched.nmspinning.load() || g_sched.nblocking.load() || g_sched.runq_size.load()) return false;
+  for (int i = 0; i < g_sched.gomaxprocs; ++i) {
+    P* p = g_sched.allp[i];
+    if (p->runnext.load() || p->runqhead.load() != p->runqtail.load()) return false;
+  }
+  int threads = attached_program_threads();
+  if (g_sched.parked_threads.load(std::memory_order_acquire) != threads) return false;
+  if (threads == 0 && g_sched.ngoroutines.load() == 0) return false;  // nothing waits at all
+  return gc_quiescent() && all_threads_known();
+}
+
+// Go's checkdead runs when the last M goes idle, under the one lock every transition takes.
+// gort's transitions do not all take one lock (the local run queues are lock-free), so sysmon
+// checks instead, and reports only a state seen at two of its rounds at least 5 ms apart with
+// no wake-up, spawn or blocking() exit in between (g_sched.progress).
+void check_dead(bool timers) {
+  static int64_t since = 0;
+  static uint64_t progress = 0;
+  if (!all_asleep(timers)) {
+    since = 0;
+    return;
+  }
+  uint64_t now_progress = g_sched.progress.load(std::memory_order_acquire);
+  int64_t now = static_cast<int64_t>(nanotime());
+  if (since == 0 || now_progress != progress) {
+    since = now;
+    progress = now_progress;
+    return;
+  }
+  if (now - since < 5000000) return;
+  die_with_dump("fatal error: all goroutines are asleep - deadlock!");
+}
+
 void* sysmon_main(void*) {
   attach_current_thread(/*scan_stack=*/false);
   while (!g_sched.shutdown.load(std::memory_order_acquire)) {
@@ -831,6 +922,8 @@ void* sysmon_main(void*) {
       for (int i = 0; i < kMaxProcs && g_sched.allp[i]; ++i) next = std::min(next, run_timers(g_sched.allp[i]));
     }
     lower_sysmon_deadline(next);  // a timer set during the scan may have lowered it already
+    if (g_sigquit.load(std::memory_order_acquire)) die_with_dump("SIGQUIT: quit");
+    check_dead(next != INT64_MAX);
     int64_t now = static_cast<int64_t>(nanotime());
     int64_t wait = std::min<int64_t>(std::max<int64_t>(next - now, 0), kSysmonMaxSleep);
     if (wait > 0) blocked_wait([&] { futex_wait(&g_sysmon_wake, seen, wait); });
@@ -903,12 +996,16 @@ void init_waiter(Waiter& w) {
 
 void park_with(Waiter& w, void (*unlock)(void*), void* arg) {
   if (w.g) {
+    w.g->wait_reason = w.wait_reason;
     w.g->park_unlock = unlock;
     w.g->park_arg = arg;
     switch_to_scheduler(After::Park);
     leave_critical_after_switch();
     return;
   }
+  // Counted before the queue's lock is released: a waker, who takes that lock, uncounts it.
+  g_sched.parked_threads.fetch_add(1, std::memory_order_acq_rel);
+  t_local.record->wait_reason.store(w.wait_reason, std::memory_order_relaxed);
   unlock(arg);
   leave_critical();
   user_thread_blocked(true);
@@ -916,6 +1013,7 @@ void park_with(Waiter& w, void (*unlock)(void*), void* arg) {
     while (!w.wake->load(std::memory_order_acquire)) futex_wait(w.wake, 0);
   });
   user_thread_blocked(false);
+  t_local.record->wait_reason.store(nullptr, std::memory_order_relaxed);
 }
 
 void park(Waiter& w, SpinLock& lock) {
@@ -928,11 +1026,50 @@ void ready(Waiter& w) {
     return;
   }
   std::atomic<uint32_t>* word = w.wake;  // w may be gone once the store lands
+  g_sched.progress.fetch_add(1, std::memory_order_relaxed);
+  g_sched.parked_threads.fetch_sub(1, std::memory_order_acq_rel);
   word->store(1, std::memory_order_release);
   futex_wake(word, 1);
 }
 
 void spawn(GoClosureBase* c) { spawn_goroutine(c, false); }
+
+// Go's goroutine dump (GOTRACEBACK=single's format, each goroutine's header): the program's
+// goroutines (not the runtime's own), then each attached program thread parked in a gort wait.
+// The C++ stacks of parked goroutines are not walked: their saved registers would have to be
+// handed to an unwinder that can start from another stack (docs/monitoring.md).
+std::string goroutine_dump() {
+  std::string out;
+  char line[256];
+  struct Entry {
+    int64_t id;
+    const char* state;
+  };
+  std::vector<Entry> gs;
+  {
+    LockGuard lk(g_sched.g_lock);
+    for (G* g = g_sched.allg; g; g = g->allnext) {
+      GStatus st = g->status.load(std::memory_order_acquire);
+      if (g->system || st == GStatus::Idle || st == GStatus::Dead) continue;
+      const char* state = st == GStatus::Waiting ? g->wait_reason : st == GStatus::Runnable ? "runnable" : "running";
+      gs.push_back({g->id, *state ? state : "waiting"});
+    }
+  }
+  std::sort(gs.begin(), gs.end(), [](const Entry& a, const Entry& b) { return a.id < b.id; });  // as Go lists them
+  for (const Entry& e : gs) {
+    std::snprintf(line, sizeof line, "goroutine %lld [%s]:\n\n", static_cast<long long>(e.id), e.state);
+    out += line;
+  }
+  for_each_attached([&](ThreadRecord* r) {
+    const char* reason = r->wait_reason.load(std::memory_order_relaxed);
+    if (!reason) return;
+    char name[32] = "?";
+    pthread_getname_np(r->thread, name, sizeof name);
+    std::snprintf(line, sizeof line, "thread %d \"%s\" [%s]:\n\n", static_cast<int>(r->tid), name, reason);
+    out += line;
+  });
+  return out;
+}
 
 namespace {
 // noexcept: nothing in it throws, and a function that could unwind through the critical section
@@ -956,6 +1093,8 @@ void start_goroutine(GoClosureBase* c, bool system) noexcept {
   g->scan_gen.store(g_spawn_scan_gen, std::memory_order_relaxed);
   if (gc_marking()) shade(c);
   g->system = system;
+  g->id = system ? 0 : g_sched.next_goid.fetch_add(1, std::memory_order_relaxed);  // main is 1, as in Go
+  g->wait_reason = "";
   if (!system) g_sched.ngoroutines.fetch_add(1, std::memory_order_relaxed);
   make_runnable(g, true);
 }
@@ -1009,6 +1148,7 @@ void sleep_ns(int64_t ns) {
   }
   Waiter w;
   init_waiter(w);
+  w.wait_reason = "sleep";
   enter_critical();
   P* p = current_m()->p;
   int64_t when = static_cast<int64_t>(nanotime()) + ns;
@@ -1026,6 +1166,7 @@ void enter_blocking() {
   M* m = current_m();
   if (!m || !m->curg) return;
   if (m->curg->blocking_depth++ > 0) return;  // nested: the P is already with another M
+  g_sched.nblocking.fetch_add(1, std::memory_order_acq_rel);
   CriticalSection cs;
   P* p = std::exchange(m->p, nullptr);
   // Hand the P to another M so the other goroutines keep running (Go's handoffp).
@@ -1036,6 +1177,8 @@ void exit_blocking() {
   M* m = current_m();
   if (!m || !m->curg) return;
   if (--m->curg->blocking_depth > 0) return;
+  g_sched.progress.fetch_add(1, std::memory_order_relaxed);
+  g_sched.nblocking.fetch_sub(1, std::memory_order_acq_rel);
   enter_critical();
   m = current_m();
   if (m->p) {  // the goroutine parked inside fn and was resumed on an M with a P: nothing to do
@@ -1117,6 +1260,7 @@ void sched_start(int procs) {
     }
     g_sched.gomaxprocs = procs < kMaxProcs ? procs : kMaxProcs;
   }
+  install_sigquit_handler();
   g_sysmon = start_service_thread(sysmon_main, nullptr, "gort-sysmon");
   g_sysmon_running = true;
 }

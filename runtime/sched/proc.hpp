@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "runtime/core/lock.hpp"
@@ -41,6 +42,7 @@ struct Waiter {
   void* data = nullptr;                      // what the waker hands over (channel element, ...)
   bool ok = false;                           // the waker's verdict (a value was delivered, ...)
   int index = 0;                             // a select case's position
+  const char* wait_reason = "";              // Go's waitReason ("chan receive"), for dumps
 };
 
 // Prepares w for the calling goroutine or thread.
@@ -71,6 +73,11 @@ void yield();
 int num_goroutine();
 int gomaxprocs(int n);
 void sleep_ns(int64_t ns);
+
+// Go's goroutine dump: "goroutine 7 [chan receive]:" for each of the program's goroutines, and
+// each attached program thread parked in a gort wait likewise. World running (sysmon's deadlock
+// report, SIGQUIT, /debug/pprof/goroutine?debug=2).
+std::string goroutine_dump();
 
 // Scheduler lifetime (Runtime).
 void sched_start(int procs);

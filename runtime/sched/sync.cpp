@@ -72,6 +72,7 @@ void wg_add(SyncState& s, int64_t delta) {
 void wg_wait(SyncState& s) {
   Waiter w;
   init_waiter(w);
+  w.wait_reason = "sync.WaitGroup.Wait";
   enter_critical();
   SpinLock& l = lock_of(s);
   l.lock();
@@ -98,6 +99,7 @@ void mutex_lock_slow(SyncState& s) {
     }
     Waiter w;
     init_waiter(w);
+    w.wait_reason = "sync.Mutex.Lock";
     enter_critical();
     SpinLock& l = lock_of(s);
     l.lock();
