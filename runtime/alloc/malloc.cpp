@@ -63,12 +63,13 @@ inline void zero_small(void* p, size_t size) {
 // The slot may instead have run out at the heap profiler's sample (its held list): that object
 // comes next, flagged.
 __attribute__((noinline)) FreeObject* refill(Cache* c, int spc, unsigned* follow_up) {
-  if (c->slots[spc].held) {
-    *follow_up |= kSampled;
-    return take_held_object(c, c->slots[spc]);
-  }
   FreeObject* o;
   on_system_stack([&] {
+    if (c->slots[spc].held) {  // the heap profiler's sample (draws the next distance: libm)
+      *follow_up |= kSampled;
+      o = take_held_object(c, c->slots[spc]);
+      return;
+    }
     if (gc_marking()) scan_own_stack();
     o = cache_refill(c, spc, follow_up);
   });
@@ -140,6 +141,11 @@ void* alloc_large(Cache* c, size_t size, uint16_t type, bool noscan, unsigned* f
   on_system_stack([&] {
     if (gc_marking()) scan_own_stack();
     s = mheap().alloc(npages);
+    c->next_sample -= static_cast<int64_t>(npages << kPageShift);  // the profiler's count
+    if (c->next_sample < 0) {
+      *follow_up |= kSampled;
+      c->next_sample = next_sample_distance();
+    }
   });
   s->sizeclass = 0;
   s->noscan = noscan;
@@ -163,11 +169,6 @@ void* alloc_large(Cache* c, size_t size, uint16_t type, bool noscan, unsigned* f
   uint64_t live = gc_state().heap_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
   if (live >= gc_state().trigger.load(std::memory_order_relaxed)) *follow_up |= kGcNeeded;
   if (gc_marking()) c->assist_debt += static_cast<int64_t>(bytes);
-  c->next_sample -= static_cast<int64_t>(bytes);  // the profiler's count (small objects: at refill)
-  if (c->next_sample < 0) {
-    *follow_up |= kSampled;
-    c->next_sample = next_sample_distance();
-  }
   large_spans().add(s);
   return reinterpret_cast<void*>(s->base);
 }

@@ -1,5 +1,7 @@
 #include "runtime/alloc/mcache.hpp"
 
+#include <gort/pprof.hpp>
+
 #include <bit>
 
 #include "runtime/core/persistent.hpp"
@@ -40,11 +42,14 @@ uint32_t build_free_list(Span* s, FreeObject** head) {
 }
 
 // Returns a cached span to its central list, marking as allocated every slot taken from the list.
-void uncache(CacheSlot& slot, int spanclass) {
+// Returns how many slots were left on the free list before any held one: the profiler counted
+// their bytes as allocated when the span was cached.
+uint32_t uncache(CacheSlot& slot, int spanclass) {
   Span* s = slot.span;
   uint64_t still_free[Span::kBitWords] = {};
-  uint32_t nleft = 0;
+  uint32_t nleft = 0, counted = 0;
   for (FreeObject* list : {slot.free, slot.held}) {
+    if (list == slot.held) counted = nleft;
     for (FreeObject* o = list; o; o = o->next) {
       uint32_t i = s->object_index(reinterpret_cast<uintptr_t>(o));
       still_free[i >> 6] |= uint64_t{1} << (i & 63);
@@ -61,6 +66,7 @@ void uncache(CacheSlot& slot, int spanclass) {
   gc_state().heap_live.fetch_sub(uint64_t{nleft} * s->elemsize, std::memory_order_relaxed);
   central(spanclass).uncache_span(s);
   slot = CacheSlot{};
+  return counted;
 }
 // Counts the list `*head` (n objects of elemsize bytes, n unknown: 0) against the thread's next
 // sample; if the sample falls inside it, cuts it there: the sampled object and those after it
@@ -141,7 +147,13 @@ FreeObject* cache_refill(Cache* c, int spanclass, unsigned* follow_up) {
 
 void cache_flush(Cache* c) {
   for (int spc = 0; spc < kNumSpanClasses; ++spc) {
-    if (c->slots[spc].span) uncache(c->slots[spc], spc);
+    CacheSlot& slot = c->slots[spc];
+    if (!slot.span) continue;
+    uint32_t elemsize = slot.span->elemsize;
+    uint32_t unused = uncache(slot, spc);
+    // Bytes counted toward the next sample but never allocated: counted again when allocated
+    // (at rate 1, Go's "every allocation", there is nothing to count).
+    if (MemProfileRate != 1) c->next_sample += static_cast<int64_t>(uint64_t{unused} * elemsize);
   }
   for (int cls = 0; cls < kNumSizeClasses; ++cls) {
     if (c->nmalloc[cls]) stats().small_mallocs[cls].fetch_add(c->nmalloc[cls], std::memory_order_relaxed);

@@ -70,8 +70,8 @@ bool stack_switch(const std::vector<SourceFrame>& frames) {
 // they are known by their file).
 bool internal_frame(const SourceFrame& f) {
   const std::string& n = f.function;
-  if (n.rfind("gort::", 0) == 0 || n.rfind("__morestack", 0) == 0 || n.rfind("__generic_morestack", 0) == 0 ||
-      n.rfind("_Unwind_", 0) == 0)
+  if (n.rfind("gort::", 0) == 0 || n.rfind("gort_call_on_stack", 0) == 0 || n.rfind("__morestack", 0) == 0 ||
+      n.rfind("__generic_morestack", 0) == 0 || n.rfind("_Unwind_", 0) == 0)
     return true;
   size_t dir = f.file.rfind("/gort/");
   if (dir == std::string::npos) return false;

@@ -105,17 +105,24 @@ int64_t next_sample_distance() {
   return static_cast<int64_t>(-std::log(u) * mean);
 }
 
+// On a goroutine this runs on its M's stack (on_system_stack): the unwinder is libgcc's, built
+// without split-stack, and called on a goroutine's stack it would make it grow a 1 MiB segment.
+// gort_call_on_stack's call frame information leads the unwinder back onto the goroutine's stack,
+// so the stack recorded is the goroutine's (below a few frames of gort's, which the profile's
+// writer leaves out).
 __attribute__((noinline)) void profile_alloc(void* p, size_t size) {
   if (current_rate() <= 0) return;  // the distance was kRecheckBytes: only a look at the rate
-  uintptr_t stk[kMaxStack];
-  Unwind u{stk, 0};
-  _Unwind_Backtrace(collect, &u);
-  size_t objsize = object_size(p, size);
-  ProfileBucket* b = bucket_for(stk, u.n, objsize);
-  ProfileCounts& f = b->future[(g_cycle.load(std::memory_order_relaxed) + 2) % 3];
-  f.allocs.fetch_add(1, std::memory_order_relaxed);
-  f.alloc_bytes.fetch_add(objsize, std::memory_order_relaxed);
-  add_profile_special(p, b);
+  on_system_stack([&] {
+    uintptr_t stk[kMaxStack];
+    Unwind u{stk, 0};
+    _Unwind_Backtrace(collect, &u);
+    size_t objsize = object_size(p, size);
+    ProfileBucket* b = bucket_for(stk, u.n, objsize);
+    ProfileCounts& f = b->future[(g_cycle.load(std::memory_order_relaxed) + 2) % 3];
+    f.allocs.fetch_add(1, std::memory_order_relaxed);
+    f.alloc_bytes.fetch_add(objsize, std::memory_order_relaxed);
+    add_profile_special(p, b);  // cannot throw: p is the start of an object just allocated
+  });
 }
 
 void profile_free(ProfileBucket* b) {
