@@ -23,6 +23,12 @@ int allocate_bytes(size_t size) {
 }
 }  // namespace
 
+// A named frame for the goroutine dump to show.
+__attribute__((noinline)) void stuck_sender(gort::Chan<int> ch) {
+  ch.send(1);
+  asm volatile("");  // not a tail call: this frame stays on the stack
+}
+
 // Deadlocks and near misses (tests/test_sched.cpp): a deadlock ends the process with status 2
 // and Go's message; the others must finish (status 0).
 int deadlock_case(const char* c) {
@@ -32,7 +38,7 @@ int deadlock_case(const char* c) {
       gort::WaitGroup wg;
       wg.Add(1);
       gort::Chan<int> never;
-      gort::go([&] { never.send(1); });  // a second goroutine stuck too
+      gort::go([&] { stuck_sender(never); });  // a second goroutine stuck too
       std::optional<int> a, b;
       gort::select(gort::on_recv(gort::Chan<int>(), a), gort::on_recv(gort::Chan<int>(), b));
       wg.Wait();

@@ -10,7 +10,7 @@ TEST_CASE("sched: a deadlock ends the program with Go's message and a goroutine 
   CHECK(WEXITSTATUS(status) == 2);
   CHECK(err.rfind("fatal error: all goroutines are asleep - deadlock!\n\n", 0) == 0);
   CHECK(err.find("goroutine 1 [select]:") != std::string::npos);       // main, as in Go
-  CHECK(err.find("goroutine 2 [chan send]:") != std::string::npos);
+  CHECK(err.find("goroutine 2 [chan send]:\nstuck_sender(gort::Chan<int>)\n") != std::string::npos);  // its stack
   CHECK(err.find("[sync.WaitGroup.Wait]") != std::string::npos);       // the thread under gort::run
   INFO(err);
 

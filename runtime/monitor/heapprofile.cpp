@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "runtime/monitor/protobuf.hpp"
-#include "runtime/monitor/symbolize.hpp"
+#include "runtime/core/symbolize.hpp"
 #include "runtime/stats/mprof.hpp"
 
 namespace gort::pprof {

@@ -5,6 +5,7 @@
 #include <boost/context/detail/fcontext.hpp>
 #include <sched.h>
 #include <signal.h>
+#include <unwind.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "runtime/core/os.hpp"
 #include "runtime/core/panic.hpp"
 #include "runtime/core/persistent.hpp"
+#include "runtime/core/symbolize.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mgc.hpp"
@@ -56,6 +58,7 @@ struct G {
 };
 
 constexpr int kRunQueueSize = 256;
+constexpr int kMaxDumpFrames = 64;  // per goroutine in a dump (Go prints up to 100)
 constexpr int kMaxProcs = 256;
 
 struct Timer {
@@ -512,6 +515,46 @@ gort_call_on_stack:
   ret
   .cfi_endproc
   .size gort_call_on_stack, .-gort_call_on_stack
+)");
+#endif
+
+// gort_unwind_parked(fn, arg, ctx): calls fn(arg) under call frame information that makes an
+// unwinder started in fn continue, past this frame, into the goroutine parked at ctx: a context
+// boost's jump_fcontext saved, which holds r12, r13, r14, r15, rbx, rbp at ctx+8..ctx+0x30 and
+// the return address into the goroutine at ctx+0x38; the goroutine's stack pointer is ctx+0x40
+// once it resumes. For goroutine dumps: libgcc's unwinder walks only the calling thread's stack.
+#if defined(__x86_64__)
+extern "C" void gort_unwind_parked(void (*fn)(void*) noexcept, void* arg, void* ctx) noexcept;
+asm(R"(
+  .text
+  .p2align 4
+  .globl gort_unwind_parked
+  .hidden gort_unwind_parked
+  .type gort_unwind_parked, @function
+gort_unwind_parked:
+  .cfi_startproc
+  pushq %r12
+  .cfi_def_cfa_offset 16
+  .cfi_offset %r12, -16
+  leaq 0x40(%rdx), %r12
+  movq %rdi, %rax
+  movq %rsi, %rdi
+  .cfi_remember_state
+  .cfi_def_cfa %r12, 0
+  .cfi_offset 16, -8
+  .cfi_offset %rbp, -16
+  .cfi_offset %rbx, -24
+  .cfi_offset %r15, -32
+  .cfi_offset %r14, -40
+  .cfi_offset %r13, -48
+  .cfi_offset %r12, -56
+  callq *%rax
+  .cfi_restore_state
+  popq %r12
+  .cfi_def_cfa_offset 8
+  ret
+  .cfi_endproc
+  .size gort_unwind_parked, .-gort_unwind_parked
 )");
 #endif
 
@@ -1034,16 +1077,85 @@ void ready(Waiter& w) {
 
 void spawn(GoClosureBase* c) { spawn_goroutine(c, false); }
 
-// Go's goroutine dump (GOTRACEBACK=single's format, each goroutine's header): the program's
-// goroutines (not the runtime's own), then each attached program thread parked in a gort wait.
-// The C++ stacks of parked goroutines are not walked: their saved registers would have to be
-// handed to an unwinder that can start from another stack (docs/monitoring.md).
+// The return addresses of a goroutine that is not running (parked or runnable), innermost
+// first, from its saved context; 0 when it runs (its thread would have to be stopped). It stays
+// parked meanwhile: its scan lock keeps execute() from resuming it (as for a mark worker).
+struct StackWalk {
+  uintptr_t* pcs;
+  int max;
+  int n;
+  bool past_trampoline;
+};
+
+_Unwind_Reason_Code collect_parked(_Unwind_Context* ctx, void* arg) {
+  auto* w = static_cast<StackWalk*>(arg);
+  uintptr_t pc = _Unwind_GetIP(ctx);
+  if (pc == 0 || w->n == w->max) return _URC_END_OF_STACK;
+  auto start = reinterpret_cast<uintptr_t>(&gort_unwind_parked);
+  if (!w->past_trampoline) {  // the walker's own frames, up to the trampoline
+    w->past_trampoline = pc > start && pc <= start + 64;
+    return _URC_NO_REASON;
+  }
+  w->pcs[w->n++] = pc;
+  return _URC_NO_REASON;
+}
+
+int parked_goroutine_stack(G* g, uintptr_t* pcs, int max) {
+  for (uint32_t free = 0; !g->scan_lock.compare_exchange_weak(free, 1, std::memory_order_seq_cst); free = 0) cpu_relax();
+  StackWalk w{pcs, max, 0, false};
+  GStatus st = g->status.load(std::memory_order_seq_cst);
+  if (st != GStatus::Running && st != GStatus::Dead && st != GStatus::Idle && g->ctx) {
+    gort_unwind_parked([](void* a) noexcept { _Unwind_Backtrace(collect_parked, a); }, &w, g->ctx);
+  }
+  g->scan_lock.store(0, std::memory_order_release);
+  return w.n;
+}
+
+// Frames a dump leaves out: at the top, the park and switch machinery (gort::internal, but not a
+// goroutine's closure, which holds the program's code); anywhere, libgcc's frames between stack
+// segments; at the bottom, the goroutine's entry.
+bool machinery_frame(const std::string& name) {
+  return (name.rfind("gort::internal::", 0) == 0 && name.rfind("gort::internal::GoClosure", 0) != 0) ||
+         name.rfind("jump_fcontext", 0) == 0;
+}
+bool hidden_frame(const std::string& name) {
+  return name.rfind("__morestack", 0) == 0 || name.find("goroutine_entry(") != std::string::npos ||
+         name.rfind("make_fcontext", 0) == 0;
+}
+
+// "function()\n\tfile:line\n" for each frame of pcs (Go's traceback lines); without debug
+// information the address stands for the file and line.
+void append_frames(std::string& out, const uintptr_t* pcs, int n) {
+  bool top = true;
+  char line[64];
+  for (int i = 0; i < n; ++i) {
+    for (const SourceFrame& f : symbolize_return_address(pcs[i])) {
+      const std::string& name = f.function;
+      if ((top && (machinery_frame(name) || name.empty())) || hidden_frame(name)) continue;
+      top = false;
+      out += name.empty() ? "??" : name;
+      out += "\n\t";
+      if (!f.file.empty()) {
+        out += f.file;
+        std::snprintf(line, sizeof line, ":%lld\n", static_cast<long long>(f.line));
+      } else {
+        std::snprintf(line, sizeof line, "pc=%#lx\n", static_cast<unsigned long>(pcs[i]));
+      }
+      out += line;
+    }
+  }
+}
+
+// Go's goroutine dump (GOTRACEBACK=single's format): the program's goroutines (not the runtime's
+// own) with their stacks, then each attached program thread parked in a gort wait (its stack is
+// not walked: it is blocked in the kernel).
 std::string goroutine_dump() {
   std::string out;
   char line[256];
   struct Entry {
     int64_t id;
     const char* state;
+    G* g;
   };
   std::vector<Entry> gs;
   {
@@ -1052,13 +1164,16 @@ std::string goroutine_dump() {
       GStatus st = g->status.load(std::memory_order_acquire);
       if (g->system || st == GStatus::Idle || st == GStatus::Dead) continue;
       const char* state = st == GStatus::Waiting ? g->wait_reason : st == GStatus::Runnable ? "runnable" : "running";
-      gs.push_back({g->id, *state ? state : "waiting"});
+      gs.push_back({g->id, *state ? state : "waiting", g});
     }
   }
   std::sort(gs.begin(), gs.end(), [](const Entry& a, const Entry& b) { return a.id < b.id; });  // as Go lists them
-  for (const Entry& e : gs) {
-    std::snprintf(line, sizeof line, "goroutine %lld [%s]:\n\n", static_cast<long long>(e.id), e.state);
+  for (const Entry& e : gs) {  // Gs are never freed: walking them outside g_lock is safe
+    std::snprintf(line, sizeof line, "goroutine %lld [%s]:\n", static_cast<long long>(e.id), e.state);
     out += line;
+    uintptr_t pcs[kMaxDumpFrames];
+    append_frames(out, pcs, parked_goroutine_stack(e.g, pcs, kMaxDumpFrames));
+    out += '\n';
   }
   for_each_attached([&](ThreadRecord* r) {
     const char* reason = r->wait_reason.load(std::memory_order_relaxed);

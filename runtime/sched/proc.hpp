@@ -74,8 +74,8 @@ int num_goroutine();
 int gomaxprocs(int n);
 void sleep_ns(int64_t ns);
 
-// Go's goroutine dump: "goroutine 7 [chan receive]:" for each of the program's goroutines, and
-// each attached program thread parked in a gort wait likewise. World running (sysmon's deadlock
+// Go's goroutine dump: "goroutine 7 [chan receive]:" and its C++ stack for each of the program's
+// goroutines, and each attached program thread parked in a gort wait (without a stack). World running (sysmon's deadlock
 // report, SIGQUIT, /debug/pprof/goroutine?debug=2).
 std::string goroutine_dump();
 

@@ -1,4 +1,4 @@
-// Code addresses to C++ function names, files and lines, for the profiles' locations, with
+// Code addresses to C++ function names, files and lines, for heap profiles and goroutine dumps, with
 // libbacktrace (gcc's, the library behind gcc's own sanitizer reports): DWARF line tables and
 // inlined frames when the binary has debug information, else the ELF symbol table. Names are
 // demangled with the C++ ABI's __cxa_demangle.

@@ -1,4 +1,4 @@
-#include "runtime/monitor/symbolize.hpp"
+#include "runtime/core/symbolize.hpp"
 
 #include <backtrace.h>
 #include <cxxabi.h>
