@@ -100,6 +100,38 @@ std::vector<SourceFrame> symbolize_return_address(uintptr_t pc) {
   return frames;
 }
 
+bool function_name_starts_with(const std::string& name, std::string_view prefix) {
+  if (name.rfind(prefix, 0) == 0) return true;
+  size_t args = name.find('(');
+  for (size_t p = name.find(' '); p != std::string::npos && p < args; p = name.find(' ', p + 1))
+    if (name.compare(p + 1, prefix.size(), prefix) == 0) return true;
+  return false;
+}
+
+namespace {
+// The file's path from its last "<dir>/" component on ("runtime/gc/mgc.cpp" -> "gc/mgc.cpp"
+// after "runtime/"), or "" when it has none.
+std::string_view after_dir(const std::string& file, std::string_view dir) {
+  size_t p = file.rfind(dir);
+  if (p == std::string::npos || (p > 0 && file[p - 1] != '/')) return {};
+  return std::string_view(file).substr(p + dir.size());
+}
+}  // namespace
+
+bool runtime_frame(const SourceFrame& f) {
+  if (function_name_starts_with(f.function, "gort::internal::")) return true;
+  std::string_view rest = after_dir(f.file, "runtime/");
+  for (std::string_view sub : {"alloc/", "core/", "gc/", "sched/", "stats/", "monitor/"})
+    if (rest.rfind(sub, 0) == 0) return true;
+  return false;
+}
+
+bool public_header_frame(const SourceFrame& f) {
+  std::string_view rest = after_dir(f.file, "gort/");
+  return !rest.empty() && rest.find('/') == std::string_view::npos && rest.size() > 4 &&
+         rest.substr(rest.size() - 4) == ".hpp";
+}
+
 std::vector<CodeMapping> code_mappings() {
   std::vector<CodeMapping> out;
   dl_iterate_phdr(

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace gort::internal {
@@ -22,6 +23,16 @@ struct SourceFrame {
 // first, the function that contains pc last. Never empty: an unknown address gives one frame
 // with empty names.
 std::vector<SourceFrame> symbolize_return_address(uintptr_t pc);
+
+// Whether a demangled function name starts with `prefix` ("gort::internal::"), after the return
+// type that demangled function template names carry ("void gort::internal::f<int>(int)").
+bool function_name_starts_with(const std::string& name, std::string_view prefix);
+
+// A frame of gort's runtime: a gort::internal function, or code inlined from runtime/'s sources
+// (DWARF names inlined code without namespaces: "operator()", "on_system_stack<...>").
+bool runtime_frame(const SourceFrame& f);
+// Code inlined from gort's public headers (include/gort/*.hpp: make<T>, Chan<T>::send, ...).
+bool public_header_frame(const SourceFrame& f);
 
 // The executable mappings of the process (the program and its shared libraries), for
 // profile.proto's mapping table.

@@ -65,22 +65,14 @@ bool stack_switch(const std::vector<SourceFrame>& frames) {
   return frames.size() == 1 && frames[0].function.rfind("__morestack", 0) == 0;
 }
 
-// gort's own frames: its functions (qualified names), libgcc's stack switching and unwinding,
-// and code inlined from gort's public headers (DWARF names those without their namespace, so
-// they are known by their file).
+// gort's own frames: its runtime (gort::internal, and code inlined from runtime/'s sources), its
+// public API (gort::..., and code inlined from its headers), libgcc's stack switching and
+// unwinding, and the trampoline onto the M's stack.
 bool internal_frame(const SourceFrame& f) {
   const std::string& n = f.function;
-  if (n.rfind("gort::", 0) == 0 || n.rfind("gort_call_on_stack", 0) == 0 || n.rfind("__morestack", 0) == 0 ||
-      n.rfind("__generic_morestack", 0) == 0 || n.rfind("_Unwind_", 0) == 0)
-    return true;
-  size_t dir = f.file.rfind("/gort/");
-  if (dir == std::string::npos) return false;
-  static const char* const kHeaders[] = {"chan.hpp", "finalizer.hpp", "goroutine.hpp", "gort.hpp", "heap.hpp",
-                                         "memstats.hpp", "monitor.hpp", "pprof.hpp", "runtime.hpp", "sync.hpp"};
-  std::string_view name = std::string_view(f.file).substr(dir + 6);
-  for (const char* h : kHeaders)
-    if (name == h) return true;
-  return false;
+  return internal::runtime_frame(f) || internal::public_header_frame(f) ||
+         internal::function_name_starts_with(n, "gort::") || n.rfind("gort_call_on_stack", 0) == 0 ||
+         n.rfind("__morestack", 0) == 0 || n.rfind("__generic_morestack", 0) == 0 || n.rfind("_Unwind_", 0) == 0;
 }
 
 class Builder {

@@ -1114,9 +1114,9 @@ int parked_goroutine_stack(G* g, uintptr_t* pcs, int max) {
 // Frames a dump leaves out: at the top, the park and switch machinery (gort::internal, but not a
 // goroutine's closure, which holds the program's code); anywhere, libgcc's frames between stack
 // segments; at the bottom, the goroutine's entry.
-bool machinery_frame(const std::string& name) {
-  return (name.rfind("gort::internal::", 0) == 0 && name.rfind("gort::internal::GoClosure", 0) != 0) ||
-         name.rfind("jump_fcontext", 0) == 0;
+bool machinery_frame(const SourceFrame& f) {
+  return (runtime_frame(f) && !function_name_starts_with(f.function, "gort::internal::GoClosure")) ||
+         f.function.rfind("jump_fcontext", 0) == 0;
 }
 bool hidden_frame(const std::string& name) {
   return name.rfind("__morestack", 0) == 0 || name.find("goroutine_entry(") != std::string::npos ||
@@ -1131,7 +1131,7 @@ void append_frames(std::string& out, const uintptr_t* pcs, int n) {
   for (int i = 0; i < n; ++i) {
     for (const SourceFrame& f : symbolize_return_address(pcs[i])) {
       const std::string& name = f.function;
-      if ((top && (machinery_frame(name) || name.empty())) || hidden_frame(name)) continue;
+      if ((top && (machinery_frame(f) || name.empty())) || hidden_frame(name)) continue;
       top = false;
       out += name.empty() ? "??" : name;
       out += "\n\t";
