@@ -887,7 +887,10 @@ void on_sigquit(int) {
 void install_sigquit_handler() {
   struct sigaction old{};
   sigaction(SIGQUIT, nullptr, &old);
-  if (old.sa_handler != SIG_DFL) return;  // the program has its own: leave it
+  // The program's own handler stays. An ignored SIGQUIT does not: Go handles SIGQUIT even then
+  // (a shell starts background jobs with it ignored), keeping only SIGHUP and SIGINT ignored.
+  bool own = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != nullptr : old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN;
+  if (own) return;
   struct sigaction sa{};
   sa.sa_handler = on_sigquit;
   sigemptyset(&sa.sa_mask);
