@@ -19,14 +19,14 @@
 
 #include <httplib.h>
 
-#include "runtime/sched/proc.hpp"
-
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
+
+#include "runtime/sched/proc.hpp"
 
 namespace gort::monitor {
 
