@@ -322,3 +322,33 @@ TEST_CASE("mprof: no sampling at rate 0; BuckHashSys counts the table and the bu
   CHECK(gort_test::read_stats().BuckHashSys > before.BuckHashSys);
 }
 
+namespace {
+__attribute__((noinline)) void* allocate_in_goroutine() { return gort::make_array<char>(3000); }
+}  // namespace
+
+TEST_CASE("mprof: a sampled goroutine does not grow a 1 MiB stack segment for the unwinder") {
+  // libgcc's unwinder is built without split-stack: called on a goroutine's stack it would make
+  // libgcc give that goroutine a 1 MiB segment (StackInuse). It runs on the M's stack instead.
+  gort_test::clean_gc();
+  ProfileRate rate(1);
+  constexpr int kG = 40;
+  gort::MemStats before = gort_test::read_stats();
+  gort::WaitGroup started, release;
+  release.Add(1);
+  for (int i = 0; i < kG; ++i) {
+    started.Add(1);
+    gort::go([&] {
+      gort::internal::t_local.cache->next_sample = 0;  // this M samples its next allocation
+      gort::KeepAlive(allocate_in_goroutine());
+      started.Done();
+      release.Wait();  // parked: its stack segments stay counted
+    });
+  }
+  started.Wait();
+  gort::MemStats during = gort_test::read_stats();
+  release.Done();
+  gort_test::clean_gc();
+  CHECK_FALSE(samples_of(current_profile(), "allocate_in_goroutine").empty());
+  // 8 KiB first stacks (64 KiB with fixed stacks) and what they grew: far below 1 MiB each.
+  CHECK(during.StackInuse - before.StackInuse < uint64_t{kG} * (256 << 10));
+}

@@ -60,6 +60,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
 #endif
   r->stopped_sp = sp;
   r->handler_sp = async && below_sp ? here : 0;
+  r->stopped_on_alt_stack = async && !below_sp;
   r->split_segments = segments;
   r->split_current = current;
   if (single) {  // stop_thread: this thread alone, until that stop's number is withdrawn
@@ -366,6 +367,7 @@ int stop_the_world() {
 #endif
     self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     self->handler_sp = 0;
+    self->stopped_on_alt_stack = false;
     stack_current_segments(&self->split_segments, &self->split_current);
   }
   return static_cast<int>(n);
@@ -410,6 +412,7 @@ void blocked_wait(void (*wait)(void*), void* arg) {
 #endif
   r->stopped_sp = sp;
   r->handler_sp = 0;
+  r->stopped_on_alt_stack = false;
   r->blocked.store(1, std::memory_order_seq_cst);
   wait(arg);
   // Checkmark (gc/mgcmark.hpp): a scan meanwhile saw nothing below sp, so nothing stale may

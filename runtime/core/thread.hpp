@@ -55,6 +55,9 @@ struct ThreadRecord {
   // pointer of the handler's innermost frame. Between it and stopped_sp lie the kernel's signal
   // frame and the handler's frames, dead once the thread resumes; 0 after other stops.
   uintptr_t handler_sp = 0;
+  // The last stop was asynchronous and its handler ran on an alternate signal stack (an M's):
+  // nothing below stopped_sp and its red zone is in use until the thread resumes.
+  bool stopped_on_alt_stack = false;
   // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.
   void* split_segments = nullptr;
   void* split_current = nullptr;

@@ -2,6 +2,7 @@
 
 #include <gort/heap.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/core/lock.hpp"
+#include "runtime/core/mem.hpp"
 #include "runtime/core/os.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
@@ -68,6 +70,14 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
         stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, false);
     }
     if (own || (goroutine && on_m)) scan(on_m ? r->stopped_sp - red_zone() : r->g0_sp, r->stack_hi);
+    // Checkmark: nothing stale below the M's scanned range either (on_system_stack zeroes what
+    // its call leaves; this covers the dead frames of that call so far). Only while the handler
+    // runs elsewhere: a synchronous stop's own frames lie below the stack pointer.
+    if (on_m && g_checkmark && !g_checkmark_scanning && r->stopped_on_alt_stack) {
+      uintptr_t top = r->stopped_sp - kRedZone;
+      uintptr_t lo = top - std::min<uintptr_t>(top - r->stack_lo, 64 << 10);
+      mem_zero(reinterpret_cast<void*>(lo), top - lo);
+    }
   } else if (own) {
     for_each_stack_range(r->stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
     // Checkmark: the words between the handler and the stopped stack pointer (the kernel's
@@ -197,7 +207,7 @@ __attribute__((noinline)) void scan_own_stack_from_here(MarkWorker& w, uint32_t 
     // goroutine's stack is idle while this runs on the M's; otherwise zero below this frame.
     if (g_checkmark) {
       if (r->g_sys_sp) stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, segments, current, true);
-      else scrub_stack(64 << 10);
+      scrub_stack(64 << 10);  // the stack this runs on: the goroutine's, or the M's below this frame
     }
   } else {
     if (r->scan_gen.load(std::memory_order_relaxed) == gen) return;

@@ -1007,11 +1007,20 @@ void on_system_stack(void (*fn)(void*) noexcept, void* arg) {
   uintptr_t guard = split_guard();
   set_split_guard(0);  // the M's own stack never grows
 #endif
-  gort_call_on_stack(fn, arg, (reinterpret_cast<uintptr_t>(m->g0) - 256) & ~uintptr_t{15});
+  uintptr_t top = (reinterpret_cast<uintptr_t>(m->g0) - 256) & ~uintptr_t{15};
+  gort_call_on_stack(fn, arg, top);
 #if GORT_SPLIT_STACK
   set_split_guard(guard);
 #endif
   m->rec->g_sys_sp = 0;
+  // Checkmark (gc/mgcmark.hpp): nothing stale below what the concurrent mark scanned. fn's dead
+  // frames may hold copies of the goroutine's pointers (libgcc's unwinder copies its frames'
+  // registers); a later call on this stack could expose them, in slots it has not written yet,
+  // to the checking mark, which would report the objects they name if they died meanwhile.
+  if (checkmark_scrubs_stacks()) [[unlikely]] {
+    uintptr_t lo = top - std::min<uintptr_t>(top - m->rec->stack_lo, 64 << 10);
+    mem_zero(reinterpret_cast<void*>(lo), top - lo);
+  }
 #else
   fn(arg);
 #endif

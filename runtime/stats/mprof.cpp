@@ -105,15 +105,15 @@ int64_t next_sample_distance() {
   return static_cast<int64_t>(-std::log(u) * mean);
 }
 
-// Runs on the allocating goroutine's own stack. With split stacks, libgcc's unwinder (built
-// without split-stack) makes the goroutine grow a 1 MiB segment, once. Unwinding from the M's
-// stack instead (on_system_stack: gort_call_on_stack's call frame information leads the unwinder
-// back onto the goroutine's) avoids that, but made GODEBUG=gccheckmark=1 report a white object
-// referenced from the M's stack in the chaos stress test (7 runs in 80 with split stacks, 1 in 60
-// with fixed ones; none in 80 this way): not understood yet, so not done (docs/monitoring.md).
+// On a goroutine this runs on its M's stack (on_system_stack): the unwinder is libgcc's, built
+// without split-stack, and called on a goroutine's stack it would make it grow a 1 MiB segment.
+// gort_call_on_stack's call frame information leads the unwinder back onto the goroutine's stack,
+// so the stack recorded is the goroutine's (below a few frames of gort's, which the profile's
+// writer leaves out). The unwinder copies the goroutine's registers into its frames there; under
+// GODEBUG=gccheckmark=1 on_system_stack zeroes them afterwards (see there).
 __attribute__((noinline)) void profile_alloc(void* p, size_t size) {
   if (current_rate() <= 0) return;  // the distance was kRecheckBytes: only a look at the rate
-  [&] {
+  on_system_stack([&] {
     uintptr_t stk[kMaxStack];
     Unwind u{stk, 0};
     _Unwind_Backtrace(collect, &u);
@@ -123,7 +123,7 @@ __attribute__((noinline)) void profile_alloc(void* p, size_t size) {
     f.allocs.fetch_add(1, std::memory_order_relaxed);
     f.alloc_bytes.fetch_add(objsize, std::memory_order_relaxed);
     add_profile_special(p, b);  // cannot throw: p is the start of an object just allocated
-  }();
+  });
 }
 
 void profile_free(ProfileBucket* b) {
