@@ -497,6 +497,138 @@ TEST_CASE("memstats: snapshots stay consistent while other threads allocate") {
   CHECK(end.NumGC > 0);
 }
 
+TEST_CASE("memstats: ReadMemStats and ReadGCStats do not stop the world") {
+  GcPercentGuard off(-1);  // no collection may stop it meanwhile
+  clean_gc();
+  uint32_t before = gort::internal::world_epoch();
+  gort::debug::GCStats gs;
+  for (int i = 0; i < 1000; ++i) {
+    check_identities(read_stats());
+    gort::debug::ReadGCStats(&gs);
+  }
+  gort::WaitGroup wg;
+  wg.Add(1);
+  gort::go([&] {  // from a goroutine too
+    static gort::MemStats m;
+    for (int i = 0; i < 1000; ++i) gort::ReadMemStats(&m);
+    wg.Done();
+  });
+  wg.Wait();
+  CHECK(gort::internal::world_epoch() == before);
+}
+
+namespace {
+// Recursion with a frame that stays: goroutine stacks grow segments (split stacks) and shrink.
+__attribute__((noinline)) int64_t deep(int n, gort::Ref<gort::Array<int64_t>>* keep) {
+  volatile int64_t pad[64];
+  pad[n % 64] = n;
+  if (n == 0) {
+    *keep = gort::make_array<int64_t>(8);
+    return pad[0];
+  }
+  return deep(n - 1, keep) + pad[n % 64];
+}
+
+// One reader's state: successive snapshots must keep every identity, and the cumulative counts
+// never go back.
+struct Reader {
+  gort::MemStats prev{}, cur{};
+  long reads = 0;
+  const char* broken = nullptr;
+  bool read() {
+    gort::ReadMemStats(&cur);
+    const char* b = gort_test::broken_identity(cur);
+    if (!b && reads > 0) {
+      if (cur.Mallocs < prev.Mallocs || cur.Frees < prev.Frees || cur.TotalAlloc < prev.TotalAlloc) b = "counts went back";
+      else if (cur.NumGC < prev.NumGC || cur.PauseTotalNs < prev.PauseTotalNs) b = "pause history went back";
+    }
+    if (b && !broken) broken = b;
+    prev = cur;
+    ++reads;
+    return !b;
+  }
+};
+}  // namespace
+
+TEST_CASE("memstats stress: snapshots read continuously, from goroutines and threads, keep every identity "
+          "while goroutines allocate, threads attach and detach, and collections run") {
+  struct Node {
+    gort::Ref<Node> left, right;
+    void trace(gort::Tracer& t) const { t.visit(left); t.visit(right); }
+  };
+  struct Build {
+    static Node* tree(int depth) {
+      Node* n = gort::make<Node>();
+      if (depth > 0) {
+        n->left = tree(depth - 1);
+        n->right = tree(depth - 1);
+      }
+      return n;
+    }
+  };
+  std::atomic<bool> stop{false};
+  gort::WaitGroup done;
+  constexpr int kMutators = 8, kGoroutineReaders = 2;
+  static Reader readers[kGoroutineReaders + 2];  // two goroutines, an attached thread, a plain thread
+  for (Reader& r : readers) r = Reader{};
+  for (int i = 0; i < kMutators; ++i) {
+    done.Add(1);
+    gort::go([&, i] {
+      for (long r = 0; !stop.load(std::memory_order_relaxed); ++r) {
+        Node* t = Build::tree(5);
+        for (int k = 0; k < 32; ++k) *gort::make<char>() = static_cast<char>(k);  // tiny
+        gort::make_array<double>(static_cast<size_t>(16 + (r % 64) * 32));
+        if (r % 32 == i) gort::make_array<char>(40000);  // large
+        if (r % 16 == 0) {
+          gort::Ref<gort::Array<int64_t>> keep;
+          deep(40 + i, &keep);
+        }
+        gort::KeepAlive(t);
+        if (r % 8 == 0) gort::Gosched();
+      }
+      done.Done();
+    });
+  }
+  for (int i = 0; i < kGoroutineReaders; ++i) {
+    done.Add(1);
+    gort::go([&, i] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        readers[i].read();
+        gort::Gosched();
+      }
+      done.Done();
+    });
+  }
+  std::thread attached([&] {
+    gort::AttachThread attach;
+    while (!stop.load(std::memory_order_relaxed)) readers[kGoroutineReaders].read();
+  });
+  std::thread plain([&] {  // never attached
+    while (!stop.load(std::memory_order_relaxed)) readers[kGoroutineReaders + 1].read();
+  });
+  std::thread churn([&] {  // threads attach, allocate and detach: their caches come and go
+    while (!stop.load(std::memory_order_relaxed)) {
+      gort::AttachThread attach;
+      for (int k = 0; k < 100; ++k) gort::make_array<char>(static_cast<size_t>(100 + k));
+    }
+  });
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  while (std::chrono::steady_clock::now() < until) {
+    gort::GC();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop = true;
+  done.Wait();
+  attached.join();
+  plain.join();
+  churn.join();
+  for (const Reader& r : readers) {
+    CHECK_MESSAGE(r.broken == nullptr, (r.broken ? r.broken : ""));
+    CHECK(r.reads > 10);
+  }
+  check_identities(read_stats());
+}
+
 TEST_CASE("debug::ReadGCStats: Go's GCStats, the pause history newest first, with quantiles") {
   for (int i = 0; i < 3; ++i) gort::GC();
   gort::debug::GCStats gs, again;

@@ -112,56 +112,53 @@ inline constexpr uint32_t kBySizeSizes[61] = {
     1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304,  2688,  3072,  3200,  3456,  4096,  4864,  5376, 6144,
     6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432};
 
-// Every identity that holds within one snapshot (docs/memstats.md, "Identities").
-inline void check_identities(const gort::MemStats& m) {
-  CHECK(m.Sys == m.HeapSys + m.StackSys + m.MSpanSys + m.MCacheSys + m.BuckHashSys + m.GCSys + m.OtherSys);
-  CHECK(m.HeapIdle + m.HeapInuse == m.HeapSys);
-  CHECK(m.HeapReleased <= m.HeapIdle);
-  CHECK(m.Alloc == m.HeapAlloc);
-  CHECK(m.HeapAlloc <= m.HeapInuse);
-  CHECK(m.HeapAlloc <= m.TotalAlloc);
-  CHECK(m.HeapObjects == m.Mallocs - m.Frees);
-  CHECK(m.Frees <= m.Mallocs);
-  CHECK(m.StackInuse <= m.StackSys);
-  CHECK(m.MSpanInuse <= m.MSpanSys);
-  CHECK(m.MCacheInuse <= m.MCacheSys);
-  CHECK(m.Lookups == 0);
-  CHECK(m.EnableGC);
-  CHECK_FALSE(m.DebugGC);
-  CHECK(m.GCCPUFraction >= 0.0);
-  CHECK(m.GCCPUFraction <= 1.0);
-  CHECK(m.NumForcedGC <= m.NumGC);
-  if (m.NumGC > 0) {
-    CHECK(m.LastGC == m.PauseEnd[(m.NumGC + 255) % 256]);
-  } else {
-    CHECK(m.LastGC == 0);
-  }
+// Every identity that holds within one snapshot (docs/memstats.md, "Identities"): the first one
+// `m` breaks, or null. No allocation, no libstdc++: goroutines check their own snapshots.
+inline const char* broken_identity(const gort::MemStats& m) {
+  if (m.Sys != m.HeapSys + m.StackSys + m.MSpanSys + m.MCacheSys + m.BuckHashSys + m.GCSys + m.OtherSys)
+    return "Sys == sum of *Sys";
+  if (m.HeapIdle + m.HeapInuse != m.HeapSys) return "HeapIdle + HeapInuse == HeapSys";
+  if (m.HeapReleased > m.HeapIdle) return "HeapReleased <= HeapIdle";
+  if (m.Alloc != m.HeapAlloc) return "Alloc == HeapAlloc";
+  if (m.HeapAlloc > m.HeapInuse) return "HeapAlloc <= HeapInuse";
+  if (m.HeapAlloc > m.TotalAlloc) return "HeapAlloc <= TotalAlloc";
+  if (m.HeapObjects != m.Mallocs - m.Frees) return "HeapObjects == Mallocs - Frees";
+  if (m.Frees > m.Mallocs) return "Frees <= Mallocs";
+  if (m.StackInuse > m.StackSys) return "StackInuse <= StackSys";
+  if (m.MSpanInuse > m.MSpanSys) return "MSpanInuse <= MSpanSys";
+  if (m.MCacheInuse > m.MCacheSys) return "MCacheInuse <= MCacheSys";
+  if (m.Lookups != 0 || !m.EnableGC || m.DebugGC) return "Lookups, EnableGC, DebugGC";
+  if (!(m.GCCPUFraction >= 0.0 && m.GCCPUFraction <= 1.0)) return "0 <= GCCPUFraction <= 1";
+  if (m.NumForcedGC > m.NumGC) return "NumForcedGC <= NumGC";
+  if (m.NumGC > 0 ? m.LastGC != m.PauseEnd[(m.NumGC + 255) % 256] : m.LastGC != 0)
+    return "LastGC == PauseEnd[(NumGC+255)%256]";
   uint64_t pauses = 0;
   for (uint64_t p : m.PauseNs) pauses += p;
   if (m.NumGC < 256) {
-    CHECK(m.PauseTotalNs == pauses);
-    bool unused_zero = true;  // ring entries of cycles that have not happened yet
-    for (uint32_t i = m.NumGC; i < 256; ++i) unused_zero = unused_zero && m.PauseNs[i] == 0 && m.PauseEnd[i] == 0;
-    CHECK(unused_zero);
-  } else {
-    CHECK(m.PauseTotalNs >= pauses);
+    if (m.PauseTotalNs != pauses) return "PauseTotalNs == sum of PauseNs";
+    for (uint32_t i = m.NumGC; i < 256; ++i)  // ring entries of cycles that have not happened yet
+      if (m.PauseNs[i] != 0 || m.PauseEnd[i] != 0) return "PauseNs/PauseEnd zero past NumGC";
+  } else if (m.PauseTotalNs < pauses) {
+    return "PauseTotalNs >= sum of PauseNs";
   }
   uint64_t by_mallocs = 0, by_frees = 0, by_bytes = 0;
-  bool sizes_ok = true, frees_ok = true;
   for (int i = 0; i < 61; ++i) {
-    sizes_ok = sizes_ok && m.BySize[i].Size == kBySizeSizes[i];
-    frees_ok = frees_ok && m.BySize[i].Frees <= m.BySize[i].Mallocs;
+    if (m.BySize[i].Size != kBySizeSizes[i]) return "BySize sizes";
+    if (m.BySize[i].Frees > m.BySize[i].Mallocs) return "BySize[i].Frees <= BySize[i].Mallocs";
     by_mallocs += m.BySize[i].Mallocs;
     by_frees += m.BySize[i].Frees;
     by_bytes += m.BySize[i].Mallocs * m.BySize[i].Size;
   }
-  CHECK(sizes_ok);
-  CHECK(frees_ok);
-  CHECK(m.BySize[0].Mallocs == 0);
-  CHECK(m.BySize[0].Frees == 0);
-  CHECK(by_mallocs <= m.Mallocs);
-  CHECK(by_frees <= m.Frees);
-  CHECK(by_bytes <= m.TotalAlloc);
+  if (m.BySize[0].Mallocs != 0 || m.BySize[0].Frees != 0) return "BySize[0] empty";
+  if (by_mallocs > m.Mallocs) return "sum of BySize Mallocs <= Mallocs";
+  if (by_frees > m.Frees) return "sum of BySize Frees <= Frees";
+  if (by_bytes > m.TotalAlloc) return "sum of BySize bytes <= TotalAlloc";
+  return nullptr;
+}
+
+inline void check_identities(const gort::MemStats& m) {
+  const char* broken = broken_identity(m);
+  CHECK_MESSAGE(broken == nullptr, (broken ? broken : ""));
 }
 
 }  // namespace gort_test

@@ -106,7 +106,7 @@ inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, unsi
   if (!o) [[unlikely]] o = refill(c, spc, follow_up);
   slot.free = o->next;
   __builtin_prefetch(slot.free, 1);  // the next allocation reads its link: no miss then
-  ++c->nmalloc[cls];
+  count_own(c->nmalloc[cls]);
   Span* s = slot.span;
   if (!s->needzero) o->next = nullptr;
   else zero_small(o, s->elemsize);
@@ -122,7 +122,7 @@ void* alloc_tiny(Cache* c, size_t size, unsigned* follow_up) {
   else if ((size & 1) == 0) off = round_up(off, 2);
   if (c->tiny && off + size <= kTinySize) {
     c->tiny_offset = off + size;
-    ++c->tiny_allocs;
+    count_own(c->tiny_allocs);
     return reinterpret_cast<void*>(c->tiny + off);
   }
   void* block = alloc_small(c, kTinySize, 0, true, follow_up);
@@ -164,8 +164,11 @@ void* alloc_large(Cache* c, size_t size, uint16_t type, bool noscan, unsigned* f
   s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);
   if (s->needzero) mem_zero(reinterpret_cast<void*>(s->base), size);
   uint64_t bytes = npages << kPageShift;
-  stats().large_mallocs.fetch_add(1, std::memory_order_relaxed);
-  stats().large_alloc_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  {
+    StatsUpdate batch;
+    stats().large_mallocs.fetch_add(1, std::memory_order_relaxed);
+    stats().large_alloc_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  }
   uint64_t live = gc_state().heap_live.fetch_add(bytes, std::memory_order_relaxed) + bytes;
   if (live >= gc_state().trigger.load(std::memory_order_relaxed)) *follow_up |= kGcNeeded;
   if (gc_marking()) c->assist_debt += static_cast<int64_t>(bytes);

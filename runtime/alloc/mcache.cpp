@@ -103,12 +103,13 @@ Cache* cache_create() {
   return c;
 }
 
-void cache_destroy(Cache* c) {
+void cache_release(Cache* c) {
   // A thread that detaches during a mark: what its barrier shaded must still be marked.
   if (gc_marking()) wb_flush(c->wb);
   cache_flush(c);
-  cache_alloc().destroy(c);
 }
+
+void cache_free(Cache* c) { cache_alloc().destroy(c); }
 
 namespace {
 // Allocate-black: marks every free slot of a span being cached while a mark runs.
@@ -155,20 +156,23 @@ void cache_flush(Cache* c) {
     // (at rate 1, Go's "every allocation", there is nothing to count).
     if (MemProfileRate != 1) c->next_sample += static_cast<int64_t>(uint64_t{unused} * elemsize);
   }
-  for (int cls = 0; cls < kNumSizeClasses; ++cls) {
-    if (c->nmalloc[cls]) stats().small_mallocs[cls].fetch_add(c->nmalloc[cls], std::memory_order_relaxed);
-    c->nmalloc[cls] = 0;
+  {
+    StatsUpdate batch;  // the counts move from the cache to the totals at once
+    for (int cls = 0; cls < kNumSizeClasses; ++cls) {
+      if (uint64_t n = read_count(c->nmalloc[cls])) stats().small_mallocs[cls].fetch_add(n, std::memory_order_relaxed);
+      std::atomic_ref<uint64_t>(c->nmalloc[cls]).store(0, std::memory_order_relaxed);
+    }
+    stats().tiny_allocs.fetch_add(read_count(c->tiny_allocs), std::memory_order_relaxed);
+    std::atomic_ref<uint64_t>(c->tiny_allocs).store(0, std::memory_order_relaxed);
   }
-  stats().tiny_allocs.fetch_add(c->tiny_allocs, std::memory_order_relaxed);
-  c->tiny_allocs = 0;
   // The tiny block may die in the coming cycle: never keep filling it across a collection.
   c->tiny = 0;
   c->tiny_offset = 0;
 }
 
-void cache_add_counts(const Cache* c, uint64_t* nmalloc, uint64_t* tiny_allocs) {
-  for (int cls = 0; cls < kNumSizeClasses; ++cls) nmalloc[cls] += c->nmalloc[cls];
-  *tiny_allocs += c->tiny_allocs;
+void cache_add_counts(Cache* c, uint64_t* nmalloc, uint64_t* tiny_allocs) {
+  for (int cls = 0; cls < kNumSizeClasses; ++cls) nmalloc[cls] += read_count(c->nmalloc[cls]);
+  *tiny_allocs += read_count(c->tiny_allocs);
 }
 
 }  // namespace gort::internal

@@ -38,7 +38,7 @@ enum AllocFollowUp : unsigned {
 
 struct Cache {
   CacheSlot slots[kNumSpanClasses];
-  uint64_t nmalloc[kNumSizeClasses] = {};  // objects allocated since the last flush
+  uint64_t nmalloc[kNumSizeClasses] = {};  // objects allocated since the last flush (count_own)
   uintptr_t tiny = 0;                      // current tiny block, or 0
   uintptr_t tiny_offset = 0;
   uint64_t tiny_allocs = 0;                // tiny objects placed in an existing block
@@ -52,7 +52,9 @@ struct Cache {
 };
 
 Cache* cache_create();
-void cache_destroy(Cache* c);
+// Gives a cache's spans, counts and barrier buffer back (its thread detaches), then frees it.
+void cache_release(Cache* c);
+void cache_free(Cache* c);
 // Refills the slot of `spanclass` with a span that has free slots; returns its first free object.
 // Adds kGcNeeded to *follow_up when the heap has grown past the collector's trigger. While a mark runs, the
 // span's free slots are marked (allocate-black: whatever is allocated from them survives the
@@ -63,7 +65,8 @@ FreeObject* cache_refill(Cache* c, int spanclass, unsigned* follow_up);
 FreeObject* take_held_object(Cache* c, CacheSlot& slot);
 // Gives every span back to the central lists and the counts to the global statistics.
 void cache_flush(Cache* c);
-// Adds the cache's not-yet-flushed counts to per-class malloc counts (world stopped).
-void cache_add_counts(const Cache* c, uint64_t* nmalloc, uint64_t* tiny_allocs);
+// Adds the cache's not-yet-flushed counts to per-class malloc counts (its thread may be
+// allocating: a consistent read, core/statsupdate.hpp).
+void cache_add_counts(Cache* c, uint64_t* nmalloc, uint64_t* tiny_allocs);
 
 }  // namespace gort::internal

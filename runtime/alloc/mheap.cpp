@@ -133,8 +133,11 @@ Span* PageHeap::alloc(size_t npages) {
   }
   size_t released = count_and_clear_released(s->base, npages);
   released_pages_ -= released;
-  stats().heap_released.fetch_sub(released << kPageShift, std::memory_order_relaxed);
-  stats().heap_inuse.fetch_add(npages << kPageShift, std::memory_order_relaxed);
+  {
+    StatsUpdate batch;  // HeapReleased <= HeapIdle: both move together
+    stats().heap_released.fetch_sub(released << kPageShift, std::memory_order_relaxed);
+    stats().heap_inuse.fetch_add(npages << kPageShift, std::memory_order_relaxed);
+  }
   s->state = SpanState::InUse;
   set_span_pages(s, true);
   return s;
@@ -142,7 +145,10 @@ Span* PageHeap::alloc(size_t npages) {
 
 void PageHeap::free(Span* s) {
   LockGuard g(lock_);
-  stats().heap_inuse.fetch_sub(s->npages << kPageShift, std::memory_order_relaxed);
+  {
+    StatsUpdate batch;
+    stats().heap_inuse.fetch_sub(s->npages << kPageShift, std::memory_order_relaxed);
+  }
   s->needzero = true;
   s->cached = false;
   s->types = nullptr;
@@ -200,6 +206,7 @@ size_t PageHeap::scavenge(size_t bytes) {
   sweep_list(free_large_);
   for (size_t n = kNumExactLists - 1; n >= 1 && released < bytes; --n) sweep_list(free_[n]);
   released_pages_ += released >> kPageShift;
+  StatsUpdate batch;
   stats().heap_released.fetch_add(released, std::memory_order_relaxed);
   return released;
 }

@@ -25,13 +25,17 @@ void* FixAllocBase::alloc() noexcept {
     if (p) free_ = free_->next;
   }
   if (p) mem_zero(p, size_);
-  else p = pa_.alloc(size_, align_);
+  else p = pa_.alloc(size_, align_);  // MSpanSys/MCacheSys grow first: in use <= obtained
+  StatsUpdate batch;
   inuse_.fetch_add(size_, std::memory_order_relaxed);
   return p;
 }
 
 void FixAllocBase::free(void* p) noexcept {
-  inuse_.fetch_sub(size_, std::memory_order_relaxed);
+  {
+    StatsUpdate batch;
+    inuse_.fetch_sub(size_, std::memory_order_relaxed);
+  }
   LockGuard g(lock_);
   auto* n = static_cast<FreeNode*>(p);
   n->next = free_;

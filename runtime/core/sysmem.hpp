@@ -12,14 +12,19 @@
 #include <cstdint>
 
 #include "runtime/core/splitstack.hpp"
+#include "runtime/core/statsupdate.hpp"
 
 namespace gort::internal {
 
 // One of the *Sys fields of MemStats (HeapSys, StackSys, MSpanSys, MCacheSys, BuckHashSys,
-// GCSys, OtherSys). Updated with relaxed atomics; read consistently with the world stopped.
+// GCSys, OtherSys). Each change is a batch of its own (core/statsupdate.hpp); a transfer between
+// two is one batch around both.
 class SysStat {
  public:
-  void add(int64_t delta) { bytes_.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed); }
+  void add(int64_t delta) {
+    StatsUpdate batch;
+    bytes_.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+  }
   uint64_t load() const { return bytes_.load(std::memory_order_relaxed); }
 
  private:

@@ -20,7 +20,7 @@
 
 namespace gort::internal {
 
-thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false, false, false, nullptr};
+thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false, false, false, nullptr, 0};
 
 namespace {
 
@@ -203,6 +203,8 @@ void scrub_stack(size_t bytes) {
 }
 
 std::mutex& world_lock() { return g_world_lock; }
+std::mutex& registry_lock() { return g_registry_lock; }
+uint32_t world_epoch() { return g_world_epoch.load(std::memory_order_acquire); }
 ThreadRecord* registry_first() { return g_threads; }
 
 void install_suspend_handler() {
@@ -315,11 +317,19 @@ void detach_current_thread() {
   ThreadRecord* r = t_local.record;
   if (!r || --r->attach_depth > 0) return;
   // Give back the cache first (spans and counts go to the central lists), then leave the registry.
+  // The cache is freed only after it left the record under the registry lock: ReadMemStats reads
+  // the live caches' counts with that lock held (core/statsupdate.hpp).
+  Cache* cache = r->cache;
   {
     CriticalSection cs;
-    cache_destroy(r->cache);
+    cache_release(cache);
     t_local.cache = nullptr;
   }
+  {
+    std::lock_guard g(g_registry_lock);
+    r->cache = nullptr;
+  }
+  cache_free(cache);
   std::lock_guard g(g_registry_lock);
   if (r->prev) r->prev->next = r->next; else g_threads = r->next;
   if (r->next) r->next->prev = r->prev;

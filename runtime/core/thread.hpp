@@ -83,6 +83,8 @@ struct ThreadRecord {
   void* m = nullptr;                      // the scheduler's M when the thread is one
   // The concurrent mark cycle in which this thread's stack was last scanned (gc/mgcmark.cpp).
   std::atomic<uint32_t> scan_gen{0};
+  // Odd while the thread changes the runtime's statistics (core/statsupdate.hpp).
+  std::atomic<uint32_t> stats_seq{0};
 };
 
 struct ThreadLocal {
@@ -95,6 +97,7 @@ struct ThreadLocal {
   // The scan stamp of the stack this thread runs on now: its own record's, or the running
   // goroutine's (gc/mgcmark.hpp). Equal to the cycle's number once that stack is black.
   const std::atomic<uint32_t>* stack_scan_gen;
+  int stats_depth;  // nesting of StatsUpdate batches (core/statsupdate.hpp)
 };
 
 // initial-exec: one instruction to reach from the library, no __tls_get_addr call.
@@ -203,6 +206,10 @@ GORT_NO_SPLIT __attribute__((noinline)) void scrub_stack(size_t bytes = 4096);
 
 // Serialises stop-the-world operations (collections, ReadMemStats).
 std::mutex& world_lock();
+// Held while a thread attaches or detaches, and for a whole stop-the-world.
+std::mutex& registry_lock();
+// How many times the world was stopped or started since the process began (tests).
+uint32_t world_epoch();
 
 // Stops every attached thread except the caller (who holds world_lock()) and records the
 // caller's registers. Returns the number of threads stopped.

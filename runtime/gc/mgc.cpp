@@ -68,12 +68,16 @@ void flush_caches(bool new_cycle) {
 void record_pause(GcTrace& tr, uint64_t pause, bool forced, uint64_t gc_cpu) {
   auto& st = stats();
   uint64_t end_unix = tr.start_unix_ns + (tr.t_end - tr.t_start);
-  st.pause_ns[st.numgc % 256] = pause;
-  st.pause_end[st.numgc % 256] = end_unix;
-  st.pause_total_ns += pause;
-  st.last_gc_unix_ns = end_unix;
-  ++st.numgc;
-  if (forced) ++st.numforcedgc;
+  {
+    StatsUpdate batch;  // readers do not stop the world (stats/memstats.cpp)
+    auto set = [](auto& field, auto value) { std::atomic_ref(field).store(value, std::memory_order_relaxed); };
+    set(st.pause_ns[st.numgc % 256], pause);
+    set(st.pause_end[st.numgc % 256], end_unix);
+    set(st.pause_total_ns, st.pause_total_ns + pause);
+    set(st.last_gc_unix_ns, end_unix);
+    if (forced) set(st.numforcedgc, st.numforcedgc + 1);
+    set(st.numgc, st.numgc + 1);
+  }
   st.gc_cpu_ns.fetch_add(gc_cpu, std::memory_order_relaxed);
   tr.numgc = st.numgc;
   tr.gc_cpu_fraction = gc_cpu_fraction(tr.t_end);

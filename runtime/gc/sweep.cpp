@@ -71,13 +71,14 @@ bool sweep_span(Span* s, bool may_free) {
   s->clear_marks();
   s->nalloc = static_cast<uint16_t>(nalloc);
   s->needzero = true;
-  if (s->sizeclass == 0) {
-    if (nfreed) {
+  if (nfreed) {
+    StatsUpdate batch;  // before the span goes back to the page heap: HeapAlloc <= HeapInuse
+    if (s->sizeclass == 0) {
       stats().large_frees.fetch_add(1, std::memory_order_relaxed);
       stats().large_free_bytes.fetch_add(s->elemsize, std::memory_order_relaxed);
+    } else {
+      stats().small_frees[s->sizeclass].fetch_add(nfreed, std::memory_order_relaxed);
     }
-  } else if (nfreed) {
-    stats().small_frees[s->sizeclass].fetch_add(nfreed, std::memory_order_relaxed);
   }
   if (nalloc == 0 && s->sizeclass != 0) forget_types(s);  // freed or kept, it holds no object
   s->sweepgen.store(sg, std::memory_order_release);

@@ -153,8 +153,11 @@ Stack stack_alloc() {
   }
   uintptr_t lo = g_chunk_next;
   g_chunk_next += kStackSize;
-  stats().stack_sys.add(-static_cast<int64_t>(kStackSize));
-  stats().stack_inuse.add(static_cast<int64_t>(kStackSize));
+  {
+    StatsUpdate batch;  // a transfer: StackSys unchanged
+    stats().stack_sys.add(-static_cast<int64_t>(kStackSize));
+    stats().stack_inuse.add(static_cast<int64_t>(kStackSize));
+  }
   g_first_bytes.fetch_add(kStackSize, std::memory_order_relaxed);
   return Stack{lo, lo + kStackSize};
 }

@@ -1,10 +1,13 @@
-// ReadMemStats (Go's mstats.go readmemstats_m): one consistent snapshot.
+// ReadMemStats (Go's mstats.go readmemstats_m): one consistent snapshot, without stopping the
+// world (Go stops it).
 //
-// The world is stopped, so no thread is inside a critical section and every counter is at rest.
-// Allocation counts still held by the threads' caches are added to the flushed ones; every other
-// field comes from the counter of the component that did the work (stats.hpp). The identities
-// (Sys = sum of *Sys, HeapIdle + HeapInuse = HeapSys, HeapObjects = Mallocs - Frees,
-// Alloc = HeapAlloc) then hold exactly by construction.
+// Every field comes from the counter of the component that did the work (stats.hpp); allocation
+// counts still held by the threads' caches are added to the flushed ones. The counters are read
+// while no batch of updates runs (core/statsupdate.hpp), so they are the state at one instant
+// between batches, where every identity of docs/memstats.md holds. Some hold by construction
+// here (Sys = sum of *Sys, HeapIdle + HeapInuse = HeapSys, HeapObjects = Mallocs - Frees,
+// Alloc = HeapAlloc), the others because each batch keeps them (HeapAlloc <= HeapInuse: a span
+// is in use before objects are counted in it, and its frees are counted before it is given back).
 #include <gort/memstats.hpp>
 
 
@@ -26,12 +29,18 @@
 
 namespace gort::internal {
 
-RuntimeStats& stats() {
+RuntimeStats& stats() noexcept {
   static RuntimeStats s;
   return s;
 }
 
 namespace {
+template <class T>
+T load(T& field) {
+  return std::atomic_ref<T>(field).load(std::memory_order_relaxed);
+}
+
+// Runs with no batch of updates under way (read_consistently): reads, nothing else.
 void fill(MemStats* m) {
   memset(m, 0, sizeof *m);  // padding too: no stale stack bytes left for a conservative scan to see
   auto& st = stats();
@@ -81,13 +90,19 @@ void fill(MemStats* m) {
   m->OtherSys = st.other_sys.load();
   m->Sys = m->HeapSys + m->StackSys + m->MSpanSys + m->MCacheSys + m->BuckHashSys + m->GCSys + m->OtherSys;
 
+  m->LastGC = load(st.last_gc_unix_ns);
+  m->PauseTotalNs = load(st.pause_total_ns);
+  for (int i = 0; i < 256; ++i) {
+    m->PauseNs[i] = load(st.pause_ns[i]);
+    m->PauseEnd[i] = load(st.pause_end[i]);
+  }
+  m->NumGC = load(st.numgc);
+  m->NumForcedGC = load(st.numforcedgc);
+}
+
+// The fields that are one figure each, outside any identity: read after the snapshot.
+void fill_rest(MemStats* m) {
   m->NextGC = current_goal();
-  m->LastGC = st.last_gc_unix_ns;
-  m->PauseTotalNs = st.pause_total_ns;
-  memcpy(m->PauseNs, st.pause_ns, sizeof m->PauseNs);
-  memcpy(m->PauseEnd, st.pause_end, sizeof m->PauseEnd);
-  m->NumGC = st.numgc;
-  m->NumForcedGC = st.numforcedgc;
   m->GCCPUFraction = gc_cpu_fraction(nanotime());
   m->EnableGC = true;
   m->DebugGC = false;
@@ -104,10 +119,8 @@ void ReadMemStats(MemStats* m) {
   if (t_local.critical) fatal("ReadMemStats inside a runtime critical section");
   on_system_stack([m] {  // a goroutine's small stack would grow by a segment for it
     note_calling_goroutine_stack();
-    std::lock_guard g(world_lock());
-    stop_the_world();
-    fill(m);
-    start_the_world();
+    read_consistently([m] { fill(m); });
+    fill_rest(m);
   });
 }
 
@@ -120,19 +133,19 @@ void read_gc_stats(debug::GCStats* out) {
   auto unix_time = [](uint64_t ns) {
     return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(nanoseconds(ns)));
   };
-  // The pause history changes only with the world lock held (record_pause), so holding it is a
-  // consistent snapshot; no need to stop the world.
+  // The pause history changes in one batch per cycle (record_pause): a consistent read.
   uint64_t numgc, total, last;
   uint64_t pause[256], end[256];
-  {
-    std::lock_guard g(world_lock());
-    const auto& st = stats();
-    numgc = st.numgc;
-    total = st.pause_total_ns;
-    last = st.last_gc_unix_ns;
-    mem_copy(pause, st.pause_ns, sizeof pause);
-    mem_copy(end, st.pause_end, sizeof end);
-  }
+  read_consistently([&] {
+    auto& st = stats();
+    numgc = load(st.numgc);
+    total = load(st.pause_total_ns);
+    last = load(st.last_gc_unix_ns);
+    for (int i = 0; i < 256; ++i) {
+      pause[i] = load(st.pause_ns[i]);
+      end[i] = load(st.pause_end[i]);
+    }
+  });
   size_t n = numgc < 256 ? numgc : 256;
   out->NumGC = static_cast<int64_t>(numgc);
   out->PauseTotal = nanoseconds(total);

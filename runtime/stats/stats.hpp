@@ -4,15 +4,17 @@
 //  - the *Sys counters by sysmem (each mapping names its counter);
 //  - span/cache in-use bytes by FixAlloc;
 //  - heap_inuse / heap_released by the page heap (under its lock);
-//  - allocation counts by the per-thread caches (flushed here when a cache gives up a span and
-//    summed from the live caches when the world is stopped) and frees by the sweeper.
-// All updates happen inside critical sections, so with the world stopped (ReadMemStats) every
-// identity between the fields holds exactly.
+//  - allocation counts by the per-thread caches (kept there, flushed here when a cache gives its
+//    spans back, and summed from the live caches by ReadMemStats) and frees by the sweeper;
+//  - the pause history by the collector, at the end of each cycle.
+// Every update is part of a batch (core/statsupdate.hpp) that keeps the identities of
+// docs/memstats.md, so ReadMemStats reads a consistent snapshot without stopping the world.
 #pragma once
 #include <atomic>
 #include <cstdint>
 
 #include "runtime/alloc/sizeclasses.hpp"
+#include "runtime/core/statsupdate.hpp"
 #include "runtime/core/sysmem.hpp"
 
 namespace gort::internal {
@@ -37,7 +39,8 @@ struct RuntimeStats {
   std::atomic<uint64_t> large_frees{0}, large_free_bytes{0};
   std::atomic<uint64_t> tiny_allocs{0};
 
-  // Collector history (written by the collector with the world stopped).
+  // Collector history: written by the collector in one batch at the end of each cycle, read
+  // concurrently (relaxed atomic accesses through std::atomic_ref).
   uint32_t numgc = 0;
   uint32_t numforcedgc = 0;
   uint64_t pause_total_ns = 0;
@@ -53,6 +56,6 @@ struct RuntimeStats {
   }
 };
 
-RuntimeStats& stats();
+RuntimeStats& stats() noexcept;
 
 }  // namespace gort::internal
