@@ -1,15 +1,18 @@
 // readmemstats: the latency of gort::ReadMemStats with a large heap and many goroutines. A live
 // linked list of OBJECTS 16-byte nodes (a managed pointer and an int64) is built, GOROUTINES
 // goroutines are parked receiving on one channel, a collection is forced (so none is in progress
-// during the measurement), then CALLS ReadMemStats calls are timed one by one. Afterwards the goroutines are released and the list is checked.
+// during the measurement), then CALLS ReadMemStats calls are timed one by one. With BUSY > 0,
+// BUSY goroutines allocate 16-byte nodes in chains cut every 1000 meanwhile, and the calls are
+// 20 us apart, so collections run during them (gcs_during counts the cycles that ended). Afterwards the goroutines are released and the list is checked.
 // Same work as bench/go/readmemstats.go.
-// Usage: bench-readmemstats [OBJECTS [GOROUTINES [CALLS]]]   (8000000 100000 200 by default)
+// Usage: bench-readmemstats [OBJECTS [GOROUTINES [CALLS [BUSY]]]]   (8000000 100000 200 0 by default)
 // stdout: the result (identical across the gort and Go versions)
-// stderr: readmemstats_p50_us p99_us (key=value): the median and 99th percentile call time
+// stderr: readmemstats_p50_us p99_us gcs_during (key=value): the median and 99th percentile call time
 // (nearest rank below: sorted[(CALLS-1)*q/100])
 #include <gort/gort.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -28,17 +31,17 @@ static_assert(sizeof(Node) == 16, "readmemstats keeps 16-byte objects live");
 }  // namespace
 
 int main(int argc, char** argv) {
-  long args[3] = {8000000, 100000, 200};
+  long args[4] = {8000000, 100000, 200, 0};
   for (int i = 1; i < argc; i++) {
     char* end = nullptr;
     long v = std::strtol(argv[i], &end, 10);
-    if (*end != '\0' || v <= 0 || i > 3) {
-      std::fprintf(stderr, "usage: bench-readmemstats [OBJECTS [GOROUTINES [CALLS]]]\n");
+    if (*end != '\0' || v < 0 || (v == 0 && i <= 3) || i > 4) {
+      std::fprintf(stderr, "usage: bench-readmemstats [OBJECTS [GOROUTINES [CALLS [BUSY]]]]\n");
       return 2;
     }
     args[i - 1] = v;
   }
-  const long objects = args[0], goroutines = args[1], calls = args[2];
+  const long objects = args[0], goroutines = args[1], calls = args[2], busy = args[3];
 
   return gort::run([&] {
     // The list's head is kept in a Root: the main goroutine's stack would do too (it is
@@ -65,13 +68,42 @@ int main(int argc, char** argv) {
     started.Wait();
     gort::GC();  // no collection left running during the timed calls
 
+    std::atomic<bool> stop{false};
+    gort::WaitGroup allocating, allocated;
+    allocating.Add(busy);
+    allocated.Add(busy);
+    for (long i = 0; i < busy; i++) {
+      gort::go([&] {
+        Node* chain = nullptr;
+        allocating.Done();
+        for (int64_t k = 0; !stop.load(std::memory_order_relaxed); k++) {
+          Node* n = gort::make<Node>();
+          n->next = chain;
+          n->v = k;
+          chain = k % 1000 == 0 ? nullptr : n;
+        }
+        gort::KeepAlive(chain);
+        allocated.Done();
+      });
+    }
+    allocating.Wait();
+
     gort::MemStats ms;
+    gort::ReadMemStats(&ms);
+    const uint32_t gcs_before = ms.NumGC;
     std::vector<double> times(static_cast<size_t>(calls));
     for (double& t : times) {
       auto t0 = std::chrono::steady_clock::now();
       gort::ReadMemStats(&ms);
-      t = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      auto t1 = std::chrono::steady_clock::now();
+      t = std::chrono::duration<double, std::micro>(t1 - t0).count();
+      if (busy)
+        while (std::chrono::steady_clock::now() - t1 < std::chrono::microseconds(20)) {
+        }
     }
+    const uint32_t gcs_during = ms.NumGC - gcs_before;
+    stop = true;
+    allocated.Wait();
     ch.close();
     finished.Wait();
 
@@ -81,11 +113,12 @@ int main(int argc, char** argv) {
       sum += p->v;
     }
     std::sort(times.begin(), times.end());
-    std::printf("%ld ReadMemStats calls with %ld goroutines parked and a live list of %lld nodes (sum %lld)\n",
-                calls, goroutines, static_cast<long long>(count), static_cast<long long>(sum));
+    std::printf("%ld ReadMemStats calls with %ld goroutines parked, %ld allocating and a live list of %lld nodes (sum %lld)\n",
+                calls, goroutines, busy, static_cast<long long>(count), static_cast<long long>(sum));
     std::fflush(stdout);
-    std::fprintf(stderr, "readmemstats_p50_us=%.1f p99_us=%.1f\n", times[static_cast<size_t>((calls - 1) * 50 / 100)],
-                 times[static_cast<size_t>((calls - 1) * 99 / 100)]);
+    std::fprintf(stderr, "readmemstats_p50_us=%.1f p99_us=%.1f gcs_during=%u\n",
+                 times[static_cast<size_t>((calls - 1) * 50 / 100)], times[static_cast<size_t>((calls - 1) * 99 / 100)],
+                 gcs_during);
     return 0;
   });
 }
