@@ -243,9 +243,14 @@ TEST_CASE("monitor: Server serves /metrics and /debug/vars on goroutines, from a
     CHECK(dump->status == 200);
     CHECK(dump->body.find("goroutine ") != std::string::npos);
     CHECK(dump->body.find("[running]:") != std::string::npos);  // this connection's goroutine
-    auto proto = cli.Get("/debug/pprof/goroutine");
+    auto proto = cli.Get("/debug/pprof/goroutine");  // the goroutine profile (test_mprof.cpp reads one)
     REQUIRE(proto);
-    CHECK(proto->status == 501);
+    CHECK(proto->status == 200);
+    CHECK(proto->get_header_value("Content-Type") == "application/octet-stream");
+    CHECK(proto->body.substr(0, 2) == "\x1f\x8b");  // gzip
+    auto grouped = cli.Get("/debug/pprof/goroutine?debug=1");  // Go's grouped text: not written
+    REQUIRE(grouped);
+    CHECK(grouped->status == 501);
     auto missing = cli.Get("/nothing");
     REQUIRE(missing);
     CHECK(missing->status == 404);

@@ -1,5 +1,5 @@
-// Heap profiling as in Go: runtime.MemProfileRate and pprof.WriteHeapProfile (docs/monitoring.md,
-// "Heap profiles").
+// Profiles as in Go: runtime.MemProfileRate, pprof.WriteHeapProfile and the goroutine profile
+// (docs/monitoring.md, "Heap profiles", "Goroutine dumps").
 #pragma once
 #include <iosfwd>
 
@@ -18,6 +18,14 @@ namespace pprof {
 // demangled here (with file and line when the binary has debug information). Sets out's badbit
 // if writing fails.
 void WriteHeapProfile(std::ostream& out);
+
+// Like Go's pprof.Lookup("goroutine").WriteTo(out, 0): the goroutine profile as gzipped
+// profile.proto (goroutine/count), one sample per distinct stack with the number of goroutines
+// on it. Stacks start at the program's own frames. Goroutines running on another thread at the
+// call are counted without a stack (a sample per state, labelled state="running" or "syscall"
+// for one inside blocking()): gort does not stop the world for it, as Go does. Sets out's badbit
+// if writing fails.
+void WriteGoroutineProfile(std::ostream& out);
 }  // namespace pprof
 
 }  // namespace gort

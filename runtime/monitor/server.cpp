@@ -128,20 +128,33 @@ Server::Server(std::string_view address) : impl_(std::make_unique<Impl>()) {
     res.set_header("Content-Disposition", "attachment; filename=\"heap\"");
     res.set_content(std::move(body), "application/octet-stream");
   });
-  // Go's goroutine dump as text (?debug=2). The protobuf goroutine profile (no ?debug) needs
-  // every goroutine's stack, which gort does not walk yet: that form is refused, not faked.
+  // Go's goroutine profile (no ?debug, or debug=0: profile.proto) and dump (?debug=2, text).
+  // Go's debug=1 (text grouped by stack, with addresses) is not written: refused, not faked.
   http.Get("/debug/pprof/goroutine", [](const httplib::Request& req, httplib::Response& res) {
-    if (req.get_param_value("debug").empty()) {
+    std::string debug = req.get_param_value("debug");
+    if (debug != "" && debug != "0" && debug != "2") {
       res.status = 501;
-      res.set_content("gort serves the goroutine dump as text only: use ?debug=2\n", "text/plain; charset=utf-8");
+      res.set_content("gort serves the goroutine profile (no ?debug) and the dump (?debug=2)\n",
+                      "text/plain; charset=utf-8");
       return;
     }
     std::string body;
     {
       WithProcessor p;
-      body = internal::goroutine_dump();
+      if (debug == "2") {
+        body = internal::goroutine_dump();
+      } else {
+        std::ostringstream out;
+        pprof::WriteGoroutineProfile(out);
+        body = std::move(out).str();
+      }
     }
-    res.set_content(std::move(body), "text/plain; charset=utf-8");
+    if (debug == "2") {
+      res.set_content(std::move(body), "text/plain; charset=utf-8");
+    } else {
+      res.set_header("Content-Disposition", "attachment; filename=\"goroutine\"");
+      res.set_content(std::move(body), "application/octet-stream");
+    }
   });
   errno = 0;
   bool bound = port == 0 ? (port = http.bind_to_any_port(host)) > 0 : http.bind_to_port(host, port);

@@ -48,7 +48,9 @@ struct G {
   std::atomic<uint32_t> scan_gen{0};
   std::atomic<uint32_t> scan_lock{0};
   struct M* m = nullptr;
-  int blocking_depth = 0;  // nested blocking() calls: only the outermost hands the P over
+  // Nested blocking() calls: only the outermost hands the P over. Its goroutine alone writes it;
+  // goroutine dumps read it (relaxed atomic accesses).
+  int blocking_depth = 0;
   bool system = false;     // the runtime's own (the finalizer goroutine): not in NumGoroutine
   int64_t id = 0;          // Go's goroutine id: 1, 2, ... in order of creation (0: the runtime's own)
   const char* wait_reason = "";  // while parked
@@ -1128,7 +1130,7 @@ int parked_goroutine_stack(G* g, uintptr_t* pcs, int max) {
 // segments; at the bottom, the goroutine's entry.
 bool machinery_frame(const SourceFrame& f) {
   return (runtime_frame(f) && !function_name_starts_with(f.function, "gort::internal::GoClosure")) ||
-         f.function.rfind("jump_fcontext", 0) == 0;
+         f.function.rfind("jump_fcontext", 0) == 0 || f.function.rfind("gort_call_on_stack", 0) == 0;
 }
 bool hidden_frame(const std::string& name) {
   return name.rfind("__morestack", 0) == 0 || name.find("goroutine_entry(") != std::string::npos ||
@@ -1161,9 +1163,17 @@ void append_frames(std::string& out, const uintptr_t* pcs, int n) {
 // Go's goroutine dump (GOTRACEBACK=single's format): the program's goroutines (not the runtime's
 // own) with their stacks, then each attached program thread parked in a gort wait (its stack is
 // not walked: it is blocked in the kernel).
-std::string goroutine_dump() {
-  std::string out;
-  char line[256];
+namespace {
+_Unwind_Reason_Code collect_own(_Unwind_Context* ctx, void* arg) {
+  auto* w = static_cast<StackWalk*>(arg);
+  uintptr_t pc = _Unwind_GetIP(ctx);
+  if (pc == 0 || w->n == w->max) return _URC_END_OF_STACK;
+  w->pcs[w->n++] = pc;
+  return _URC_NO_REASON;
+}
+}  // namespace
+
+void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg) {
   struct Entry {
     int64_t id;
     const char* state;
@@ -1175,18 +1185,42 @@ std::string goroutine_dump() {
     for (G* g = g_sched.allg; g; g = g->allnext) {
       GStatus st = g->status.load(std::memory_order_acquire);
       if (g->system || st == GStatus::Idle || st == GStatus::Dead) continue;
-      const char* state = st == GStatus::Waiting ? g->wait_reason : st == GStatus::Runnable ? "runnable" : "running";
+      const char* state = st == GStatus::Waiting    ? g->wait_reason
+                          : st == GStatus::Runnable ? "runnable"
+                          : std::atomic_ref<int>(g->blocking_depth).load(std::memory_order_relaxed) > 0
+                              ? "syscall"  // inside blocking(): Go's state for a goroutine in a system call
+                              : "running";
       gs.push_back({g->id, *state ? state : "waiting", g});
     }
   }
   std::sort(gs.begin(), gs.end(), [](const Entry& a, const Entry& b) { return a.id < b.id; });  // as Go lists them
+  M* m = current_m();
+  G* self = m ? m->curg : nullptr;
   for (const Entry& e : gs) {  // Gs are never freed: walking them outside g_lock is safe
-    std::snprintf(line, sizeof line, "goroutine %lld [%s]:\n", static_cast<long long>(e.id), e.state);
-    out += line;
     uintptr_t pcs[kMaxDumpFrames];
-    append_frames(out, pcs, parked_goroutine_stack(e.g, pcs, kMaxDumpFrames));
-    out += '\n';
+    int n = 0;
+    if (e.g == self) {
+      StackWalk w{pcs, kMaxDumpFrames, 0, true};
+      // From the M's stack: gort_call_on_stack's call frame information leads the unwinder back
+      // onto the goroutine's (libgcc's unwinder is not split-stack code).
+      on_system_stack([&w] { _Unwind_Backtrace(collect_own, &w); });
+      n = w.n;
+    } else {
+      n = parked_goroutine_stack(e.g, pcs, kMaxDumpFrames);
+    }
+    fn({e.id, e.state, pcs, n}, arg);
   }
+}
+
+std::string goroutine_dump() {
+  std::string out;
+  char line[256];
+  for_each_goroutine([&](const GoroutineRecord& g) {
+    std::snprintf(line, sizeof line, "goroutine %lld [%s]:\n", static_cast<long long>(g.id), g.state);
+    out += line;
+    append_frames(out, g.pcs, g.n);
+    out += '\n';
+  });
   for_each_attached([&](ThreadRecord* r) {
     const char* reason = r->wait_reason.load(std::memory_order_relaxed);
     if (!reason) return;
@@ -1292,7 +1326,9 @@ void sleep_ns(int64_t ns) {
 void enter_blocking() {
   M* m = current_m();
   if (!m || !m->curg) return;
-  if (m->curg->blocking_depth++ > 0) return;  // nested: the P is already with another M
+  std::atomic_ref<int> depth(m->curg->blocking_depth);
+  depth.store(depth.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (depth.load(std::memory_order_relaxed) > 1) return;  // nested: the P is already with another M
   g_sched.nblocking.fetch_add(1, std::memory_order_acq_rel);
   CriticalSection cs;
   P* p = std::exchange(m->p, nullptr);
@@ -1303,7 +1339,9 @@ void enter_blocking() {
 void exit_blocking() {
   M* m = current_m();
   if (!m || !m->curg) return;
-  if (--m->curg->blocking_depth > 0) return;
+  std::atomic_ref<int> depth(m->curg->blocking_depth);
+  depth.store(depth.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  if (depth.load(std::memory_order_relaxed) > 0) return;
   g_sched.progress.fetch_add(1, std::memory_order_relaxed);
   g_sched.nblocking.fetch_sub(1, std::memory_order_acq_rel);
   enter_critical();

@@ -79,6 +79,22 @@ void sleep_ns(int64_t ns);
 // report, SIGQUIT, /debug/pprof/goroutine?debug=2).
 std::string goroutine_dump();
 
+// Each of the program's goroutines (not the runtime's own), in id order, with its state (Go's
+// wait reason, "runnable" or "running") and its stack (return addresses, innermost first): a
+// switched-out goroutine's from where it left, the calling goroutine's from the call. A goroutine
+// running on another thread has n == 0: its stack is not walked. The world keeps running.
+struct GoroutineRecord {
+  int64_t id;
+  const char* state;
+  const uintptr_t* pcs;
+  int n;
+};
+void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg);
+template <class F>
+void for_each_goroutine(F&& fn) {
+  for_each_goroutine([](const GoroutineRecord& g, void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(g); }, &fn);
+}
+
 // Scheduler lifetime (Runtime).
 void sched_start(int procs);
 void sched_stop();

@@ -10,7 +10,9 @@
 #   4. a Prometheus server scrapes it: the target is up and go_memstats_heap_alloc_bytes has a
 #      sample;
 #   5. go tool pprof reads /debug/pprof/heap and puts the sample's allocating function,
-#      tree(int), at the top of alloc_space.
+#      tree(int), at the top of alloc_space;
+#   6. go tool pprof reads /debug/pprof/goroutine and counts the sample's goroutines (main and
+#      its workers, closures of main's lambda).
 # Exit status: the number of failed checks.
 set -uo pipefail
 build=$(realpath "$1")
@@ -59,6 +61,12 @@ check "go tool pprof -top reads /debug/pprof/heap and names tree(int)" sh -c "
   curl -sSf -o '$work/heap.pb.gz' '$base/debug/pprof/heap?gc=1' &&
   go tool pprof -top -sample_index=alloc_space '$work/heap.pb.gz' >'$work/top.txt' 2>&1 &&
   grep -A1 -E '^ +flat +flat%' '$work/top.txt' | tail -1 | grep -q 'tree(int)' || { cat '$work/top.txt'; exit 1; }"
+
+# The goroutine profile: the sample's main goroutine and its four workers sleep in main's lambdas.
+check "go tool pprof -top reads /debug/pprof/goroutine and counts main's goroutines" sh -c "
+  curl -sSf -o '$work/goroutine.pb.gz' '$base/debug/pprof/goroutine' &&
+  go tool pprof -top '$work/goroutine.pb.gz' >'$work/gtop.txt' 2>&1 &&
+  grep -q '^Type: goroutine' '$work/gtop.txt' && grep -q 'main::{lambda' '$work/gtop.txt' || { cat '$work/gtop.txt'; exit 1; }"
 
 # A Prometheus server scraping every 200 ms.
 prom_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
