@@ -66,8 +66,12 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     if (goroutine) {
       uintptr_t g_sp = on_m ? r->g_sys_sp : r->stopped_sp;
       for_each_stack_range(g_sp, red_zone(), r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
+      // The next spare segment too: a deeper call reuses it, and its uninitialized slots would
+      // show the checking mark words left there before this scan. Safe while the goroutine is
+      // stopped: under checkmark, goroutines block signals inside __morestack (stack.cpp), the
+      // only code that maps, unmaps or fills spare segments while the goroutine runs.
       if (g_checkmark)
-        stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, false);
+        stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, true);
     }
     if (own || (goroutine && on_m)) scan(on_m ? r->stopped_sp - red_zone() : r->g0_sp, r->stack_hi);
     // Checkmark: nothing stale below the M's scanned range either (on_system_stack zeroes what

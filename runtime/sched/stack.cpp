@@ -61,6 +61,7 @@
 #include "runtime/core/lock.hpp"
 #include "runtime/core/mem.hpp"
 #include "runtime/core/sysmem.hpp"
+#include "runtime/gc/mgcmark.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -175,7 +176,10 @@ void stack_context_init(StackContext& c, const Stack& s) {
   c.words[3] = __morestack_make_guard(reinterpret_cast<void*>(s.hi), kStackSize);
   c.words[4] = reinterpret_cast<void*>(s.hi);  // the initial stack
   c.words[5] = reinterpret_cast<void*>(kStackSize);
-  c.words[6] = reinterpret_cast<void*>(uintptr_t{1});  // do not block signals in __morestack
+  // Do not block signals in __morestack (two system calls per segment switch), except under
+  // GODEBUG=gccheckmark=1: a goroutine stopped by a signal is then never inside __morestack, so
+  // its spare segments hold still and a scan may zero them (gc/mgcmark.cpp).
+  c.words[6] = reinterpret_cast<void*>(uintptr_t{checkmark_scrubs_stacks() ? 0u : 1u});
 }
 
 uint64_t stack_list_bytes(void* segments) {
@@ -227,10 +231,13 @@ void stack_zero_dead(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, 
   uintptr_t start = end - at.base > kZeroDeadLimit ? end - kZeroDeadLimit : at.base;
   mem_zero(reinterpret_cast<void*>(start), end - start);
   if (!spares) return;
-  // The next spare segment too (a deeper call lands there first), within the same bound.
-  auto* x = at.stack == kFirstStack ? static_cast<Segment*>(segments) : static_cast<Segment*>(at.stack)->next;
-  if (x) mem_zero(reinterpret_cast<void*>(seg_hi(x) - std::min<size_t>(x->size, kZeroDeadLimit)),
-                  std::min<size_t>(x->size, kZeroDeadLimit));
+  // The spare segments too, each within the same bound: a deeper call lands in the next one, a
+  // deeper one still in the one after. Each spare's top holds what __morestack left there when
+  // its last call returned (the return value it saved, a Node* of a finished recursion, say).
+  for (auto* x = at.stack == kFirstStack ? static_cast<Segment*>(segments) : static_cast<Segment*>(at.stack)->next; x;
+       x = x->next)
+    mem_zero(reinterpret_cast<void*>(seg_hi(x) - std::min<size_t>(x->size, kZeroDeadLimit)),
+             std::min<size_t>(x->size, kZeroDeadLimit));
 }
 
 void stack_scrub_all(const Stack& s) {

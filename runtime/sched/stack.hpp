@@ -151,9 +151,10 @@ void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t
                           Visit&& visit);
 
 // Zeroes the dead part of a stopped stack: below sp (less the red zone) on the stack sp is on,
-// and, with `spares`, the top of the next spare segment (only for a stack nobody runs: a
-// switched-out goroutine); 64 KiB of each at most. GODEBUG=gccheckmark=1 does it after each scan, so that the checking mark, which
-// scans stacks later, does not take stale words from dead frames for live pointers.
+// and, with `spares`, the top of every spare segment after it (only for a stack whose spares hold
+// still: a switched-out goroutine, or one stopped outside __morestack); 64 KiB of each at most.
+// GODEBUG=gccheckmark=1 does it after each scan, so that the checking mark, which scans stacks
+// later, does not take stale words from dead frames for live pointers.
 void stack_zero_dead(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void* segments, void* current,
                      bool spares);
 // Zeroes a stack about to be given to a new goroutine (GODEBUG=gccheckmark=1): the first stack
