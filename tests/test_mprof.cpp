@@ -354,9 +354,16 @@ TEST_CASE("mprof: a sampled goroutine does not grow a 1 MiB stack segment for th
 }
 
 namespace {
-// noipa: identical functions would otherwise be folded into one (gcc's -fipa-icf).
-__attribute__((noipa)) void park_in_profile_a(gort::Chan<int>& ch) { ch.recv(); }
-__attribute__((noipa)) void park_in_profile_b(gort::Chan<int>& ch) { ch.recv(); }
+// Different bodies: identical functions would be folded into one (gcc's -fipa-icf).
+volatile int g_parked_in = 0;
+__attribute__((noinline)) void park_in_profile_a(gort::Chan<int>& ch) {
+  g_parked_in = 1;
+  ch.recv();
+}
+__attribute__((noinline)) void park_in_profile_b(gort::Chan<int>& ch) {
+  g_parked_in = 2;
+  ch.recv();
+}
 
 int64_t goroutines_in(const Profile& p, const char* fn) {
   int64_t n = 0;

@@ -66,7 +66,13 @@ std::vector<uint64_t> ProfileBuilder::locations(const uintptr_t* stk, int n, boo
   bool leading = true;
   for (int i = 0; i < n; ++i) {
     std::vector<SourceFrame> frames = symbolized(stk[i]);
-    if (leading || all_gort_frames) {
+    if (all_gort_frames) {  // gort's frames out of every address's chain of inlined calls
+      std::vector<SourceFrame> kept;
+      for (const SourceFrame& f : frames)
+        if (!internal_frame(f)) kept.push_back(f);
+      if (kept.empty()) continue;
+      ids.push_back(location(stk[i], kept.size() < frames.size(), kept));
+    } else if (leading) {
       size_t k = 0;
       while (k < frames.size() && internal_frame(frames[k])) ++k;  // innermost first
       if (k == frames.size()) continue;                           // all of this address is gort's

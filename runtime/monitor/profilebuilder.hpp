@@ -41,7 +41,8 @@ class ProfileBuilder {
   int64_t str(const std::string& s);
   void value_type(int field, const char* type, const char* unit);
   // The location ids of a stack (return addresses, innermost first), gort's own leading frames
-  // left out; with `all_gort_frames`, gort's frames anywhere (a goroutine's entry and closure).
+  // left out; with `all_gort_frames`, gort's frames anywhere, inlined ones included (a
+  // goroutine's entry, gort::go's wrapper). One builder uses one of the two forms.
   std::vector<uint64_t> locations(const uintptr_t* stk, int n, bool all_gort_frames = false);
   // A sample; `bytes` > 0 adds the heap profile's "bytes" label, `label` a string label
   // (key, value) when not null.
