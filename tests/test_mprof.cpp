@@ -4,6 +4,7 @@
 // `go tool pprof` reads it in tests/monitor/check_exporters.sh).
 #include <zlib.h>
 
+#include <atomic>
 #include <map>
 #include <sstream>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include "runtime/alloc/mcache.hpp"
 #include "runtime/core/thread.hpp"
+#include "runtime/sched/proc.hpp"
 #include "runtime/stats/mprof.hpp"
 #include "test_util.hpp"
 
@@ -412,4 +414,44 @@ TEST_CASE("pprof: the goroutine profile counts goroutines by stack, from the pro
   CHECK(total <= gort::NumGoroutine());
   for (int i = 0; i < kA + kB; ++i) ch.send(i);
   done.Wait();
+}
+
+namespace {
+__attribute__((noinline)) void spin_in_profile_test(std::atomic<bool>& stop) {
+  while (!stop.load(std::memory_order_relaxed)) asm volatile("" ::: "memory");
+}
+}  // namespace
+
+TEST_CASE("pprof: a goroutine running on another thread is walked from where it runs (dump and profile)") {
+  std::atomic<bool> stop{false}, started{false};
+  gort::WaitGroup done;
+  done.Add(1);
+  gort::go([&] {
+    started = true;
+    spin_in_profile_test(stop);
+    done.Done();
+  });
+  while (!started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::string dump;
+  Profile p;
+  for (int tries = 0; tries < 200; ++tries) {  // until the goroutine is seen inside the loop
+    dump = gort::internal::goroutine_dump();
+    std::ostringstream out;
+    gort::pprof::WriteGoroutineProfile(out);
+    p = read_profile(out.str());
+    if (dump.find("spin_in_profile_test") != std::string::npos && !samples_of(p, "spin_in_profile_test").empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  stop = true;
+  done.Wait();
+  INFO(dump);
+  size_t at = dump.find("spin_in_profile_test");
+  REQUIRE(at != std::string::npos);
+  size_t header = dump.rfind("goroutine ", at);
+  REQUIRE(header != std::string::npos);
+  CHECK(dump.substr(header, dump.find('\n', header) - header).find("[running]") != std::string::npos);
+  // The walk went on past the spinning function, into the test's lambda.
+  CHECK(dump.find("DOCTEST_ANON_FUNC", at) != std::string::npos);
+  CHECK(samples_of(p, "spin_in_profile_test").size() == 1);
+  CHECK(goroutines_in(p, "spin_in_profile_test") == 1);
 }

@@ -21,10 +21,9 @@ void WriteHeapProfile(std::ostream& out);
 
 // Like Go's pprof.Lookup("goroutine").WriteTo(out, 0): the goroutine profile as gzipped
 // profile.proto (goroutine/count), one sample per distinct stack with the number of goroutines
-// on it. Stacks start at the program's own frames. Goroutines running on another thread at the
-// call are counted without a stack (a sample per state, labelled state="running" or "syscall"
-// for one inside blocking()): gort does not stop the world for it, as Go does. Sets out's badbit
-// if writing fails.
+// on it. Stacks start at the program's own frames; a goroutine running on another thread is
+// walked with that thread stopped for a moment (Go stops the world instead). Sets out's badbit if
+// writing fails.
 void WriteGoroutineProfile(std::ostream& out);
 }  // namespace pprof
 

@@ -3,11 +3,11 @@
 // whose value is the number of goroutines with that stack, gzipped.
 //
 // The stacks are those of sched's for_each_goroutine: every switched-out goroutine's (parked or
-// runnable) and the caller's own, each from its first frame that is not gort's (Go shows
-// runtime.gopark and the channel code on top; C++ users see their own call). Unlike Go, which
-// stops the world for the profile, gort does not walk a goroutine running on another thread
-// (computing, or inside blocking()): those are counted in samples with no stack, one per state,
-// labelled state="running" or state="syscall".
+// runnable), the caller's own, and each running goroutine's, its thread stopped alone for the
+// walk (Go stops the world for the profile), each from its first frame that is not gort's (Go
+// shows runtime.gopark and the channel code on top; C++ users see their own call). A goroutine
+// whose stack could not be walked (it moved on while its thread was being stopped) is counted in
+// a sample without a stack, labelled with its state.
 #include <gort/pprof.hpp>
 
 #include <map>

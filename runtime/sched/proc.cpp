@@ -560,6 +560,51 @@ gort_unwind_parked:
 )");
 #endif
 
+// gort_unwind_stopped(fn, arg, regs): the same for a thread stopped by a signal, from the
+// registers its stop saved (StoppedRegs, filled from the signal context): the call frame
+// information says this frame's caller runs at regs->rip with the stack pointer regs->rsp and its
+// callee-saved registers in regs (DWARF expressions based on r12, which holds regs; escapes:
+// DW_CFA_def_cfa_expression [DW_OP_breg12 0, DW_OP_deref], DW_CFA_expression REG [DW_OP_breg12
+// OFFSET]). A signal frame: rip is where the thread was interrupted, not a return address.
+struct StoppedRegs {
+  uintptr_t rsp, rip, rbp, rbx, r12, r13, r14, r15;
+};
+#if defined(__x86_64__)
+extern "C" void gort_unwind_stopped(void (*fn)(void*) noexcept, void* arg, const StoppedRegs* regs) noexcept;
+asm(R"(
+  .text
+  .p2align 4
+  .globl gort_unwind_stopped
+  .hidden gort_unwind_stopped
+  .type gort_unwind_stopped, @function
+gort_unwind_stopped:
+  .cfi_startproc
+  .cfi_signal_frame
+  pushq %r12
+  .cfi_def_cfa_offset 16
+  .cfi_offset %r12, -16
+  movq %rdx, %r12
+  movq %rdi, %rax
+  movq %rsi, %rdi
+  .cfi_remember_state
+  .cfi_escape 0x0f, 0x03, 0x7c, 0x00, 0x06
+  .cfi_escape 0x10, 0x10, 0x02, 0x7c, 0x08
+  .cfi_escape 0x10, 0x06, 0x02, 0x7c, 0x10
+  .cfi_escape 0x10, 0x03, 0x02, 0x7c, 0x18
+  .cfi_escape 0x10, 0x0c, 0x02, 0x7c, 0x20
+  .cfi_escape 0x10, 0x0d, 0x02, 0x7c, 0x28
+  .cfi_escape 0x10, 0x0e, 0x02, 0x7c, 0x30
+  .cfi_escape 0x10, 0x0f, 0x02, 0x7c, 0x38
+  callq *%rax
+  .cfi_restore_state
+  popq %r12
+  .cfi_def_cfa_offset 8
+  ret
+  .cfi_endproc
+  .size gort_unwind_stopped, .-gort_unwind_stopped
+)");
+#endif
+
 // Runs g on this M until it switches back; then does what it asked for.
 void execute(M* m, G* g) {
   enter_critical();
@@ -1099,15 +1144,15 @@ struct StackWalk {
   int max;
   int n;
   bool past_trampoline;
+  uintptr_t trampoline;  // gort_unwind_parked or gort_unwind_stopped
 };
 
-_Unwind_Reason_Code collect_parked(_Unwind_Context* ctx, void* arg) {
+_Unwind_Reason_Code collect_past_trampoline(_Unwind_Context* ctx, void* arg) {
   auto* w = static_cast<StackWalk*>(arg);
   uintptr_t pc = _Unwind_GetIP(ctx);
   if (pc == 0 || w->n == w->max) return _URC_END_OF_STACK;
-  auto start = reinterpret_cast<uintptr_t>(&gort_unwind_parked);
   if (!w->past_trampoline) {  // the walker's own frames, up to the trampoline
-    w->past_trampoline = pc > start && pc <= start + 64;
+    w->past_trampoline = pc > w->trampoline && pc <= w->trampoline + 64;
     return _URC_NO_REASON;
   }
   w->pcs[w->n++] = pc;
@@ -1116,10 +1161,10 @@ _Unwind_Reason_Code collect_parked(_Unwind_Context* ctx, void* arg) {
 
 int parked_goroutine_stack(G* g, uintptr_t* pcs, int max) {
   for (uint32_t free = 0; !g->scan_lock.compare_exchange_weak(free, 1, std::memory_order_seq_cst); free = 0) cpu_relax();
-  StackWalk w{pcs, max, 0, false};
+  StackWalk w{pcs, max, 0, false, reinterpret_cast<uintptr_t>(&gort_unwind_parked)};
   GStatus st = g->status.load(std::memory_order_seq_cst);
   if (st != GStatus::Running && st != GStatus::Dead && st != GStatus::Idle && g->ctx) {
-    gort_unwind_parked([](void* a) noexcept { _Unwind_Backtrace(collect_parked, a); }, &w, g->ctx);
+    gort_unwind_parked([](void* a) noexcept { _Unwind_Backtrace(collect_past_trampoline, a); }, &w, g->ctx);
   }
   g->scan_lock.store(0, std::memory_order_release);
   return w.n;
@@ -1173,6 +1218,33 @@ _Unwind_Reason_Code collect_own(_Unwind_Context* ctx, void* arg) {
 }
 }  // namespace
 
+// A goroutine running on another thread: that thread is stopped (as for a stack scan) and its
+// stack walked from the registers its stop saved, through gort_unwind_stopped. Nothing that
+// allocates or locks runs while it is stopped: the walk only fills pcs (libgcc's unwinder finds
+// its tables with glibc's lock-free _dl_find_object). 0 if it stopped running meanwhile.
+int running_goroutine_stack(G* g, uintptr_t* pcs, int max) {
+#if defined(__x86_64__)
+  ThreadRecord* r = nullptr;
+  uint64_t attach_id = 0;
+  if (!goroutine_thread(g, &r, &attach_id)) return 0;
+  StackWalk w{pcs, max, 0, false, reinterpret_cast<uintptr_t>(&gort_unwind_stopped)};
+  stop_thread(r, attach_id, [&](ThreadRecord* rec) {
+    if (running_goroutine(rec) != g || g->status.load(std::memory_order_seq_cst) != GStatus::Running) return;
+    const greg_t* gr = rec->regs.gregs;
+    StoppedRegs regs{static_cast<uintptr_t>(gr[REG_RSP]), static_cast<uintptr_t>(gr[REG_RIP]),
+                     static_cast<uintptr_t>(gr[REG_RBP]), static_cast<uintptr_t>(gr[REG_RBX]),
+                     static_cast<uintptr_t>(gr[REG_R12]), static_cast<uintptr_t>(gr[REG_R13]),
+                     static_cast<uintptr_t>(gr[REG_R14]), static_cast<uintptr_t>(gr[REG_R15])};
+    if (!regs.rip || !regs.rsp) return;  // stopped without registers (waiting in blocked_wait)
+    gort_unwind_stopped([](void* a) noexcept { _Unwind_Backtrace(collect_past_trampoline, a); }, &w, &regs);
+  });
+  return w.n;
+#else
+  (void)g, (void)pcs, (void)max;
+  return 0;
+#endif
+}
+
 void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg) {
   struct Entry {
     int64_t id;
@@ -1200,13 +1272,15 @@ void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg) {
     uintptr_t pcs[kMaxDumpFrames];
     int n = 0;
     if (e.g == self) {
-      StackWalk w{pcs, kMaxDumpFrames, 0, true};
+      StackWalk w{pcs, kMaxDumpFrames, 0, true, 0};
       // From the M's stack: gort_call_on_stack's call frame information leads the unwinder back
       // onto the goroutine's (libgcc's unwinder is not split-stack code).
       on_system_stack([&w] { _Unwind_Backtrace(collect_own, &w); });
       n = w.n;
     } else {
       n = parked_goroutine_stack(e.g, pcs, kMaxDumpFrames);
+      if (n == 0 && e.g->status.load(std::memory_order_seq_cst) == GStatus::Running)
+        on_system_stack([&] { n = running_goroutine_stack(e.g, pcs, kMaxDumpFrames); });
     }
     fn({e.id, e.state, pcs, n}, arg);
   }

@@ -80,9 +80,11 @@ void sleep_ns(int64_t ns);
 std::string goroutine_dump();
 
 // Each of the program's goroutines (not the runtime's own), in id order, with its state (Go's
-// wait reason, "runnable" or "running") and its stack (return addresses, innermost first): a
-// switched-out goroutine's from where it left, the calling goroutine's from the call. A goroutine
-// running on another thread has n == 0: its stack is not walked. The world keeps running.
+// wait reason, "runnable", "running" or "syscall") and its stack (return addresses, innermost
+// first): a switched-out goroutine's from where it left, the calling goroutine's from the call, a
+// goroutine running on another thread's from where that thread is stopped for the walk (alone,
+// as for a stack scan). n == 0 when no stack could be walked (the goroutine moved on meanwhile).
+// The world keeps running.
 struct GoroutineRecord {
   int64_t id;
   const char* state;
