@@ -326,8 +326,8 @@ void gc_start_heap() {
   if (past_goal_unmarked()) [[unlikely]] wait_for_mark();
 }
 
-void gc_run(GcReason) {
-  if (t_local.critical) fatal("collection requested inside a runtime critical section");
+namespace {
+__attribute__((noinline)) void request_cycle_and_wait() {
   uint32_t target;
   {
     std::lock_guard g(g_request_lock);
@@ -342,6 +342,19 @@ void gc_run(GcReason) {
       futex_wait(&g_done, d);
   });
   on_system_stack([] { sweep_now(); });  // a goroutine's small stack would grow by a segment for it
+}
+}  // namespace
+
+void gc_run(GcReason) {
+  if (t_local.critical) fatal("collection requested inside a runtime critical section");
+  // The caller blocks below in runtime frames laid over the dead frames of its earlier calls,
+  // and the scan of its stack covers them: a slot those frames never write (padding, a local
+  // used only on another path) would show a stale pointer from the program's last calls and keep
+  // that object alive through every cycle GC() runs (GC() then never finalizes the last object
+  // made). So the dead stack is wiped first, before any frame is built on it. This frame is
+  // only a return address and a pushed register or two; the wait's frames lie in what is wiped.
+  scrub_stack(16 << 10);
+  request_cycle_and_wait();
 }
 
 void gc_start_threads(int procs) {
