@@ -43,6 +43,28 @@ inline void futex_wake(std::atomic<uint32_t>* addr, int n = INT_MAX) {
   futex_syscall(addr, FUTEX_WAKE_PRIVATE, static_cast<uint32_t>(n), nullptr);
 }
 
+// A sequence number that waiters sleep on and notifiers bump, with a count of the sleepers so
+// that a notification nobody waits for costs no system call (an event count, as Folly's and
+// Eigen's). A waiter reads prepare() before it checks its condition, then wait()s with that key;
+// a notifier makes the condition true, then notify()s. Both sides order their two accesses
+// sequentially consistently: either the notifier sees the sleeper and wakes it, or the sleeper's
+// futex sees the bumped number and does not sleep.
+struct EventCount {
+  std::atomic<uint32_t> seq{0};
+  std::atomic<uint32_t> sleepers{0};
+
+  uint32_t prepare() const { return seq.load(std::memory_order_seq_cst); }
+  void wait(uint32_t key, int64_t timeout_ns = -1) {
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+    futex_wait(&seq, key, timeout_ns);
+    sleepers.fetch_sub(1, std::memory_order_relaxed);
+  }
+  void notify() {
+    seq.fetch_add(1, std::memory_order_seq_cst);
+    if (sleepers.load(std::memory_order_seq_cst)) futex_wake(&seq);
+  }
+};
+
 // Installs fn for sig with SA_SIGINFO | flags, every signal blocked while it runs; the previous
 // disposition goes to *prev when given. False when the OS refuses.
 inline bool install_signal_handler(int sig, void (*fn)(int, siginfo_t*, void*), int flags,

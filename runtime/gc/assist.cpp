@@ -77,9 +77,9 @@ void gc_assist(Cache* c) {
     // pay; wait for it (or for the end of the mark), a bounded time per look.
     debt -= steal_credit(debt);
     if (debt <= 0 || ++waits > 2000) break;  // 2000 x 50 us: past that, the mark is nearly done
-    uint32_t seq = work_published_seq().load(std::memory_order_acquire);
+    uint32_t seq = work_published().prepare();
     user_thread_blocked(true);
-    futex_wait(&work_published_seq(), seq, 50000);
+    work_published().wait(seq, 50000);
     user_thread_blocked(false);
   }
   add_assist_time(spent);

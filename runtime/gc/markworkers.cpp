@@ -23,6 +23,7 @@ constexpr int kMaxWorkers = 256;
 // Scan work per chunk of concurrent marking: small enough that the worker notices the end of
 // the mark phase and its time share quickly, large enough to amortize the queue's lock.
 constexpr int64_t kChunkWork = 256 << 10;
+constexpr int kRootJobsPerRound = 256;
 
 // The current command and its sequence number in one word (number << 4 | command), so that a
 // worker reads both together and carries out each command once; workers wait on it.
@@ -60,6 +61,16 @@ void stw_drain() {
   futex_wake(&g_finished, 1);
 }
 
+// Root jobs, as many as make a chunk of work: most are one parked goroutine's small stack, and
+// a round of the worker loop per job (two CPU-clock reads, each a system call) cost more than
+// the scans (skynet's ~100,000 goroutines per cycle).
+bool root_jobs(MarkWorker& w, uint64_t work0) {
+  bool did = false;
+  for (int n = 0; n < kRootJobsPerRound && w.scan_work - work0 < static_cast<uint64_t>(kChunkWork) && root_job(w); ++n)
+    did = true;
+  return did;
+}
+
 enum class Mode { Dedicated, Fractional, Idle };
 
 // Idle-mode workers run under Linux's SCHED_IDLE policy: the kernel gives them a core only when
@@ -93,10 +104,10 @@ void concurrent_mark(int index) {
       futex_wait(&g_cmd, seq, 1000000);  // a processor may go idle meanwhile: look again soon
       continue;
     }
-    uint32_t published = work_published_seq().load(std::memory_order_acquire);
+    uint32_t published = work_published().prepare();
     uint64_t c0 = thread_cpu_ns(), t0 = nanotime(), work0 = w.scan_work;
     work_begin();
-    bool did = root_job(w) || w.drain_some(kChunkWork) > 0 || drain_shaded(w) > 0;
+    bool did = root_jobs(w, work0) || w.drain_some(kChunkWork) > 0 || drain_shaded(w) > 0;
     w.publish();
     work_end();
     // What the workers mark pays for allocation before assists do (Go's gcFlushBgCredit).
@@ -105,7 +116,7 @@ void concurrent_mark(int index) {
     ran_ns += nanotime() - t0;
     if (!did) {
       work_hungry(true);
-      futex_wait(&work_published_seq(), published, 1000000);
+      work_published().wait(published, 1000000);
       work_hungry(false);
     }
   }

@@ -158,14 +158,14 @@ void run_cycle_concurrent(bool forced) {
   // 2. Concurrent mark, until nothing is left to mark anywhere.
   bg_mark_start(workers.dedicated, workers.fractional, procs);
   for (;;) {
-    uint32_t seq = work_idle_seq().load(std::memory_order_acquire);
+    uint32_t seq = work_idle().prepare();
     limiter_update(nanotime());
     if (roots_done() && work_drained()) {
       // Every thread's barrier buffer, that thread stopped alone: nothing new means done.
       if (flush_barrier_buffers_concurrently() == 0 && roots_done() && work_drained()) break;
       continue;
     }
-    futex_wait(&work_idle_seq(), seq, 1000000);  // the timeout: the CPU limiter's updates
+    work_idle().wait(seq, 1000000);  // the timeout: the CPU limiter's updates
   }
   bg_mark_stop();
 

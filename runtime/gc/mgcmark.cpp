@@ -286,7 +286,6 @@ bool root_job(MarkWorker& w) {
     case Job::Goroutine: scan_goroutine_job(g, w, gen); break;
     case Job::None: break;
   }
-  w.publish();
   g_jobs.running.fetch_sub(1, std::memory_order_acq_rel);
   return true;
 }

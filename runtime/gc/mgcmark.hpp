@@ -53,7 +53,9 @@ inline bool current_stack_black() {
 void scan_own_stack();
 
 // Concurrent marking. roots_prepare runs with the world stopped at the start of cycle `gen`;
-// root_job claims and runs one job (false: none left to claim); roots_done: every job ran.
+// root_job claims and runs one job (false: none left to claim), leaving what it found grey in
+// `w` for the caller to drain or publish while it still counts as active (work_begin); roots_done:
+// every job ran.
 void roots_prepare(uint32_t gen);
 bool root_job(MarkWorker& w);
 bool roots_done();

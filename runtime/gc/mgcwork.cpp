@@ -45,8 +45,8 @@ struct WorkQueue {
   int nproc = 1;                // stop-the-world draining: participants
   std::atomic<int> active{0};   // concurrent marking: participants holding unpublished work
   std::atomic<int> hungry{0};   // concurrent marking: workers waiting for work
-  std::atomic<uint32_t> published{0};
-  std::atomic<uint32_t> idle_seq{0};  // bumped when the last active participant ends with nothing queued
+  EventCount published;  // bumped when a buffer is published
+  EventCount idle;       // bumped when the last active participant ends with nothing queued
   PersistentAlloc pa{stats().gc_sys};
 
   WorkBuf* get_empty() {
@@ -74,8 +74,7 @@ struct WorkQueue {
       full = b;
       nfull.fetch_add(1, std::memory_order_seq_cst);
     }
-    published.fetch_add(1, std::memory_order_release);
-    futex_wake(&published);
+    published.notify();
   }
   WorkBuf* try_get_full() {
     if (nfull.load(std::memory_order_acquire) == 0) return nullptr;
@@ -109,19 +108,15 @@ uint64_t cycle_scan_work() { return g_cycle_work.load(std::memory_order_relaxed)
 void work_begin() { g_work.active.fetch_add(1, std::memory_order_seq_cst); }
 void work_end() {
   if (g_work.active.fetch_sub(1, std::memory_order_seq_cst) == 1 && g_work.nfull.load(std::memory_order_seq_cst) == 0) {
-    g_work.idle_seq.fetch_add(1, std::memory_order_release);
-    futex_wake(&g_work.idle_seq);  // the collector, waiting to see marking end
+    g_work.idle.notify();  // the collector, waiting to see marking end
   }
 }
 bool work_drained() {
   return g_work.nfull.load(std::memory_order_seq_cst) == 0 && g_work.active.load(std::memory_order_seq_cst) == 0;
 }
-std::atomic<uint32_t>& work_published_seq() { return g_work.published; }
-std::atomic<uint32_t>& work_idle_seq() { return g_work.idle_seq; }
-void wake_work_waiters() {
-  g_work.published.fetch_add(1, std::memory_order_release);
-  futex_wake(&g_work.published);
-}
+EventCount& work_published() { return g_work.published; }
+EventCount& work_idle() { return g_work.idle; }
+void wake_work_waiters() { g_work.published.notify(); }
 
 void drain_begin(int nproc) {
   g_work.nproc = nproc;

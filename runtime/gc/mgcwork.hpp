@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "runtime/alloc/span.hpp"
+#include "runtime/core/os.hpp"
 
 namespace gort {
 class Tracer;
@@ -131,11 +132,11 @@ void work_end();
 void work_hungry(bool waiting);
 // True when no full buffer is queued and no participant is active.
 bool work_drained();
-// A sequence number that changes whenever a buffer is published: idle workers wait on it.
-std::atomic<uint32_t>& work_published_seq();
-// A sequence number that changes whenever work_end leaves no participant active and nothing
-// queued (marking may be over): the collector waits on it.
-std::atomic<uint32_t>& work_idle_seq();
+// Notified whenever a buffer is published: idle workers and assists wait on it.
+EventCount& work_published();
+// Notified whenever work_end leaves no participant active and nothing queued (marking may be
+// over): the collector waits on it.
+EventCount& work_idle();
 // Wakes everyone waiting on work_published_seq (marking stops).
 void wake_work_waiters();
 
