@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -168,6 +169,11 @@ __attribute__((noinline)) void scrub_frames(size_t bytes) {
 }
 }  // namespace
 #endif
+
+void scrub_stack_below(uintptr_t top, uintptr_t stack_lo, size_t bytes) {
+  uintptr_t lo = top - std::min<uintptr_t>(top - stack_lo, bytes);
+  mem_zero(reinterpret_cast<void*>(lo), top - lo);
+}
 
 void scrub_stack(size_t bytes) {
 #if !GORT_SPLIT_STACK

@@ -203,6 +203,9 @@ void user_thread_blocked(bool blocked);
 // hold managed pointers that the conservative scan would take for live ones (Boehm GC's
 // GC_clear_stack). Service threads and the finalizer goroutine call it between work items.
 GORT_NO_SPLIT __attribute__((noinline)) void scrub_stack(size_t bytes = 4096);
+// The same for a stack the caller is not running on (an M's, below where a call on it ended or
+// where its thread was stopped): zeroes up to `bytes` below `top`, never past the stack's low end.
+void scrub_stack_below(uintptr_t top, uintptr_t stack_lo, size_t bytes = 64 << 10);
 
 // Serialises stop-the-world operations (collections, ReadMemStats).
 std::mutex& world_lock();

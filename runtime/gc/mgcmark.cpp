@@ -77,11 +77,8 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     // Checkmark: nothing stale below the M's scanned range either (on_system_stack zeroes what
     // its call leaves; this covers the dead frames of that call so far). Only while the handler
     // runs elsewhere: a synchronous stop's own frames lie below the stack pointer.
-    if (on_m && g_checkmark && !g_checkmark_scanning && r->stopped_on_alt_stack) {
-      uintptr_t top = r->stopped_sp - kRedZone;
-      uintptr_t lo = top - std::min<uintptr_t>(top - r->stack_lo, 64 << 10);
-      mem_zero(reinterpret_cast<void*>(lo), top - lo);
-    }
+    if (on_m && g_checkmark && !g_checkmark_scanning && r->stopped_on_alt_stack)
+      scrub_stack_below(r->stopped_sp - kRedZone, r->stack_lo);
   } else if (own) {
     for_each_stack_range(r->stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
     // Checkmark: the words between the handler and the stopped stack pointer (the kernel's

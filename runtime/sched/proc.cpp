@@ -1067,10 +1067,7 @@ void on_system_stack(void (*fn)(void*) noexcept, void* arg) {
   // frames may hold copies of the goroutine's pointers (libgcc's unwinder copies its frames'
   // registers); a later call on this stack could expose them, in slots it has not written yet,
   // to the checking mark, which would report the objects they name if they died meanwhile.
-  if (checkmark_scrubs_stacks()) [[unlikely]] {
-    uintptr_t lo = top - std::min<uintptr_t>(top - m->rec->stack_lo, 64 << 10);
-    mem_zero(reinterpret_cast<void*>(lo), top - lo);
-  }
+  if (checkmark_scrubs_stacks()) [[unlikely]] scrub_stack_below(top, m->rec->stack_lo);
 #else
   fn(arg);
 #endif
