@@ -79,6 +79,11 @@ ProfileBucket* bucket_for(const uintptr_t* stk, int n, size_t size) {
 }
 
 void add(ProfileCounts& to, ProfileCounts& from) {
+  // Most buckets saw nothing since the last flush: four loads instead of eight locked
+  // instructions each (a flush walks every bucket after every cycle).
+  if ((from.allocs.load(std::memory_order_relaxed) | from.frees.load(std::memory_order_relaxed) |
+       from.alloc_bytes.load(std::memory_order_relaxed) | from.free_bytes.load(std::memory_order_relaxed)) == 0)
+    return;
   to.allocs.fetch_add(from.allocs.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
   to.frees.fetch_add(from.frees.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
   to.alloc_bytes.fetch_add(from.alloc_bytes.exchange(0, std::memory_order_relaxed), std::memory_order_relaxed);
