@@ -50,8 +50,12 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   // An asynchronous stop runs on an alternate signal stack when the thread has one (an M's, or
   // one the program installed for its own handlers): then nothing below sp is touched.
   // `here` is this frame's stack pointer: the checking mark scans up from it (ThreadRecord).
+  // Only checkmark needs to know which stack this is, and asks the kernel: an address test
+  // (here just below sp) took an alternate stack mapped right below the goroutine's stack for
+  // that stack, and the 64 KiB scrub below then ran off the alternate stack's end, zeroing the
+  // top of the mapping below it (a parked goroutine's frames) or faulting.
   uintptr_t here = stack_pointer();
-  bool below_sp = !async || (here < sp && sp - here < (64 << 10));
+  bool below_sp = !async || (g_scrub_when_stopped && !on_alternate_signal_stack() && here < sp && sp - here < (64 << 10));
   mem_copy(&r->regs, regs, sizeof r->regs);
 #if defined(__x86_64__)
   if (async && regs->fpregs) mem_copy(&r->fpregs, regs->fpregs, sizeof r->fpregs);
