@@ -137,7 +137,7 @@ EventCount& work_published();
 // Notified whenever work_end leaves no participant active and nothing queued (marking may be
 // over): the collector waits on it.
 EventCount& work_idle();
-// Wakes everyone waiting on work_published_seq (marking stops).
+// Wakes everyone waiting on work_published() (marking stops).
 void wake_work_waiters();
 
 }  // namespace gort::internal
