@@ -57,6 +57,9 @@ struct ThreadRecord {
   uintptr_t handler_sp = 0;
   // The last stop was asynchronous and its handler ran on an alternate signal stack (an M's):
   // nothing below stopped_sp and its red zone is in use until the thread resumes.
+  // Both fields are for checkmark, their only reader, and exact only under it (the handler asks
+  // the kernel then, see park()); otherwise every asynchronous stop reads as one on an alternate
+  // stack, with handler_sp 0.
   bool stopped_on_alt_stack = false;
   // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.
   void* split_segments = nullptr;
