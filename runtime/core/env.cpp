@@ -113,7 +113,8 @@ Environment read_environment() {
   if (const char* v = getenv("GODEBUG"); v && *v) {
     for (auto [name, field] : {std::pair{"gctrace", &env.gctrace}, std::pair{"gcstoptheworld", &env.gcstoptheworld},
                                std::pair{"gccheckmark", &env.gccheckmark},
-                               std::pair{"memprofilerate", &env.memprofilerate}}) {
+                               std::pair{"memprofilerate", &env.memprofilerate},
+                               std::pair{"asyncpreemptoff", &env.asyncpreemptoff}}) {
       if (auto t = godebug_value(v, name)) {
         if (auto n = atoi32(*t)) *field = *n;
         else runtime_log().warn("gort: ignoring malformed GODEBUG {}=\"{}\"", name, *t);

@@ -25,6 +25,7 @@ struct Environment {
   int gcstoptheworld = 0;  // GODEBUG=gcstoptheworld=1: mark with the world stopped
   int gccheckmark = 0;     // GODEBUG=gccheckmark=1: verify each concurrent mark
   int memprofilerate = -1; // GODEBUG=memprofilerate=N: MemProfileRate when the Runtime starts (-1: not set)
+  int asyncpreemptoff = 0; // GODEBUG=asyncpreemptoff=1: no preemption of long-running goroutines
 };
 // Reads the process environment; warnings for ignored values go to stderr through spdlog.
 Environment read_environment();

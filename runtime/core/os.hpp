@@ -46,19 +46,22 @@ inline void futex_wake(std::atomic<uint32_t>* addr, int n = INT_MAX) {
 // Whether the calling thread runs on its alternate signal stack (sigaltstack's SS_ONSTACK). In a
 // signal handler the kernel's answer is the only reliable one: the alternate stack may be mapped
 // right below the interrupted stack, so comparing addresses is not. A raw system call, as above.
-inline bool on_alternate_signal_stack() {
-  stack_t ss{};
+// The calling thread's alternate signal stack (sigaltstack(nullptr, ss)); false on failure.
+inline bool current_signal_stack(stack_t* ss) {
 #if defined(__x86_64__)
   long ret;
   asm volatile("syscall"
                : "=a"(ret)
-               : "a"(static_cast<long>(SYS_sigaltstack)), "D"(0L), "S"(&ss)
+               : "a"(static_cast<long>(SYS_sigaltstack)), "D"(0L), "S"(ss)
                : "rcx", "r11", "memory");
-  if (ret != 0) return false;
+  return ret == 0;
 #else
-  if (sigaltstack(nullptr, &ss) != 0) return false;
+  return sigaltstack(nullptr, ss) == 0;
 #endif
-  return (ss.ss_flags & SS_ONSTACK) != 0;
+}
+inline bool on_alternate_signal_stack() {
+  stack_t ss{};
+  return current_signal_stack(&ss) && (ss.ss_flags & SS_ONSTACK) != 0;
 }
 
 // A sequence number that waiters sleep on and notifiers bump, with a count of the sleepers so

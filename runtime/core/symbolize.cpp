@@ -100,6 +100,23 @@ std::vector<SourceFrame> symbolize_return_address(uintptr_t pc) {
   return frames;
 }
 
+CodeSymbol symbol_containing(uintptr_t pc) {
+  CodeSymbol sym;
+  backtrace_syminfo(
+      state(), pc,
+      [](void* data, uintptr_t, const char* name, uintptr_t start, uintptr_t size) {
+        if (!name) return;
+        auto* s = static_cast<CodeSymbol*>(data);
+        s->name = name;
+        s->start = start;
+        s->size = size;
+      },
+      ignore_error, &sym);
+  return sym;
+}
+
+std::string demangle_name(const std::string& name) { return demangle(name.c_str()); }
+
 bool function_name_starts_with(const std::string& name, std::string_view prefix) {
   if (name.rfind(prefix, 0) == 0) return true;
   size_t args = name.find('(');

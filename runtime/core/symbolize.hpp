@@ -34,6 +34,16 @@ bool runtime_frame(const SourceFrame& f);
 // Code inlined from gort's public headers (include/gort/*.hpp: make<T>, Chan<T>::send, ...).
 bool public_header_frame(const SourceFrame& f);
 
+// The symbol-table entry whose function contains pc (not a return address): its mangled name,
+// start and size; an empty name when no symbol covers it (a stripped binary).
+struct CodeSymbol {
+  std::string name;
+  uintptr_t start = 0, size = 0;
+};
+CodeSymbol symbol_containing(uintptr_t pc);
+// A mangled name, demangled (the name itself when it is not a C++ one).
+std::string demangle_name(const std::string& name);
+
 // The executable mappings of the process (the program and its shared libraries), for
 // profile.proto's mapping table.
 struct CodeMapping {

@@ -10,11 +10,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "runtime/alloc/mcache.hpp"
 #include "runtime/core/mem.hpp"
 #include "runtime/core/os.hpp"
 #include "runtime/core/persistent.hpp"
+#include "runtime/core/signalcall.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/sched/stack.hpp"
 #include "runtime/stats/stats.hpp"
@@ -64,6 +66,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   (void)async;
 #endif
   r->stopped_sp = sp;
+  r->stopped_async = async;
   r->handler_sp = async && below_sp ? here : 0;
   r->stopped_on_alt_stack = async && !below_sp;
   r->split_segments = segments;
@@ -105,6 +108,15 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
       void *segments, *current;
       stack_current_segments(&segments, &current);
       park(r, &uc->uc_mcontext, sp, segments, current, /*async=*/true);
+      // The stop may ask for a call on the way out: then the interrupted code calls it first.
+      if (void (*call)() = std::exchange(r->resume_call, nullptr)) {
+#if GORT_SPLIT_STACK
+        uintptr_t limit = on_alt_stack.saved;  // the interrupted stack's guard (0: it never grows)
+#else
+        uintptr_t limit = sp > r->g_stack_lo && sp <= r->g_stack_hi ? r->g_stack_lo : 0;
+#endif
+        inject_call(uc, limit, call, saved_errno);
+      }
     }
   }
   errno = saved_errno;
@@ -387,6 +399,7 @@ int stop_the_world() {
 #endif
     self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
     self->handler_sp = 0;
+    self->stopped_async = false;
     self->stopped_on_alt_stack = false;
     stack_current_segments(&self->split_segments, &self->split_current);
   }
@@ -432,6 +445,7 @@ void blocked_wait(void (*wait)(void*), void* arg) {
 #endif
   r->stopped_sp = sp;
   r->handler_sp = 0;
+  r->stopped_async = false;
   r->stopped_on_alt_stack = false;
   r->blocked.store(1, std::memory_order_seq_cst);
   wait(arg);

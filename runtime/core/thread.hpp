@@ -61,6 +61,14 @@ struct ThreadRecord {
   // the kernel then, see park()); otherwise every asynchronous stop reads as one on an alternate
   // stack, with handler_sp 0.
   bool stopped_on_alt_stack = false;
+  // The last stop interrupted the thread wherever it was (the suspend signal), rather than at a
+  // call into gort (a critical section's end, blocked_wait): regs then hold its every register.
+  bool stopped_async = false;
+  // A single stop (stop_thread) of an asynchronous kind may leave this set for the handler: the
+  // thread then calls it on its way out of the stop, as if the interrupted instruction had
+  // (core/signalcall.hpp; Go's asynchronous preemption, sched/preempt.cpp). Written by the
+  // stopping thread while this one is parked, read and cleared by this one's handler.
+  void (*resume_call)() = nullptr;
   // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.
   void* split_segments = nullptr;
   void* split_current = nullptr;

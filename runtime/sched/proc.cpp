@@ -25,6 +25,7 @@
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/mgcmark.hpp"
 #include "runtime/gc/mgcwork.hpp"
+#include "runtime/sched/preempt.hpp"
 #include "runtime/sched/stack.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -105,6 +106,11 @@ struct M {
   bool spinning = false;
   bool spun = false;               // this look for work already spun once
   After after = After::None;       // what the goroutine asked for when it switched back
+  // Preemption (preempt.hpp): how many times execute() has started a goroutine on this M, and
+  // sysmon's own note of the last value it saw and since when.
+  std::atomic<uint64_t> schedseq{0};
+  uint64_t seen_schedseq = 0;
+  int64_t seen_since = 0;
 };
 
 namespace {
@@ -633,6 +639,7 @@ void execute(M* m, G* g) {
   m->rec->g_stack_lo = g->stack.lo;
   m->rec->g_stack_hi = g->stack.hi;
   t_local.stack_scan_gen = &g->scan_gen;
+  m->schedseq.store(m->schedseq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   bctx::transfer_t t = jump_to_goroutine(m, g);
   // Back on this M's own stack.
   g->ctx = t.fctx;
@@ -911,8 +918,85 @@ void check_stack_depths() {
   }
 }
 
-// 10 ms, as Go's sysmon at its slowest, when it watches stack depths; else timers wake it.
+// 10 ms, as Go's sysmon at its slowest, when it watches stack depths or running goroutines
+// (preemption); else timers wake it.
 constexpr int64_t kSysmonMaxSleep = kSplitStacks ? 10000000 : 100000000;
+
+// ---- preemption (preempt.hpp; Go's retake and preemptone) ------------------------------------
+
+constexpr int64_t kPreemptAfterNs = 10000000;  // Go's forcePreemptNS
+bool g_async_preempt = true;                   // GODEBUG=asyncpreemptoff=1 turns it off
+std::atomic<uint64_t> g_preemptions{0};
+
+// Called by the interrupted goroutine itself, as if its interrupted instruction had called it
+// (core/signalcall.hpp): yields the processor as Gosched does.
+void async_preempted() {
+  g_preemptions.fetch_add(1, std::memory_order_relaxed);
+  yield();
+}
+
+// Stops m's thread alone and, if it is still running g (the same run, seq) at an instruction
+// where that is safe, has it call async_preempted on its way out. False when the interrupted
+// address had no verdict yet: it is classified now (the thread running again) for a retry.
+bool preempt_m(M* m, G* g, uint64_t seq) {
+#if defined(__x86_64__)
+  ThreadRecord* r = m->rec;
+  if (!r) return true;
+  struct Look {
+    M* m;
+    G* g;
+    uint64_t seq;
+    uintptr_t pc;
+    CodeVerdict verdict;
+  } look{m, g, seq, 0, CodeVerdict::NotPreemptible};
+  stop_thread(r, r->attach_id, [&look](ThreadRecord* rec) {
+    // Held in its suspend handler; or, with no registers to go on, found in blocked_wait or
+    // stopped at the end of a critical section (a call into gort): then not preempted.
+    if (!rec->stopped_async || rec->g_sys_sp) return;  // or on the M's own stack (runtime code)
+    M* m = look.m;
+    if (m->curg != look.g || m->schedseq.load(std::memory_order_relaxed) != look.seq || !m->p ||
+        std::atomic_ref<int>(look.g->blocking_depth).load(std::memory_order_relaxed))
+      return;  // it switched meanwhile, or it runs inside blocking() without a processor
+    uintptr_t sp = rec->stopped_sp;
+    if (!kSplitStacks && !(sp > rec->g_stack_lo && sp <= rec->g_stack_hi)) return;
+    look.pc = static_cast<uintptr_t>(rec->regs.gregs[REG_RIP]);
+    look.verdict = preempt_cached_verdict(look.pc);
+    if (look.verdict == CodeVerdict::Preemptible) rec->resume_call = async_preempted;
+  });
+  if (look.verdict != CodeVerdict::Unknown) return true;
+  preempt_learn(look.pc);
+  return false;
+#else
+  (void)m, (void)g, (void)seq;
+  return true;
+#endif
+}
+
+// Sysmon, every round: preempts each goroutine that has run for kPreemptAfterNs since sysmon
+// first saw it running (so after 10 to 20 ms, as in Go). A few tries in a row when the
+// interrupted address had to be classified first: a busy loop spans only a few functions.
+void retake(int64_t now) {
+  if (!g_async_preempt) return;
+  int nm;
+  {
+    CriticalSection cs;
+    LockGuard lk(g_sched.lock);
+    nm = g_sched.nm;
+  }
+  for (int i = 0; i < nm; ++i) {
+    M* m = g_sched.allm[i];
+    uint64_t seq = m->schedseq.load(std::memory_order_relaxed);
+    G* g = std::atomic_ref<G*>(m->curg).load(std::memory_order_relaxed);
+    if (!g || seq != m->seen_schedseq) {
+      m->seen_schedseq = seq;
+      m->seen_since = now;
+      continue;
+    }
+    if (now - m->seen_since < kPreemptAfterNs) continue;
+    for (int attempt = 0; attempt < 4 && !preempt_m(m, g, seq); ++attempt) {
+    }
+  }
+}
 
 // Lowers sysmon's deadline to `when` if that is earlier; true if it did.
 bool lower_sysmon_deadline(int64_t when) {
@@ -1005,6 +1089,7 @@ void* sysmon_main(void*) {
   attach_current_thread(/*scan_stack=*/false);
   while (!g_sched.shutdown.load(std::memory_order_acquire)) {
     check_stack_depths();
+    retake(static_cast<int64_t>(nanotime()));
     uint32_t seen = g_sysmon_wake.load(std::memory_order_acquire);
     // While sysmon scans, its deadline reads as "none": a timer set meanwhile on a P it has
     // already scanned then wakes it (the wait below returns at once and it scans again). With
@@ -1021,7 +1106,7 @@ void* sysmon_main(void*) {
     if (g_sigquit.load(std::memory_order_acquire)) die_with_dump("SIGQUIT: quit");
     check_dead(next != INT64_MAX);
     int64_t now = static_cast<int64_t>(nanotime());
-    int64_t wait = std::min<int64_t>(std::max<int64_t>(next - now, 0), kSysmonMaxSleep);
+    int64_t wait = std::min<int64_t>(std::max<int64_t>(next - now, 0), g_async_preempt ? kPreemptAfterNs : kSysmonMaxSleep);
     if (wait > 0) blocked_wait([&] { futex_wait(&g_sysmon_wake, seen, wait); });
   }
   detach_current_thread();
@@ -1031,6 +1116,9 @@ void* sysmon_main(void*) {
 }  // namespace
 
 // ---- goroutine-facing API -------------------------------------------------------------------
+
+void set_async_preempt(bool on) { g_async_preempt = on; }
+uint64_t async_preemptions() { return g_preemptions.load(std::memory_order_relaxed); }
 
 void note_calling_goroutine_stack() {
 #if GORT_SPLIT_STACK

@@ -97,6 +97,11 @@ void for_each_goroutine(F&& fn) {
   for_each_goroutine([](const GoroutineRecord& g, void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(g); }, &fn);
 }
 
+// Preemption (preempt.hpp): on unless GODEBUG=asyncpreemptoff=1; how many goroutines were
+// preempted so far.
+void set_async_preempt(bool on);
+uint64_t async_preemptions();
+
 // Scheduler lifetime (Runtime).
 void sched_start(int procs);
 void sched_stop();
