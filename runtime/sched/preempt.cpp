@@ -26,10 +26,13 @@ bool system_or_runtime_object(const std::string& file) {
   return starts_with(std::string_view(file).substr(slash == std::string::npos ? 0 : slash + 1), "libgort");
 }
 
-// A function of the runtime (mangled names: gort's namespaces, the runtime's assembly helpers)
-// or of libgcc's split-stack support, which a stop may find halfway through a stack switch.
+// A function of the runtime (mangled names: gort's namespaces, the runtime's assembly helpers),
+// of the libraries the runtime runs on goroutines with locks held (cpp-httplib for the monitor,
+// spdlog and fmt for its log; they count as the runtime's where it is linked statically), or of
+// libgcc's split-stack support, which a stop may find halfway through a stack switch.
 bool runtime_or_morestack_symbol(const std::string& mangled) {
-  for (std::string_view p : {"_ZN4gort", "_ZNK4gort", "_ZZN4gort", "_ZZNK4gort", "gort_", "__morestack",
+  for (std::string_view p : {"_ZN4gort", "_ZNK4gort", "_ZZN4gort", "_ZZNK4gort", "gort_", "_ZN7httplib", "_ZNK7httplib",
+                             "_ZZN7httplib", "_ZN6spdlog", "_ZNK6spdlog", "_ZN3fmt", "_ZNK3fmt", "__morestack",
                              "__generic_morestack", "__generic_releasestack", "__splitstack_", "__stack_split_"})
     if (starts_with(mangled, p)) return true;
   return false;
