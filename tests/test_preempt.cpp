@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -138,6 +139,53 @@ TEST_CASE("preempt: the program's code is preemptible; the runtime, libc and lib
   });
   wg.Wait();
   CHECK(preemptible_code(body_pc.load()));
+}
+
+namespace {
+__attribute__((noinline)) void spin_preempted_a(const std::atomic<bool>& stop) {
+  while (!stop.load(std::memory_order_relaxed)) asm volatile("" ::: "memory");
+}
+__attribute__((noinline)) void spin_preempted_b(const std::atomic<bool>& stop) {
+  while (!stop.load(std::memory_order_relaxed)) asm volatile("" ::: "memory");
+}
+// The goroutine blocks of a dump ("goroutine N [state]:" and its frames) whose header has `state`
+// and whose frames name `fn`.
+int blocks_with(const std::string& dump, const std::string& state, const std::string& fn) {
+  int n = 0;
+  for (size_t at = dump.find("goroutine "); at != std::string::npos;) {
+    size_t next = dump.find("\ngoroutine ", at + 1);
+    std::string block = dump.substr(at, next == std::string::npos ? std::string::npos : next - at);
+    std::string header = block.substr(0, block.find('\n'));
+    if (header.find("[" + state + "]") != std::string::npos && block.find(fn) != std::string::npos) ++n;
+    at = next == std::string::npos ? next : next + 1;
+  }
+  return n;
+}
+}  // namespace
+
+TEST_CASE("preempt: a dump shows a preempted goroutine at the instruction where it was interrupted") {
+  // Two spinners share one processor: at any time one runs and the other waits, preempted. The
+  // waiting one's stack is unwound through the injected call's frame into its loop.
+  RestoreProcs procs(1);
+  std::atomic<bool> stop{false};
+  gort::WaitGroup done;
+  done.Add(2);
+  uint64_t before = gort::internal::async_preemptions();
+  gort::go([&] { spin_preempted_a(stop); done.Done(); });
+  gort::go([&] { spin_preempted_b(stop); done.Done(); });
+  std::string dump;
+  bool seen = false;
+  for (int tries = 0; tries < 500 && !seen; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (gort::internal::async_preemptions() - before < 2) continue;
+    dump = gort::internal::goroutine_dump();
+    seen = blocks_with(dump, "runnable", "spin_preempted_") > 0;
+  }
+  stop = true;
+  done.Wait();
+  INFO(dump);
+  CHECK(seen);
+  CHECK(blocks_with(dump, "runnable", "DOCTEST_ANON_FUNC") > 0);  // and on, into the goroutine's function
 }
 
 #if GORT_SPLIT_STACK

@@ -14,8 +14,12 @@
 #if defined(__x86_64__)
 // gort_injected_call: entered in place of the interrupted instruction, with rbx = fn and r12 =
 // the copied frame (its ucontext; the kernel's rt_sigreturn reads the frame at rsp). Both are
-// callee-saved, so they survive the calls. No frame of its own to unwind through: the unwinder
-// stops here (rip undefined), which ends a goroutine dump's walk at the preemption.
+// callee-saved, so they survive the calls. Its call frame information describes a signal frame
+// whose caller is the interrupted code, with the registers the copy holds (DWARF expressions on
+// r12: the CFA is the saved rsp, rip and the callee-saved registers are read from gregs), so an
+// unwinder started in fn (a goroutine dump of a preempted goroutine) continues into the code
+// that was interrupted. Offsets: uc_mcontext.gregs is at 40; REG_R12..R15 = 4..7, REG_RBP = 10,
+// REG_RBX = 11, REG_RSP = 15, REG_RIP = 16 (8 bytes each).
 extern "C" void gort_injected_call() noexcept;
 extern "C" GORT_NO_SPLIT __attribute__((visibility("hidden"))) void gort_injected_call_return(ucontext_t* frame) noexcept;
 asm(R"(
@@ -26,7 +30,15 @@ asm(R"(
   .type gort_injected_call, @function
 gort_injected_call:
   .cfi_startproc
-  .cfi_undefined rip
+  .cfi_signal_frame
+  .cfi_escape 0x0f, 0x04, 0x7c, 0xa0, 0x01, 0x06
+  .cfi_escape 0x10, 0x10, 0x03, 0x7c, 0xa8, 0x01
+  .cfi_escape 0x10, 0x06, 0x03, 0x7c, 0xf8, 0x00
+  .cfi_escape 0x10, 0x03, 0x03, 0x7c, 0x80, 0x01
+  .cfi_escape 0x10, 0x0c, 0x03, 0x7c, 0xc8, 0x00
+  .cfi_escape 0x10, 0x0d, 0x03, 0x7c, 0xd0, 0x00
+  .cfi_escape 0x10, 0x0e, 0x03, 0x7c, 0xd8, 0x00
+  .cfi_escape 0x10, 0x0f, 0x03, 0x7c, 0xe0, 0x00
   andq $-16, %rsp
   callq *%rbx
   movq %r12, %rdi
@@ -42,6 +54,8 @@ gort_injected_call:
 namespace {
 // The kernel's struct ucontext: glibc's ucontext_t up to the kernel's 8-byte signal mask.
 constexpr size_t kKernelUcontext = offsetof(ucontext_t, uc_sigmask) + 8;
+static_assert(offsetof(ucontext_t, uc_mcontext.gregs) == 40, "gort_injected_call's unwind information");
+static_assert(REG_R12 == 4 && REG_RBP == 10 && REG_RBX == 11 && REG_RSP == 15 && REG_RIP == 16);
 constexpr size_t kSiginfo = 128;  // rt_sigreturn checks that a whole frame's siginfo fits
 // errno travels in the siginfo's place, which rt_sigreturn does not read.
 int* saved_errno(ucontext_t* frame) { return reinterpret_cast<int*>(reinterpret_cast<char*>(frame) + kKernelUcontext); }

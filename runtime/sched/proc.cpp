@@ -1263,7 +1263,8 @@ int parked_goroutine_stack(G* g, uintptr_t* pcs, int max) {
 // segments; at the bottom, the goroutine's entry.
 bool machinery_frame(const SourceFrame& f) {
   return (runtime_frame(f) && !function_name_starts_with(f.function, "gort::internal::GoClosure")) ||
-         f.function.rfind("jump_fcontext", 0) == 0 || f.function.rfind("gort_call_on_stack", 0) == 0;
+         f.function.rfind("jump_fcontext", 0) == 0 || f.function.rfind("gort_call_on_stack", 0) == 0 ||
+         f.function.rfind("gort_injected_call", 0) == 0;  // a preemption (core/signalcall.hpp)
 }
 bool hidden_frame(const std::string& name) {
   return name.rfind("__morestack", 0) == 0 || name.find("goroutine_entry(") != std::string::npos ||
