@@ -3,6 +3,7 @@
 #include <gort/goroutine.hpp>
 
 #include <boost/context/detail/fcontext.hpp>
+#include <cxxabi.h>
 #include <sched.h>
 #include <signal.h>
 #include <unwind.h>
@@ -58,6 +59,21 @@ struct G {
   // Called by the scheduler once the goroutine is parked: releases the wait queue's lock(s).
   void (*park_unlock)(void*) = nullptr;
   void* park_arg = nullptr;
+  // The C++ runtime's exception-handling state while the goroutine is switched out (EhGlobals).
+  void* eh_caught = nullptr;
+  unsigned eh_uncaught = 0;
+};
+
+// The Itanium C++ ABI's per-thread exception state (__cxa_get_globals(): libstdc++'s and
+// libc++abi's __cxa_eh_globals start so): the stack of exceptions being handled, which catch
+// blocks push and pop, and the count std::uncaught_exceptions() reports. It belongs to whatever
+// runs on the thread, so it is switched with goroutines: a goroutine that parks inside a catch
+// block and resumes on another thread, or after another goroutine caught an exception on this
+// one, must find its own exception there (else __cxa_end_catch would destroy another goroutine's,
+// and std::current_exception() and `throw;` would see it).
+struct EhGlobals {
+  void* caught;
+  unsigned uncaught;
 };
 
 constexpr int kRunQueueSize = 256;
@@ -98,6 +114,7 @@ struct M {
   bctx::fcontext_t g0 = nullptr;   // the scheduler loop's context while a goroutine runs
   StackContext split;              // split stacks: the M's own (guard 0: never grows)
   void* const* current_segment = nullptr;  // split stacks: libgcc's thread-local, for sysmon
+  EhGlobals* eh = nullptr;         // this thread's exception state (__cxa_get_globals)
   G* curg = nullptr;
   P* p = nullptr;
   P* next_p = nullptr;             // handed over by whoever wakes this M
@@ -640,8 +657,12 @@ void execute(M* m, G* g) {
   m->rec->g_stack_hi = g->stack.hi;
   t_local.stack_scan_gen = &g->scan_gen;
   m->schedseq.store(m->schedseq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  m->eh->caught = g->eh_caught;
+  m->eh->uncaught = g->eh_uncaught;
   bctx::transfer_t t = jump_to_goroutine(m, g);
   // Back on this M's own stack.
+  g->eh_caught = std::exchange(m->eh->caught, nullptr);
+  g->eh_uncaught = std::exchange(m->eh->uncaught, 0u);
   g->ctx = t.fctx;
   stack_note_segments(g->stack, g->split.segments());
   m->curg = nullptr;
@@ -757,6 +778,7 @@ void* m_main(void* arg) {
   __splitstack_getcontext(m->split.words);  // a service thread: guard 0, no segments
 #endif
   m->current_segment = stack_current_segment_slot();
+  m->eh = reinterpret_cast<EhGlobals*>(abi::__cxa_get_globals());
   // An alternate signal stack, so that a goroutine's stack overflow can still be reported.
   stack_t alt{};
   alt.ss_sp = sys_alloc(kAltStackSize, stats().stack_sys);
