@@ -1,5 +1,5 @@
-// Which code a preemption may interrupt (see preempt.hpp): the classification of addresses and
-// sysmon's cache of verdicts.
+// Which code a preemption may interrupt (see preempt.hpp): the classification of addresses, the
+// verdicts learnt so far, and the thread that learns them.
 #include "runtime/sched/preempt.hpp"
 
 #include <algorithm>
@@ -7,7 +7,10 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/core/lock.hpp"
+#include "runtime/core/os.hpp"
 #include "runtime/core/symbolize.hpp"
+#include "runtime/core/thread.hpp"
 
 namespace gort::internal {
 
@@ -74,14 +77,25 @@ struct Range {
   uintptr_t lo, hi;
   bool preemptible;
 };
-std::vector<Range> g_verdicts;  // sorted by lo, disjoint; sysmon's thread only
+
+// Verdicts, sorted by lo and disjoint. Written by the classifier thread; sysmon reads them while
+// it holds a thread stopped, so it only try_locks (a busy lock reads as "unknown").
+SpinLock g_verdicts_lock;
+std::vector<Range> g_verdicts;
 constexpr size_t kMaxVerdicts = 1 << 16;
 
-}  // namespace
+// Addresses sysmon asked about, for the classifier thread.
+SpinLock g_queue_lock;
+constexpr int kQueue = 16;
+uintptr_t g_queue[kQueue];
+int g_queued = 0;
+std::atomic<uint32_t> g_wake{0};    // bumped when an address is queued (or to stop)
+std::atomic<uint32_t> g_learnt{0};  // bumped when verdicts were added
+std::atomic<bool> g_stop{false};
+pthread_t g_thread;
+bool g_running = false;
 
-bool preemptible_code(uintptr_t pc) { return classify(pc).preemptible; }
-
-CodeVerdict preempt_cached_verdict(uintptr_t pc) {
+CodeVerdict lookup_locked(uintptr_t pc) {
   auto it = std::upper_bound(g_verdicts.begin(), g_verdicts.end(), pc, [](uintptr_t a, const Range& r) { return a < r.lo; });
   if (it == g_verdicts.begin()) return CodeVerdict::Unknown;
   --it;
@@ -89,16 +103,84 @@ CodeVerdict preempt_cached_verdict(uintptr_t pc) {
   return it->preemptible ? CodeVerdict::Preemptible : CodeVerdict::NotPreemptible;
 }
 
-void preempt_learn(uintptr_t pc) {
-  if (preempt_cached_verdict(pc) != CodeVerdict::Unknown) return;
+void insert_locked(Classified c, uintptr_t pc) {
+  if (lookup_locked(pc) != CodeVerdict::Unknown) return;
   if (g_verdicts.size() >= kMaxVerdicts) g_verdicts.clear();  // a program that jumps everywhere: start over
-  Classified c = classify(pc);
   // Keep the ranges disjoint: a symbol's range may overlap one learnt before (aliases, or a
   // single address of a function without a size): trim the new range to pc's gap.
   auto next = std::upper_bound(g_verdicts.begin(), g_verdicts.end(), pc, [](uintptr_t a, const Range& r) { return a < r.lo; });
   if (next != g_verdicts.end()) c.hi = std::min(c.hi, next->lo);
   if (next != g_verdicts.begin()) c.lo = std::max(c.lo, std::prev(next)->hi);
   g_verdicts.insert(next, Range{c.lo, c.hi, c.preemptible});
+}
+
+// The classifier thread: reads symbol tables for the addresses sysmon queued. Its own thread, so
+// that sysmon (which fires timers) never waits for a symbol table: libbacktrace reads every
+// loaded object's at its first use, a few hundred milliseconds in a large program.
+void* classifier_main(void*) {
+  for (;;) {
+    uint32_t wake = g_wake.load(std::memory_order_acquire);
+    uintptr_t pcs[kQueue];
+    int n;
+    {
+      LockGuard g(g_queue_lock);
+      n = g_queued;
+      std::copy(g_queue, g_queue + n, pcs);
+      g_queued = 0;
+    }
+    if (n == 0) {
+      if (g_stop.load(std::memory_order_acquire)) return nullptr;
+      futex_wait(&g_wake, wake);
+      continue;
+    }
+    for (int i = 0; i < n; ++i) {
+      Classified c = classify(pcs[i]);
+      LockGuard g(g_verdicts_lock);
+      insert_locked(c, pcs[i]);
+    }
+    g_learnt.fetch_add(1, std::memory_order_release);
+    futex_wake(&g_learnt);
+  }
+}
+
+}  // namespace
+
+bool preemptible_code(uintptr_t pc) { return classify(pc).preemptible; }
+
+CodeVerdict preempt_cached_verdict(uintptr_t pc) {
+  if (!g_verdicts_lock.try_lock()) return CodeVerdict::Unknown;
+  CodeVerdict v = lookup_locked(pc);
+  g_verdicts_lock.unlock();
+  return v;
+}
+
+void preempt_learn(uintptr_t pc, int64_t wait_ns) {
+  if (!g_running) return;
+  uint32_t learnt = g_learnt.load(std::memory_order_acquire);
+  {
+    LockGuard g(g_queue_lock);
+    if (g_queued == kQueue || std::find(g_queue, g_queue + g_queued, pc) != g_queue + g_queued) return;
+    g_queue[g_queued++] = pc;
+  }
+  g_wake.fetch_add(1, std::memory_order_release);
+  futex_wake(&g_wake, 1);
+  futex_wait(&g_learnt, learnt, wait_ns);
+}
+
+void preempt_start() {
+  if (g_running) return;
+  g_stop.store(false, std::memory_order_relaxed);
+  g_thread = start_service_thread(classifier_main, nullptr, "gort-preempt");
+  g_running = true;
+}
+
+void preempt_stop() {
+  if (!g_running) return;
+  g_stop.store(true, std::memory_order_release);
+  g_wake.fetch_add(1, std::memory_order_release);
+  futex_wake(&g_wake);
+  join_service_thread(g_thread);
+  g_running = false;
 }
 
 }  // namespace gort::internal

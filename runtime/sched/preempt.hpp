@@ -25,8 +25,10 @@
 //   - the goroutine's body as go() wraps it (GoClosure<F>::call, a public header's code with the
 //     program's inlined into it) counts as the program's.
 // The verdict for an address is computed once per function, from the symbol tables
-// (libbacktrace) and the loaded objects (dl_iterate_phdr), off the stopped thread's critical
-// path: sysmon releases the thread, classifies the address, and tries again.
+// (libbacktrace) and the loaded objects (dl_iterate_phdr), by a thread of its own (gort-preempt),
+// never with a thread stopped: sysmon releases the thread, queues the address, waits a moment
+// for the verdict and tries again. Sysmon never reads a symbol table itself: the first read
+// takes a few hundred milliseconds, and sysmon fires timers.
 //
 // What this means for C++ code on goroutines (docs/scheduler.md, "Preemption"): a goroutine can
 // be switched to another thread at almost any instruction of its own code, as it can at any
@@ -43,9 +45,14 @@ enum class CodeVerdict : int8_t { Unknown = -1, NotPreemptible = 0, Preemptible 
 // (reads symbol tables; allocates). Any thread, never with another thread stopped.
 bool preemptible_code(uintptr_t pc);
 
-// Sysmon's cache of verdicts, one per function: lookup is for a thread held by stop_thread (no
-// allocation, no lock), learn() classifies pc with no thread stopped. Sysmon's thread only.
+// The verdicts learnt so far, one per function. The lookup is for sysmon while it holds a thread
+// stopped: no allocation, no waiting (Unknown when the table is being written). learn() queues pc
+// for the classifier thread and waits up to wait_ns for a verdict; never with a thread stopped.
 CodeVerdict preempt_cached_verdict(uintptr_t pc);
-void preempt_learn(uintptr_t pc);
+void preempt_learn(uintptr_t pc, int64_t wait_ns);
+
+// The classifier thread's lifetime (the scheduler's).
+void preempt_start();
+void preempt_stop();
 
 }  // namespace gort::internal

@@ -986,7 +986,7 @@ bool preempt_m(M* m, G* g, uint64_t seq) {
     if (look.verdict == CodeVerdict::Preemptible) rec->resume_call = async_preempted;
   });
   if (look.verdict != CodeVerdict::Unknown) return true;
-  preempt_learn(look.pc);
+  preempt_learn(look.pc, 1000000);  // waits up to 1 ms for the verdict
   return false;
 #else
   (void)m, (void)g, (void)seq;
@@ -996,7 +996,8 @@ bool preempt_m(M* m, G* g, uint64_t seq) {
 
 // Sysmon, every round: preempts each goroutine that has run for kPreemptAfterNs since sysmon
 // first saw it running (so after 10 to 20 ms, as in Go). A few tries in a row when the
-// interrupted address had to be classified first: a busy loop spans only a few functions.
+// interrupted address had to be classified first (each waits up to 1 ms for the classifier
+// thread): a busy loop spans only a few functions.
 void retake(int64_t now) {
   if (!g_async_preempt) return;
   int nm;
@@ -1611,6 +1612,7 @@ void sched_start(int procs) {
     g_sched.gomaxprocs = procs < kMaxProcs ? procs : kMaxProcs;
   }
   install_sigquit_handler();
+  preempt_start();
   g_sysmon = start_service_thread(sysmon_main, nullptr, "gort-sysmon");
   g_sysmon_running = true;
 }
@@ -1623,6 +1625,7 @@ void sched_stop() {
     join_service_thread(g_sysmon);
     g_sysmon_running = false;
   }
+  preempt_stop();
   // Idle Ms exit when woken; busy ones once their goroutine parks or ends. An M whose goroutine
   // never gives it back (an endless loop) is left running, as a process exit would leave it.
   int nm;
