@@ -71,6 +71,9 @@ int deadlock_case(const char* c) {
     });
   }
   if (std::strcmp(c, "outside-thread") == 0) {  // a thread gort does not know yet will send
+    // Named like one of gort's own threads, as every thread of a program called "gort-..." is
+    // (threads inherit the name): gort must know its own threads by id, not by name.
+    pthread_setname_np(pthread_self(), "gort-lookalike");
     gort::Runtime rt;
     gort::Chan<int> ch;
     std::thread t([ch]() mutable {

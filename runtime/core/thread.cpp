@@ -245,6 +245,29 @@ std::atomic<int> g_program_threads{0};
 
 int running_user_threads() { return g_running_user_threads.load(std::memory_order_relaxed); }
 
+namespace {
+// The kernel's ids of gort's own threads (start_service_thread), for all_threads_known: by id,
+// not by name, since every thread of a program inherits the program's name (a program called
+// "gort-tests" has only "gort-..." threads).
+constexpr int kMaxServiceTids = 256;
+std::atomic<pid_t> g_service_tids[kMaxServiceTids];
+
+void note_service_thread(bool running) {
+  pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
+  for (auto& slot : g_service_tids) {
+    pid_t expected = running ? 0 : self;
+    if (slot.compare_exchange_strong(expected, running ? self : 0, std::memory_order_acq_rel)) return;
+  }
+  if (running) fatal("too many service threads");
+}
+
+bool service_thread(pid_t tid) {
+  for (const auto& slot : g_service_tids)
+    if (slot.load(std::memory_order_acquire) == tid) return true;
+  return false;
+}
+}  // namespace
+
 bool all_threads_known() {
   DIR* d = opendir("/proc/self/task");
   if (!d) return false;
@@ -257,17 +280,9 @@ bool all_threads_known() {
       std::lock_guard g(g_registry_lock);
       for (ThreadRecord* r = g_threads; r && !attached; r = r->next) attached = r->tid == tid;
     }
-    if (attached) continue;
-    char path[64], comm[32] = {};
-    std::snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
-    if (FILE* f = std::fopen(path, "r")) {
-      if (!std::fgets(comm, sizeof comm, f)) comm[0] = 0;
-      std::fclose(f);
-    }
-    if (std::strncmp(comm, "gort-", 5) != 0) {  // not one of gort's own (all named gort-...)
-      known = false;
-      break;
-    }
+    if (attached || service_thread(tid)) continue;
+    known = false;  // a thread of the program's that is not attached (yet): it could still send
+    break;
   }
   closedir(d);
   return known;
@@ -506,7 +521,10 @@ void* service_thread_entry(void* p) {
 #endif
   ServiceStart start = *static_cast<ServiceStart*>(p);
   delete static_cast<ServiceStart*>(p);
-  return start.fn(start.arg);
+  note_service_thread(true);
+  void* result = start.fn(start.arg);
+  note_service_thread(false);
+  return result;
 }
 }  // namespace
 

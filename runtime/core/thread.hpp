@@ -204,8 +204,9 @@ int running_user_threads();
 int attached_thread_count();
 // The program's own attached threads (not gort's, not Ms), running or not.
 int attached_program_threads();
-// Every thread of the process is attached or one of gort's service threads (named "gort-..."):
-// nothing outside gort can wake a goroutine. Reads /proc: for the deadlock check only.
+// Every thread of the process is attached or one of gort's service threads (known by their
+// kernel ids, recorded when they start): nothing outside gort can wake a goroutine. Reads /proc:
+// for the deadlock check only.
 bool all_threads_known();
 // Around a blocking wait of an attached thread that is not a goroutine (sleep, channel, lock).
 void user_thread_blocked(bool blocked);
