@@ -158,7 +158,10 @@ inline Span* MarkWorker::span_for(uintptr_t p) {
 void MarkWorker::scan_object_contents(Span* s, uint32_t i) {
   if (s->noscan) return;
   uint16_t t = s->type_of(i);
-  if (t == 0 || t == kDestroying) return;
+  // A dead object waiting for its destructor (T|kPendingDestroy), or being destroyed, is not
+  // traced: the sweep that found it dead freed what it points to. Only a stale conservative word
+  // can reach it, and its fields would lead into freed (or reused) slots.
+  if (t == 0 || t == kDestroying || (t & kPendingDestroy)) return;
   scan_work += s->elemsize;  // counted when queued: every queued object is scanned once
   push(static_cast<uint64_t>(s->object_addr(i)) | (static_cast<uint64_t>(t) << 48));
 }
