@@ -19,9 +19,11 @@ namespace gort::internal {
 namespace {
 
 
-// Objects whose destructor is due.
+// Objects whose destructor is due, and the destructor thread's wake-up: a sweep that queued any
+// notifies it once per span (no system call unless it sleeps).
 using DestroyQueue = ChunkQueue<void*>;
 DestroyQueue g_destroy(stats().other_sys);
+EventCount g_destroy_event;
 
 // Decides the fate of an unmarked object with a type entry: true when its slot can be freed.
 bool reclaimable(uint16_t* type_slot, uintptr_t obj) {
@@ -52,6 +54,7 @@ bool sweep_span(Span* s, bool may_free) {
   s->sweepgen.store(sg - 1, std::memory_order_relaxed);
   uint64_t nfreed = 0;
   uint32_t nalloc = 0;
+  bool queued_destructors = false;
   int nwords = (s->nelems + 63) / 64;
   for (int w = 0; w < nwords; ++w) {
     uint64_t alloc = s->allocbits[w];
@@ -62,12 +65,14 @@ bool sweep_span(Span* s, bool may_free) {
         uint32_t i = static_cast<uint32_t>(w * 64 + std::countr_zero(d));
         if (!reclaimable(&s->types[i], s->object_addr(i))) live |= uint64_t{1} << (i & 63);
       }
+      queued_destructors = true;  // (or found some queued already: a spare notification)
       dead = alloc & ~live;
     }
     nfreed += static_cast<uint64_t>(std::popcount(dead));
     nalloc += static_cast<uint32_t>(std::popcount(live));
     s->allocbits[w] = live;
   }
+  if (queued_destructors) g_destroy_event.notify();
   s->clear_marks();
   s->nalloc = static_cast<uint16_t>(nalloc);
   s->needzero = true;
@@ -197,11 +202,11 @@ __attribute__((noinline)) bool destroy_one() {
 void* destructor_main(void*) {
   attach_current_thread(/*scan_stack=*/true, /*program=*/false);
   for (;;) {
-    uint32_t seen = g_destroy.seq.load(std::memory_order_acquire);
+    uint32_t key = g_destroy_event.prepare();
     if (destroy_one()) continue;
     scrub_stack();  // before sleeping: no stale copy of the last object may keep it alive
     if (g_destructor_stop.load(std::memory_order_acquire)) break;
-    blocked_wait([seen] { futex_wait(&g_destroy.seq, seen, 100000000); });
+    blocked_wait([key] { g_destroy_event.wait(key, 100000000); });
   }
   detach_current_thread();
   return nullptr;
@@ -231,8 +236,7 @@ void start_destructor_thread() {
 
 void stop_destructor_thread() {
   g_destructor_stop.store(true);
-  g_destroy.seq.fetch_add(1);
-  futex_wake(&g_destroy.seq);
+  g_destroy_event.notify();
   join_service_thread(g_destructor);
 }
 
