@@ -1463,6 +1463,11 @@ void yield() {
   leave_critical_after_switch();
 }
 
+bool on_goroutine() {
+  M* m = current_m();
+  return m && m->curg && !m->rec->g_sys_sp;
+}
+
 int num_goroutine() {
   return static_cast<int>(g_sched.ngoroutines.load(std::memory_order_relaxed)) + (g_sched.main_is_goroutine ? 0 : 1);
 }

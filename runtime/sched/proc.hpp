@@ -70,6 +70,8 @@ uint32_t fastrand();
 void spawn(GoClosureBase* c);
 void spawn_goroutine(GoClosureBase* c, bool system);
 void yield();
+// Whether the caller runs on a goroutine (not on an attached thread, nor on its M's own stack).
+bool on_goroutine();
 int num_goroutine();
 int gomaxprocs(int n);
 void sleep_ns(int64_t ns);
