@@ -1010,7 +1010,10 @@ void retake(int64_t now) {
     M* m = g_sched.allm[i];
     uint64_t seq = m->schedseq.load(std::memory_order_relaxed);
     G* g = std::atomic_ref<G*>(m->curg).load(std::memory_order_relaxed);
-    if (!g || seq != m->seen_schedseq) {
+    // An M without a P runs a goroutine inside blocking() (a system call, usually): no signal
+    // for it, which would interrupt the call (EINTR) every round for nothing.
+    P* p = std::atomic_ref<P*>(m->p).load(std::memory_order_relaxed);
+    if (!g || !p || seq != m->seen_schedseq) {
       m->seen_schedseq = seq;
       m->seen_since = now;
       continue;
