@@ -34,23 +34,10 @@
 namespace {
 using namespace std::chrono_literals;
 
-// Waits (polling) until pred holds; false after the timeout. Only to let goroutines that already
-// did their last Done() finish exiting, or to turn a deadlock into a failure.
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds timeout = 10000ms) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-struct RestoreProcs {
-  int old;
-  explicit RestoreProcs(int n) : old(gort::GOMAXPROCS(n)) {}
-  ~RestoreProcs() { gort::GOMAXPROCS(old); }
-};
+// eventually(): only to let goroutines that already did their last Done() finish exiting, or to
+// turn a deadlock into a failure.
+using gort_test::eventually;
+using gort_test::RestoreProcs;
 
 // An attached thread that forces collections until stopped: the goroutines under test are
 // stopped and their stacks (libstdc++/libc frames on segments included) scanned meanwhile.

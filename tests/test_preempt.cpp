@@ -15,16 +15,13 @@
 
 #include "runtime/sched/preempt.hpp"
 #include "runtime/sched/proc.hpp"
+#include "test_util.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct RestoreProcs {
-  int old;
-  explicit RestoreProcs(int n) : old(gort::GOMAXPROCS(n)) {}
-  ~RestoreProcs() { gort::GOMAXPROCS(old); }
-};
+using gort_test::RestoreProcs;
 
 // A loop without calls that keeps many integer and floating-point values in registers at once:
 // a register a preemption lost or swapped changes the result.
@@ -196,35 +193,13 @@ TEST_CASE("preempt: never inside __morestack") {
 #endif
 
 namespace {
-struct PNode {
-  gort::Ref<PNode> left, right;
-  int64_t value = 0;
-  void trace(gort::Tracer& t) const {
-    t.visit(left);
-    t.visit(right);
-  }
-};
-PNode* build(int depth, int64_t v) {
-  PNode* n = gort::make<PNode>();
-  n->value = v;
-  if (depth > 0) {
-    n->left = build(depth - 1, v * 2);
-    n->right = build(depth - 1, v * 2 + 1);
-  }
-  return n;
-}
-bool check(const PNode* n, int depth, int64_t v) {
-  if (!n || n->value != v) return false;
-  if (depth == 0) return !n->left && !n->right;
-  return check(n->left.get(), depth - 1, v * 2) && check(n->right.get(), depth - 1, v * 2 + 1);
-}
 // Holds a tree only in registers and this frame while it loops without calls.
 __attribute__((noinline)) bool hold_while_spinning(int64_t v, uint64_t iters) {
-  PNode* t = build(5, v);
+  gort_test::TreeNode* t = gort_test::build_tree(5, v);
   uint64_t mix = 0;
   for (uint64_t i = 0; i < iters; ++i) mix += (mix >> 3) ^ i;
   asm volatile("" : : "r"(mix));
-  return check(t, 5, v);
+  return gort_test::check_tree(t, 5, v);
 }
 }  // namespace
 

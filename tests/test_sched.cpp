@@ -11,39 +11,15 @@
 #include <thread>
 #include <vector>
 
+#include "test_util.hpp"
+
 namespace {
 using namespace std::chrono_literals;
 
-struct Node {
-  gort::Ref<Node> left, right;
-  int value = 0;
-  void trace(gort::Tracer& t) const { t.visit(left); t.visit(right); }
-};
-Node* build(int depth, int value) {
-  Node* n = gort::make<Node>();
-  n->value = value;
-  if (depth > 0) {
-    n->left = build(depth - 1, value * 2);
-    n->right = build(depth - 1, value * 2 + 1);
-  }
-  return n;
-}
-bool check(const Node* n, int depth, int value) {
-  if (!n || n->value != value) return false;
-  if (depth == 0) return !n->left && !n->right;
-  return check(n->left.get(), depth - 1, value * 2) && check(n->right.get(), depth - 1, value * 2 + 1);
-}
-
-// Waits (polling) until pred holds; false after the timeout.
-template <class P>
-bool eventually(P pred, std::chrono::milliseconds timeout = 5000ms) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using Node = gort_test::TreeNode;
+using gort_test::build_tree;
+using gort_test::check_tree;
+using gort_test::eventually;
 }  // namespace
 
 TEST_CASE("sched: go runs every goroutine; WaitGroup waits for them; NumGoroutine counts them") {
@@ -144,12 +120,12 @@ TEST_CASE("chan: a sender blocked on a channel that gets closed throws, as Go pa
 
 TEST_CASE("chan: values in a channel keep their objects alive across collections") {
   gort::Chan<Node*> c(4);
-  for (int i = 0; i < 4; ++i) c.send(build(6, i + 1));
+  for (int i = 0; i < 4; ++i) c.send(build_tree(6, i + 1));
   for (int i = 0; i < 5; ++i) gort::GC();
   for (int i = 0; i < 4; ++i) {
     auto v = c.recv();
     REQUIRE(v);
-    CHECK(check(*v, 6, i + 1));
+    CHECK(check_tree(*v, 6, i + 1));
   }
 }
 
@@ -284,9 +260,9 @@ TEST_CASE("gc: pointers held only on parked goroutine stacks stay alive; a spinn
   wg.Add(kParked);
   for (int i = 0; i < kParked; ++i) {
     gort::go([&, go_on, i]() mutable {
-      Node* mine = build(5, i + 1);  // only this goroutine's stack holds it
+      Node* mine = build_tree(5, i + 1);  // only this goroutine's stack holds it
       go_on.recv();                  // parked meanwhile
-      if (check(mine, 5, i + 1)) ok.fetch_add(1);
+      if (check_tree(mine, 5, i + 1)) ok.fetch_add(1);
       wg.Done();
     });
   }
@@ -302,7 +278,7 @@ TEST_CASE("gc: pointers held only on parked goroutine stacks stay alive; a spinn
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < 10; ++i) {
     // Garbage so that the trees' memory would be reused if they were lost.
-    for (int k = 0; k < 2000; ++k) build(2, 0);
+    for (int k = 0; k < 2000; ++k) build_tree(2, 0);
     gort::GC();
   }
   CHECK(std::chrono::steady_clock::now() - t0 < 5000ms);
@@ -343,7 +319,7 @@ TEST_CASE("sched stress: goroutines build trees and pass them through channels w
   producers.Add(kProducers);
   for (int p = 0; p < kProducers; ++p) {
     gort::go([&, trees, p]() mutable {
-      for (int i = 0; i < kPer; ++i) trees.send(build(4, p * 1000 + i + 1));
+      for (int i = 0; i < kPer; ++i) trees.send(build_tree(4, p * 1000 + i + 1));
       producers.Done();
     });
   }
@@ -352,7 +328,7 @@ TEST_CASE("sched stress: goroutines build trees and pass them through channels w
     gort::go([&, trees]() mutable {
       while (auto t = trees.recv()) {
         seen.fetch_add(1);
-        if (check(*t, 4, (*t)->value)) good.fetch_add(1);
+        if (check_tree(*t, 4, (*t)->value)) good.fetch_add(1);
         if (seen.load() % 50 == 0) gort::Gosched();
       }
       consumers.Done();
@@ -587,7 +563,7 @@ TEST_CASE("chaos stress: goroutines, channels, select, finalizers, weak pointers
       uint32_t seed = 12345u + static_cast<uint32_t>(w);
       auto rnd = [&seed] { seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; return seed; };
       for (int i = 0;; ++i) {
-        Node* t = build(3, w * 100000 + i + 1);
+        Node* t = build_tree(3, w * 100000 + i + 1);
         if (rnd() % 4 == 0) gort::SetFinalizer(t, [](Node*) { finalized.fetch_add(1); });
         gort::Weak<Node> wk(t);
         std::optional<Node*> got;
@@ -595,7 +571,7 @@ TEST_CASE("chaos stress: goroutines, channels, select, finalizers, weak pointers
         int k = gort::select(gort::on_send(work, t), gort::on_recv(work, got), gort::on_recv(quit, q));
         if (k == 2) break;
         if (k == 1 && got) {
-          if (!check(*got, 3, (*got)->value)) bad.fetch_add(1);
+          if (!check_tree(*got, 3, (*got)->value)) bad.fetch_add(1);
           checked.fetch_add(1);
         }
         if (wk.get() != t) bad.fetch_add(1);  // t is on this stack: the weak pointer must hold
@@ -626,7 +602,7 @@ TEST_CASE("chaos stress: goroutines, channels, select, finalizers, weak pointers
   for (;;) {
     std::optional<Node*> got;
     if (gort::select(gort::on_recv(work, got), gort::on_default()) != 0) break;
-    if (got && !check(*got, 3, (*got)->value)) bad.fetch_add(1);
+    if (got && !check_tree(*got, 3, (*got)->value)) bad.fetch_add(1);
   }
   CHECK(bad.load() == 0);
   CHECK(checked.load() > 100);

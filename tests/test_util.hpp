@@ -27,6 +27,7 @@ struct StringMaker<std::optional<T>> {
   static String convert(const std::optional<T>& o) {
     if (!o) return "nullopt";
     if constexpr (std::is_arithmetic_v<T>) return std::to_string(*o).c_str();
+    else if constexpr (std::is_pointer_v<T>) return *o ? "a pointer" : "nullptr";
     else {
       // Appended piecewise: GCC 12's -Wrestrict misfires on "x" + std::string at -O3.
       std::string s(1, '"');
@@ -43,6 +44,50 @@ struct StringMaker<std::nullopt_t> {
 }  // namespace doctest
 
 namespace gort_test {
+
+// Waits (polling every millisecond) until pred holds; false after the timeout.
+template <class P>
+bool eventually(P pred, std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// Sets GOMAXPROCS for a test's scope and puts the previous value back.
+struct RestoreProcs {
+  int old;
+  explicit RestoreProcs(int n) : old(gort::GOMAXPROCS(n)) {}
+  ~RestoreProcs() { gort::GOMAXPROCS(old); }
+};
+
+// A binary tree whose every node's value follows from the root's (children 2v and 2v+1), so a
+// node freed and reused, or overwritten, is detected.
+struct TreeNode {
+  gort::Ref<TreeNode> left, right;
+  int64_t value = 0;
+  void trace(gort::Tracer& t) const {
+    t.visit(left);
+    t.visit(right);
+  }
+};
+inline TreeNode* build_tree(int depth, int64_t value) {
+  TreeNode* n = gort::make<TreeNode>();
+  n->value = value;
+  if (depth > 0) {
+    n->left = build_tree(depth - 1, value * 2);
+    n->right = build_tree(depth - 1, value * 2 + 1);
+  }
+  return n;
+}
+// True when the tree has exactly the shape and values build_tree(depth, value) gave it.
+inline bool check_tree(const TreeNode* n, int depth, int64_t value) {
+  if (!n || n->value != value) return false;
+  if (depth == 0) return !n->left && !n->right;
+  return check_tree(n->left.get(), depth - 1, value * 2) && check_tree(n->right.get(), depth - 1, value * 2 + 1);
+}
 
 // Runs `program` (built next to the test binary, e.g. "checkmark-fault") with `args` and with
 // `env` (VAR=value ...) added to the environment: its exit status as the shell reports it
