@@ -95,8 +95,13 @@ std::atomic<bool> g_stop{false};
 pthread_t g_thread;
 bool g_running = false;
 
+// The first range that starts after pc.
+std::vector<Range>::iterator first_after(uintptr_t pc) {
+  return std::upper_bound(g_verdicts.begin(), g_verdicts.end(), pc, [](uintptr_t a, const Range& r) { return a < r.lo; });
+}
+
 CodeVerdict lookup_locked(uintptr_t pc) {
-  auto it = std::upper_bound(g_verdicts.begin(), g_verdicts.end(), pc, [](uintptr_t a, const Range& r) { return a < r.lo; });
+  auto it = first_after(pc);
   if (it == g_verdicts.begin()) return CodeVerdict::Unknown;
   --it;
   if (pc >= it->hi) return CodeVerdict::Unknown;
@@ -108,7 +113,7 @@ void insert_locked(Classified c, uintptr_t pc) {
   if (g_verdicts.size() >= kMaxVerdicts) g_verdicts.clear();  // a program that jumps everywhere: start over
   // Keep the ranges disjoint: a symbol's range may overlap one learnt before (aliases, or a
   // single address of a function without a size): trim the new range to pc's gap.
-  auto next = std::upper_bound(g_verdicts.begin(), g_verdicts.end(), pc, [](uintptr_t a, const Range& r) { return a < r.lo; });
+  auto next = first_after(pc);
   if (next != g_verdicts.end()) c.hi = std::min(c.hi, next->lo);
   if (next != g_verdicts.begin()) c.lo = std::max(c.lo, std::prev(next)->hi);
   g_verdicts.insert(next, Range{c.lo, c.hi, c.preemptible});

@@ -919,17 +919,19 @@ std::atomic<int64_t> g_sysmon_deadline{INT64_MAX};
 pthread_t g_sysmon;
 bool g_sysmon_running = false;
 
+// How many Ms were started: allm[0, n) (an entry never changes once written).
+int ms_started() {
+  CriticalSection cs;
+  LockGuard lk(g_sched.lock);
+  return g_sched.nm;
+}
+
 // Split stacks grow without asking the runtime (libgcc maps segments), so a goroutine that
 // recurses without end would take all memory. As in Go, a stack deeper than kMaxStackBytes is a
 // fatal error: sysmon measures each running goroutine's segments in use on every round.
 void check_stack_depths() {
   if (!kSplitStacks) return;
-  int nm;
-  {
-    CriticalSection cs;
-    LockGuard lk(g_sched.lock);
-    nm = g_sched.nm;
-  }
+  int nm = ms_started();
   for (int i = 0; i < nm; ++i) {
     M* m = g_sched.allm[i];
     if (!m->current_segment || !std::atomic_ref<G*>(m->curg).load(std::memory_order_relaxed)) continue;
@@ -1000,12 +1002,7 @@ bool preempt_m(M* m, G* g, uint64_t seq) {
 // thread): a busy loop spans only a few functions.
 void retake(int64_t now) {
   if (!g_async_preempt) return;
-  int nm;
-  {
-    CriticalSection cs;
-    LockGuard lk(g_sched.lock);
-    nm = g_sched.nm;
-  }
+  int nm = ms_started();
   for (int i = 0; i < nm; ++i) {
     M* m = g_sched.allm[i];
     uint64_t seq = m->schedseq.load(std::memory_order_relaxed);
@@ -1636,11 +1633,7 @@ void sched_stop() {
   preempt_stop();
   // Idle Ms exit when woken; busy ones once their goroutine parks or ends. An M whose goroutine
   // never gives it back (an endless loop) is left running, as a process exit would leave it.
-  int nm;
-  {
-    LockGuard lk(g_sched.lock);
-    nm = g_sched.nm;
-  }
+  int nm = ms_started();
   for (int i = 0; i < nm; ++i) {
     M* m = g_sched.allm[i];
     m->wake.store(1, std::memory_order_release);
