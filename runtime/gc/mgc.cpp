@@ -21,6 +21,7 @@
 #include "runtime/gc/pacer.hpp"
 #include "runtime/gc/sweep.hpp"
 #include "runtime/sched/proc.hpp"
+#include "runtime/sched/segments.hpp"
 #include "runtime/stats/gctrace.hpp"
 #include "runtime/stats/mprof.hpp"
 #include "runtime/stats/stats.hpp"
@@ -87,6 +88,7 @@ void after_cycle(const GcTrace& tr) {
   profile_flush();
   wake_sweeper();
   wake_scavenger();
+  segments_release_idle();  // stack segments idle for a whole cycle go back to the OS
   if (pending_finalizers()) wake_finalizer();
   if (gctrace_enabled()) print_gctrace(tr);
 }

@@ -27,6 +27,7 @@
 #include "runtime/gc/mgcmark.hpp"
 #include "runtime/gc/mgcwork.hpp"
 #include "runtime/sched/preempt.hpp"
+#include "runtime/sched/segments.hpp"
 #include "runtime/sched/stack.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -42,6 +43,9 @@ struct G {
   bctx::fcontext_t ctx = nullptr;
   Stack stack;
   StackContext split;      // split stacks: libgcc's state of this stack while it is switched out
+  // Split stacks: this G's goroutines have grown segments before (it gave spares to the pool);
+  // the next to run in it with none gets one lent (segments.hpp). Kept when the G is reused.
+  bool uses_segments = false;
   GoClosureBase* fn = nullptr;
   std::atomic<GStatus> status{GStatus::Idle};
   // Concurrent marking (gc/mgcmark.cpp): the cycle in which this stack was last scanned, a lock a
@@ -103,6 +107,7 @@ struct P {
   int ngfree = 0;
   Stack stacks[32];                // stacks of finished goroutines, for the next to start here
   int nstacks = 0;
+  SegmentCache segments;           // idle stack segments (segments.hpp)
 };
 
 enum class After { None, Park, Yield, Exit, Blocking };
@@ -405,13 +410,10 @@ void goroutine_entry(bctx::transfer_t t);
 // holds no stack (it gets one when it first runs), so the cache never pins stacks to the queue.
 constexpr int kMaxLocalFreeG = 64;
 
-// A stack whose segments grew past this goes back to the global pool, which returns them to the
-// OS, rather than to a processor's cache, which would keep them mapped for the next goroutine.
-constexpr uint64_t kMaxCachedSegmentBytes = 2 << 20;
-
+// A finished goroutine's stack holds no segment: it gave its spares to the pool when it
+// switched out (execute).
 void gfree_put(P* p, G* g) {
-  if (p && p->nstacks < static_cast<int>(sizeof p->stacks / sizeof p->stacks[0]) &&
-      g->stack.segment_bytes <= kMaxCachedSegmentBytes)
+  if (p && p->nstacks < static_cast<int>(sizeof p->stacks / sizeof p->stacks[0]))
     p->stacks[p->nstacks++] = g->stack;
   else stack_free(g->stack);
   g->stack = {};
@@ -631,12 +633,13 @@ gort_unwind_stopped:
 // Runs g on this M until it switches back; then does what it asked for.
 void execute(M* m, G* g) {
   enter_critical();
-  if (!g->ctx) {  // first run
+  bool first_run = !g->ctx;
+  if (first_run) {
     g->stack = stack_get(m->p);
+    stack_context_init(g->split, g->stack);
     // Checkmark (gc/mgcmark.hpp): a goroutine started during a mark counts as scanned, so its
     // stack may not carry a finished goroutine's words into its own uninitialized slots.
     if (checkmark_scrubs_stacks()) [[unlikely]] stack_scrub_all(g->stack);
-    stack_context_init(g->split, g->stack);
     g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
   }
   m->curg = g;
@@ -653,6 +656,9 @@ void execute(M* m, G* g) {
   } else {
     g->status.store(GStatus::Running, std::memory_order_relaxed);
   }
+  // Split stacks: a segment for it to grow into, from the pool (segments.hpp).
+  if (kSplitStacks && !g->split.segments() && m->p && (g->uses_segments || (first_run && m->p->segments.n)))
+    segments_lend(g->stack, g->split, &m->p->segments, g->uses_segments);
   m->rec->g_stack_lo = g->stack.lo;
   m->rec->g_stack_hi = g->stack.hi;
   t_local.stack_scan_gen = &g->scan_gen;
@@ -665,6 +671,9 @@ void execute(M* m, G* g) {
   g->eh_uncaught = std::exchange(m->eh->uncaught, 0u);
   g->ctx = t.fctx;
   stack_note_segments(g->stack, g->split.segments());
+  // On its first stack, its spares go to the pool while g is still Running (no scanner reads it).
+  if (g->split.segments() && !g->split.current())
+    g->uses_segments = segments_take_spares(g->stack, g->split, m->p ? &m->p->segments : nullptr);
   m->curg = nullptr;
   m->rec->g_stack_lo = m->rec->g_stack_hi = 0;
   t_local.stack_scan_gen = &m->rec->scan_gen;

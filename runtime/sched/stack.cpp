@@ -62,6 +62,7 @@
 #include "runtime/core/mem.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/gc/mgcmark.hpp"
+#include "runtime/sched/segments.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -73,44 +74,30 @@ uintptr_t g_free = 0;
 std::atomic<uint64_t> g_first_bytes{0};  // mapped for first stacks (StackInuse minus segments)
 
 #if GORT_SPLIT_STACK
-// libgcc's header at the start of each segment it maps (generic-morestack.c): the walk uses
-// prev and old_stack through __splitstack_find; gort reads next and size to sum and locate
-// segments. stack_init checks the layout against libgcc's own answers before the first use.
-struct Segment {
-  Segment* prev;
-  Segment* next;
-  size_t size;  // usable bytes after the header
-  void* old_stack;
-  void* dynamic_allocation;
-  void* free_dynamic_allocation;
-  void* extra;
-};
-
-uintptr_t seg_lo(const Segment* s) { return reinterpret_cast<uintptr_t>(s); }
-uintptr_t seg_hi(const Segment* s) { return reinterpret_cast<uintptr_t>(s + 1) + s->size; }
-
 // First stacks come out of chunks: one mapping per 128 stacks, so a million goroutines take a
 // few thousand mappings (the kernel's limit is vm.max_map_count, 65530 by default).
 constexpr size_t kStackChunk = 1 << 20;
 uintptr_t g_chunk_next = 0, g_chunk_end = 0;
 std::atomic<uint64_t> g_segment_bytes{0};
 
-void count_segments(int64_t delta) {
-  stats().stack_inuse.add(delta);
-  g_segment_bytes.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
-}
-
 void release_segments(Stack& s) {
   if (!s.segments) return;
   void* ctx[10] = {};
   ctx[0] = s.segments;
   __splitstack_releasecontext(ctx);
-  count_segments(-static_cast<int64_t>(s.segment_bytes));
+  stack_count_segments(-static_cast<int64_t>(s.segment_bytes));
   s.segments = nullptr;
   s.segment_bytes = 0;
 }
 #endif
 }  // namespace
+
+#if GORT_SPLIT_STACK
+void stack_count_segments(int64_t delta) {
+  stats().stack_inuse.add(delta);
+  g_segment_bytes.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+}
+#endif
 
 #if GORT_SPLIT_STACK
 
@@ -190,7 +177,7 @@ uint64_t stack_list_bytes(void* segments) {
 
 void stack_note_segments_slow(Stack& s, void* segments) {
   uint64_t bytes = stack_list_bytes(segments);
-  if (bytes != s.segment_bytes) count_segments(static_cast<int64_t>(bytes) - static_cast<int64_t>(s.segment_bytes));
+  if (bytes != s.segment_bytes) stack_count_segments(static_cast<int64_t>(bytes) - static_cast<int64_t>(s.segment_bytes));
   s.segments = segments;
   s.segment_bytes = bytes;
 }
@@ -198,9 +185,7 @@ void stack_note_segments_slow(Stack& s, void* segments) {
 
 
 namespace {
-// How far below a stack pointer stack_zero_dead zeroes: the depth of dead frames a program is
-// likely to reuse before the next cycle, not whole 1 MiB segments.
-constexpr size_t kZeroDeadLimit = 64 << 10;
+constexpr size_t kZeroDeadLimit = kScrubDepth;
 
 // From the segment's first usable byte to its end, inclusive: a segment just switched to (or
 // about to be left) has sp at its very end.

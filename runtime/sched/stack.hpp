@@ -111,6 +111,14 @@ inline void stack_note_segments(Stack& s, void* segments) {
   if (segments || s.segments) stack_note_segments_slow(s, segments);
 }
 
+// A goroutine's segments were mapped or released (delta < 0), or moved to or from the idle pool
+// (segments.hpp): StackInuse and the segment total move together.
+void stack_count_segments(int64_t delta);
+
+// How far below a stack pointer checkmark's scrubs zero: the depth of dead frames a program is
+// likely to reuse before the next cycle, not whole 1 MiB segments.
+constexpr size_t kScrubDepth = 64 << 10;
+
 // What StackInuse holds: first stacks (in use or pooled) and segments grown from them (split).
 uint64_t stack_first_bytes();
 uint64_t stack_segment_bytes();
