@@ -43,9 +43,6 @@ struct G {
   bctx::fcontext_t ctx = nullptr;
   Stack stack;
   StackContext split;      // split stacks: libgcc's state of this stack while it is switched out
-  // Split stacks: this G's goroutines have grown segments before (it gave spares to the pool);
-  // the next to run in it with none gets one lent (segments.hpp). Kept when the G is reused.
-  bool uses_segments = false;
   GoClosureBase* fn = nullptr;
   std::atomic<GStatus> status{GStatus::Idle};
   // Concurrent marking (gc/mgcmark.cpp): the cycle in which this stack was last scanned, a lock a
@@ -58,6 +55,9 @@ struct G {
   // goroutine dumps read it (relaxed atomic accesses).
   int blocking_depth = 0;
   bool system = false;     // the runtime's own (the finalizer goroutine): not in NumGoroutine
+  // Split stacks: this G's goroutine ran on a segment since it last switched in; the next run
+  // with no spare gets one lent (segments.hpp). Kept when the G is reused.
+  bool uses_segments = false;
   int64_t id = 0;          // Go's goroutine id: 1, 2, ... in order of creation (0: the runtime's own)
   const char* wait_reason = "";  // while parked
   // Called by the scheduler once the goroutine is parked: releases the wait queue's lock(s).
@@ -670,10 +670,11 @@ void execute(M* m, G* g) {
   g->eh_caught = std::exchange(m->eh->caught, nullptr);
   g->eh_uncaught = std::exchange(m->eh->uncaught, 0u);
   g->ctx = t.fctx;
-  stack_note_segments(g->stack, g->split.segments());
-  // On its first stack, its spares go to the pool while g is still Running (no scanner reads it).
+  // On its first stack, its spares go to the pool while g is still Running (no scanner reads it);
+  // on a segment, they are noted in StackInuse.
   if (g->split.segments() && !g->split.current())
     g->uses_segments = segments_take_spares(g->stack, g->split, m->p ? &m->p->segments : nullptr);
+  stack_note_segments(g->stack, g->split.segments());
   m->curg = nullptr;
   m->rec->g_stack_lo = m->rec->g_stack_hi = 0;
   t_local.stack_scan_gen = &m->rec->scan_gen;

@@ -25,10 +25,8 @@ Pool g_pool;
 std::atomic<uint64_t> g_idle_bytes{0};
 std::atomic<size_t> g_pooled{0};  // segments in the global pool: an empty pool costs no lock
 
-// A goroutine's segment becomes idle (or the reverse, delta < 0): from StackInuse to StackSys.
+// Idle segments (pool, caches, and lent ones not noted yet) count in StackSys only.
 void count_idle(int64_t delta) {
-  StatsUpdate batch;
-  stack_count_segments(-delta);
   stats().stack_sys.add(delta);
   g_idle_bytes.fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
 }
@@ -90,28 +88,34 @@ Segment* cache_get(SegmentCache* cache, bool from_pool) {
 
 }  // namespace
 
+// Accounting, per stack: segment_bytes (noted) are in StackInuse, lent_bytes in StackSys (idle),
+// whatever libgcc mapped since the last note in neither. Lending and taking back a segment the
+// goroutine did not keep past its switch changes no figure: the common case costs no StatsUpdate.
 bool segments_take_spares(Stack& s, StackContext& c, SegmentCache* cache) {
   auto* list = static_cast<Segment*>(c.words[0]);
   if (!list || c.current()) return false;
   c.words[0] = nullptr;
-  int64_t pooled = 0, freed = 0;
+  int64_t pooled = 0;
   bool used = false;
   for (Segment* x = list; x;) {
     Segment* next = x->next;
     used |= x->old_stack != nullptr;  // libgcc sets it whenever it enters a segment
     if (x->dynamic_allocation || x->free_dynamic_allocation) {
-      freed += static_cast<int64_t>(seg_bytes(x));
-      unmap_segment(x);
+      unmap_segment(x);  // rare (alloca beyond a segment): not worth keeping
     } else {
       pooled += static_cast<int64_t>(seg_bytes(x));
       cache_put(cache, x);
     }
     x = next;
   }
-  if (freed) stack_count_segments(-freed);
-  count_idle(pooled);
+  int64_t noted = static_cast<int64_t>(s.segment_bytes), lent = static_cast<int64_t>(s.lent_bytes);
+  if (noted || pooled != lent) {
+    StatsUpdate batch;
+    if (noted) stack_count_segments(-noted);
+    if (pooled != lent) count_idle(pooled - lent);
+  }
   s.segments = nullptr;
-  s.segment_bytes = 0;
+  s.segment_bytes = s.lent_bytes = 0;
   return used;
 }
 
@@ -128,8 +132,15 @@ void segments_lend(Stack& s, StackContext& c, SegmentCache* cache, bool from_poo
   }
   c.words[0] = x;
   s.segments = x;
-  s.segment_bytes = seg_bytes(x);
-  count_idle(-static_cast<int64_t>(s.segment_bytes));
+  s.lent_bytes = seg_bytes(x);
+}
+
+void segments_note_lent(Stack& s) {
+  StatsUpdate batch;
+  count_idle(-static_cast<int64_t>(s.lent_bytes));
+  stack_count_segments(static_cast<int64_t>(s.lent_bytes));
+  s.segment_bytes += s.lent_bytes;
+  s.lent_bytes = 0;
 }
 
 void segments_release_idle() {
@@ -145,9 +156,7 @@ void segments_release_idle() {
     bytes += static_cast<int64_t>(seg_bytes(x));
     unmap_segment(x);
   }
-  if (bytes == 0) return;
-  stats().stack_sys.add(-bytes);
-  g_idle_bytes.fetch_sub(static_cast<uint64_t>(bytes), std::memory_order_relaxed);
+  if (bytes) count_idle(-bytes);
 }
 
 uint64_t segments_idle_bytes() { return g_idle_bytes.load(std::memory_order_relaxed); }
@@ -155,6 +164,7 @@ uint64_t segments_idle_bytes() { return g_idle_bytes.load(std::memory_order_rela
 #else
 
 bool segments_take_spares(Stack&, StackContext&, SegmentCache*) { return false; }
+void segments_note_lent(Stack&) {}
 void segments_lend(Stack&, StackContext&, SegmentCache*, bool) {}
 void segments_release_idle() {}
 uint64_t segments_idle_bytes() { return 0; }

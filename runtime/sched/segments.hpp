@@ -18,8 +18,11 @@
 //     Go frees its stack pools' unused spans at every cycle.
 // A goroutine parked while running on a segment keeps it (its frames are there) and its spares.
 //
-// Accounting (MemStats): a segment a goroutine holds, in use or spare, counts in StackInuse; an
-// idle one in a cache or the pool in StackSys only (stack_sys). Each move is one StatsUpdate.
+// Accounting (MemStats): a segment a goroutine holds, in use or spare, counts in StackInuse once
+// noted (when the goroutine switches out on it, or calls ReadMemStats: stack.hpp); an idle one in
+// a cache or the pool in StackSys only (stack_sys). A lent segment stays counted idle until it is
+// noted: a goroutine that grows into it and returns before it switches out gives it back unnoted,
+// so the common round trip changes no figure and costs no StatsUpdate. Each move is one batch.
 //
 // The switch path only reaches into the lists of a goroutine that is switched out and still
 // marked Running (nobody else reads its context then: scanners wait for Waiting/Runnable), or

@@ -82,6 +82,7 @@ std::atomic<uint64_t> g_segment_bytes{0};
 
 void release_segments(Stack& s) {
   if (!s.segments) return;
+  if (s.lent_bytes) segments_note_lent(s);
   void* ctx[10] = {};
   ctx[0] = s.segments;
   __splitstack_releasecontext(ctx);
@@ -176,6 +177,7 @@ uint64_t stack_list_bytes(void* segments) {
 }
 
 void stack_note_segments_slow(Stack& s, void* segments) {
+  if (s.lent_bytes) segments_note_lent(s);
   uint64_t bytes = stack_list_bytes(segments);
   if (bytes != s.segment_bytes) stack_count_segments(static_cast<int64_t>(bytes) - static_cast<int64_t>(s.segment_bytes));
   s.segments = segments;

@@ -19,12 +19,13 @@
 //   stack is: libgcc only ever maps the extra segments.
 //
 //   Invariants:
-//   - A Stack (first stack + its segment list) belongs to one goroutine or to a pool. The per-P
-//     caches keep segments up to 2 MiB for reuse (spawning costs no system call); the global
-//     pool releases them, so memory grown once by a deep goroutine goes back to the OS.
+//   - A Stack (first stack + its segment list) belongs to one goroutine or to a pool. A pooled
+//     first stack has no segment: a goroutine's spares go to the segment pool (segments.hpp)
+//     whenever it switches out on its first stack, its last switch included.
 //   - StackInuse counts the first stacks carved so far (in use or pooled, as Go counts its stack
-//     spans) and every segment libgcc mapped for a stack, noted when its goroutine switches out
-//     (or calls ReadMemStats); the rest of the last chunk, mapped but never used, is StackSys.
+//     spans) and the segments goroutines hold, noted when a goroutine switches out (or calls
+//     ReadMemStats); the rest of the last chunk, mapped but never used, and the pool's idle
+//     segments are StackSys only.
 //   - gort's own threads (Ms, service threads) run with the guard at 0: their code never asks for
 //     a segment, they have plenty of fixed stack. The runtime's slow paths run there when called
 //     on a goroutine (on_system_stack, sched/proc.hpp). Signal handlers that run on an M's alternate
@@ -59,7 +60,8 @@ constexpr size_t kStackSize = 64 << 10;
 struct Stack {
   uintptr_t lo = 0, hi = 0;    // the first stack [lo, hi)
   void* segments = nullptr;    // split: libgcc's segments grown from it (kept for reuse)
-  uint64_t segment_bytes = 0;  // split: the bytes mapped for them (counted in StackInuse)
+  uint64_t segment_bytes = 0;  // split: the bytes of them counted in StackInuse (last noted)
+  uint64_t lent_bytes = 0;     // split: a segment lent by the pool, still counted idle (segments.hpp)
 };
 
 // libgcc's split-stack context of a goroutine; empty with fixed stacks.
@@ -96,7 +98,7 @@ inline void stack_context_install(const StackContext& c) {
 #endif
 
 Stack stack_alloc();
-// To the global pool (split: releasing its segments).
+// To the global pool (split: releasing any segment it still has).
 void stack_free(Stack s);
 // Checks what the split-stack code relies on in libgcc (once, at scheduler start).
 void stack_init();
@@ -110,6 +112,8 @@ void stack_note_segments_slow(Stack& s, void* segments);
 inline void stack_note_segments(Stack& s, void* segments) {
   if (segments || s.segments) stack_note_segments_slow(s, segments);
 }
+// The segments a goroutine holds, noted in StackInuse: the lent one moves there from StackSys.
+void segments_note_lent(Stack& s);
 
 // A goroutine's segments were mapped or released (delta < 0), or moved to or from the idle pool
 // (segments.hpp): StackInuse and the segment total move together.
