@@ -56,7 +56,10 @@ FixAlloc<WeakHandle>& handle_alloc() {
   static FixAlloc<WeakHandle> a(stats().other_sys, g_unused_inuse);
   return a;
 }
-ChunkQueue<FinalizerWork>& finq() {
+// noinline: its guarded static calls libstdc++ (__cxa_guard_acquire), which would make every
+// function it is inlined into ask for a 1 MiB stack segment (stack.hpp); inlined into
+// finalizer_loop, it made the finalizer goroutine wait on a segment.
+__attribute__((noinline)) ChunkQueue<FinalizerWork>& finq() {
   static ChunkQueue<FinalizerWork> q(stats().other_sys);
   return q;
 }

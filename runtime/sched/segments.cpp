@@ -2,9 +2,11 @@
 #include "runtime/sched/segments.hpp"
 
 #include <atomic>
+#include <cstdlib>
 
 #include "runtime/core/lock.hpp"
 #include "runtime/core/mem.hpp"
+#include "runtime/core/sysmem.hpp"
 #include "runtime/gc/mgcmark.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -38,6 +40,32 @@ void unmap_segment(Segment* x) {
   void* ctx[10] = {};
   ctx[0] = x;
   __splitstack_releasecontext(ctx);
+}
+
+// Segments gort maps itself, several per mmap (one system call and one kernel mapping for many:
+// the mmap lock is what goroutines that all grow contend on), laid out as libgcc lays out its
+// own, so that libgcc can use, and if it must, unmap one (a spare too small for a request: it
+// unmaps it whole, header to end, a hole the kernel handles). Big enough for a call into code
+// built without split-stack (1 MiB free) with a 60 KiB frame. Not with SPLIT_STACK_GUARD set:
+// libgcc then also unmaps the page below each segment, which here is another segment's end.
+constexpr size_t kSegmentBytes = (1 << 20) + (64 << 10);
+constexpr int kSegmentsPerChunk = 4;
+bool chunks_allowed() {
+  static const bool allowed = std::getenv("SPLIT_STACK_GUARD") == nullptr;
+  return allowed;
+}
+
+Segment* map_segments() {
+  auto* base = static_cast<char*>(sys_alloc(kSegmentBytes * kSegmentsPerChunk, stats().stack_sys));
+  g_idle_bytes.fetch_add(kSegmentBytes * kSegmentsPerChunk, std::memory_order_relaxed);
+  Segment* list = nullptr;
+  for (int i = kSegmentsPerChunk - 1; i >= 0; --i) {
+    auto* x = reinterpret_cast<Segment*>(base + i * kSegmentBytes);
+    x->size = kSegmentBytes - sizeof(Segment);  // the rest is zero, as libgcc's fresh segments
+    x->next = list;
+    list = x;
+  }
+  return list;
 }
 
 void push(Segment*& list, Segment* x, bool global = false) {
@@ -80,10 +108,18 @@ Segment* cache_get(SegmentCache* cache, bool from_pool) {
     --cache->n;
     return x;
   }
-  if (!from_pool || g_pooled.load(std::memory_order_relaxed) == 0) return nullptr;
-  LockGuard g(g_pool.lock);
-  if (Segment* x = pop(g_pool.fresh, true)) return x;
-  return pop(g_pool.aged, true);
+  if (!from_pool) return nullptr;
+  if (g_pooled.load(std::memory_order_relaxed) > 0) {
+    LockGuard g(g_pool.lock);
+    if (Segment* x = pop(g_pool.fresh, true)) return x;
+    if (Segment* x = pop(g_pool.aged, true)) return x;
+  }
+  if (!cache || !chunks_allowed()) return nullptr;  // libgcc maps one when it needs it
+  // The pool is dry: map a chunk; one for the caller, the rest to its P's cache and the pool.
+  Segment* list = map_segments();
+  Segment* x = pop(list);
+  while (Segment* y = pop(list)) cache_put(cache, y);
+  return x;
 }
 
 }  // namespace

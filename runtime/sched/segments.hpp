@@ -13,6 +13,9 @@
 //     uses it instead of mapping one. One that did not use the segment lent to it gets none next.
 //     A goroutine's first run takes one from its P's cache whatever its G did (the cache is
 //     there because goroutines here grow), never from the global pool (a lock per spawn);
+//   - when a goroutine that grows finds the cache and the pool empty, gort maps segments itself,
+//     4 per mmap (goroutines that all grow at once contend on the kernel's mmap lock), in
+//     libgcc's layout: libgcc uses them, and may unmap one, as its own;
 //   - a P's cache holds kCacheSegments; beyond that, segments go to the global pool in batches;
 //     after each collection the pool frees (munmap) what stayed idle for a whole cycle, the way
 //     Go frees its stack pools' unused spans at every cycle.
