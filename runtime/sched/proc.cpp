@@ -55,9 +55,10 @@ struct G {
   // goroutine dumps read it (relaxed atomic accesses).
   int blocking_depth = 0;
   bool system = false;     // the runtime's own (the finalizer goroutine): not in NumGoroutine
-  // Split stacks: this G's goroutine ran on a segment since it last switched in; the next run
-  // with no spare gets one lent (segments.hpp). Kept when the G is reused.
-  bool uses_segments = false;
+  // Split stacks: how many more runs with no spare get a segment lent (segments.hpp): reset when
+  // the goroutine switches out having run on one, counted down by each switch without. Kept when
+  // the G is reused.
+  uint8_t segment_hint = 0;
   int64_t id = 0;          // Go's goroutine id: 1, 2, ... in order of creation (0: the runtime's own)
   const char* wait_reason = "";  // while parked
   // Called by the scheduler once the goroutine is parked: releases the wait queue's lock(s).
@@ -657,8 +658,8 @@ void execute(M* m, G* g) {
     g->status.store(GStatus::Running, std::memory_order_relaxed);
   }
   // Split stacks: a segment for it to grow into, from the pool (segments.hpp).
-  if (kSplitStacks && !g->split.segments() && m->p && (g->uses_segments || (first_run && m->p->segments.n)))
-    segments_lend(g->stack, g->split, &m->p->segments, g->uses_segments);
+  if (kSplitStacks && !g->split.segments() && m->p && (g->segment_hint || (first_run && m->p->segments.n)))
+    segments_lend(g->stack, g->split, &m->p->segments, g->segment_hint != 0);
   m->rec->g_stack_lo = g->stack.lo;
   m->rec->g_stack_hi = g->stack.hi;
   t_local.stack_scan_gen = &g->scan_gen;
@@ -672,8 +673,10 @@ void execute(M* m, G* g) {
   g->ctx = t.fctx;
   // On its first stack, its spares go to the pool while g is still Running (no scanner reads it);
   // on a segment, they are noted in StackInuse.
-  if (g->split.segments() && !g->split.current())
-    g->uses_segments = segments_take_spares(g->stack, g->split, m->p ? &m->p->segments : nullptr);
+  if (g->split.segments() && !g->split.current()) {
+    if (segments_take_spares(g->stack, g->split, m->p ? &m->p->segments : nullptr)) g->segment_hint = kSegmentHint;
+    else if (g->segment_hint) --g->segment_hint;
+  }
   stack_note_segments(g->stack, g->split.segments());
   m->curg = nullptr;
   m->rec->g_stack_lo = m->rec->g_stack_hi = 0;

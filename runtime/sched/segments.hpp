@@ -7,10 +7,11 @@
 // the spare list from the switch path, the way Go's stack caches work:
 //   - a goroutine that switches out (parks, yields, exits) while on its first stack owns no
 //     segment in use, only spares: they go to its P's cache (segments_take_spares);
-//   - a goroutine that ran on a segment since it last switched in (or starts in a G whose last
-//     goroutine did) gets one back from the cache when it next runs with none (segments_lend),
+//   - a goroutine that ran on a segment lately (or starts in a G whose last goroutine did) gets
+//     one back from the cache when it next runs with none (segments_lend),
 //     so growing again costs no system call: libgcc finds it at the head of the spare list and
-//     uses it instead of mapping one. One that did not use the segment lent to it gets none next.
+//     uses it instead of mapping one. One that did not use the segments lent to it for
+//     kSegmentHint switches gets none after that.
 //     A goroutine's first run takes one from its P's cache whatever its G did (the cache is
 //     there because goroutines here grow), never from the global pool (a lock per spawn);
 //   - when a goroutine that grows finds the cache and the pool empty, gort maps segments itself,
@@ -63,6 +64,9 @@ struct SegmentCache {
   int n = 0;
 };
 constexpr int kCacheSegments = 4;
+// How many switches without growing a goroutine that grew goes on being lent a segment: a
+// goroutine may wait several times between two calls into libc (a send, then a receive).
+constexpr uint8_t kSegmentHint = 8;
 
 // A goroutine switched out on its first stack (c.current() null): its spare segments go to
 // `cache` (null: the global pool). Returns whether it ran on any of them since they were lent or
