@@ -1,7 +1,8 @@
 // skynet: 1,000,000 leaf goroutines in a 10-ary tree on Go's scheduler. Each leaf sends its
 // ordinal; each inner goroutine starts its 10 children, sums what they send on its own channel
 // (capacity 10) and sends the sum up. The root sends on an unbuffered channel to main.
-// Usage: skynet [LEAVES]   (LEAVES = 1000000 by default; a power of 10)
+// Usage: skynet [LEAVES [new]]   (LEAVES = 1000000 by default; a power of 10)
+//   new: gort's C++ version then makes each inner channel with new/delete; the same to Go.
 // stdout: the result (identical across the gort and Go versions)
 // stderr: wall_ms stack_sys_mb (key=value); stack_sys_mb is MemStats.StackSys once the tree
 // has finished, in MiB
@@ -37,8 +38,8 @@ func main() {
 	leaves := int64(1000000)
 	if len(os.Args) > 1 {
 		v, err := strconv.ParseInt(os.Args[1], 10, 64)
-		if err != nil || !powerOf10(v) {
-			fmt.Fprintln(os.Stderr, "usage: skynet [LEAVES]   (a power of 10)")
+		if err != nil || !powerOf10(v) || (len(os.Args) > 2 && os.Args[2] != "new") {
+			fmt.Fprintln(os.Stderr, "usage: skynet [LEAVES [new]]   (LEAVES a power of 10)")
 			os.Exit(2)
 		}
 		leaves = v
