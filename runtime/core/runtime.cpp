@@ -74,6 +74,13 @@ Runtime::~Runtime() {
 AttachThread::AttachThread() {
   using namespace internal;
   attach_current_thread();
+  // Checkmark (gc/mgcmark.hpp): attach_current_thread zeroed the stack below itself, but not its
+  // own frame, now dead: on a stack the C library recycled from a thread that exited, that
+  // frame's unwritten slots still hold the old thread's words, which the frames this thread
+  // builds there later would expose to the checking mark but not to a concurrent scan made while
+  // they were dead (a false report, seen in CI: the gc stress test's tree nodes, read from the
+  // memstats stress test's reader thread).
+  if (scrub_when_stopped()) [[unlikely]] scrub_stack(64 << 10);
   // Attached while a mark runs: the thread scans its own stack now (the frames of the code that
   // attached it), inside a critical section so that the mark cannot end meanwhile.
   CriticalSection cs;

@@ -486,6 +486,7 @@ void for_each_attached(void (*fn)(ThreadRecord*, void*), void* arg) {
 }
 
 void set_scrub_when_stopped(bool on) { g_scrub_when_stopped = on; }
+bool scrub_when_stopped() { return g_scrub_when_stopped; }
 
 void set_attach_scan_gen(uint32_t gen) { g_attach_scan_gen = gen; }  // world stopped: the registry lock is held
 

@@ -265,6 +265,7 @@ void for_each_attached(F&& fn) {
 }
 // A thread stopped alone zeroes its stack below itself first (GODEBUG=gccheckmark=1).
 void set_scrub_when_stopped(bool on);
+bool scrub_when_stopped();
 // A new attached thread starts with its scan_gen at this value (gc/mgcmark.cpp: a thread that
 // attaches during a mark holds nothing unmarked yet). World stopped.
 void set_attach_scan_gen(uint32_t gen);
