@@ -105,6 +105,27 @@ int main(int argc, char** argv) {
   // More than the 48-bit address space: Go's "out of memory". Its page count would wrap.
   if (std::strcmp(c, "huge-allocate") == 0) return allocate_bytes(size_t{1} << 49);
   if (std::strcmp(c, "wrapping-allocate") == 0) return allocate_bytes(~size_t{0} - 100);
+  // The runtime's lifetime (tests/test_gc.cpp): each misuse must throw std::logic_error, printed
+  // as "logic_error: WHAT" with exit status 3; status 0 means it went unnoticed.
+  if (std::strcmp(c, "go-without-runtime") == 0 || std::strcmp(c, "go-after-runtime") == 0 ||
+      std::strcmp(c, "make-after-runtime") == 0 || std::strcmp(c, "second-runtime") == 0) {
+    try {
+      if (std::strcmp(c, "go-without-runtime") == 0) {
+        gort::go([] {});
+      } else if (std::strcmp(c, "second-runtime") == 0) {
+        gort::Runtime rt;
+        gort::Runtime again;
+      } else {
+        { gort::Runtime rt; }
+        if (std::strcmp(c, "go-after-runtime") == 0) gort::go([] {});
+        else gort::make<int>();
+      }
+      return 0;
+    } catch (const std::logic_error& e) {
+      std::fprintf(stderr, "logic_error: %s\n", e.what());
+      return 3;
+    }
+  }
   // The environment as the runtime reads it at start: exit 3 when Runtime's constructor throws
   // std::invalid_argument (its message on stderr), 0 when the runtime runs.
   if (std::strcmp(c, "start") == 0) {

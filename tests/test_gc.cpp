@@ -553,6 +553,28 @@ TEST_CASE("gc: a constructor that throws leaves an abandoned object, never destr
   gort_test::check_identities(m);
 }
 
+TEST_CASE("gc: the runtime's lifetime: go() or make() with no Runtime, after it ended, a second Runtime throw std::logic_error") {
+  // Go has no such states (its runtime is the process's); gort names the mistake. Each case in a
+  // child process (tests/bad_input.cpp): status 3 and the message, nothing run or allocated.
+  struct Case {
+    const char* name;
+    const char* message;
+  };
+  // (go() allocates its closure first: the thread is not attached, which names gort::Runtime.)
+  for (Case c : {Case{"go-without-runtime", "create a gort::Runtime"},
+                 Case{"go-after-runtime", "create a gort::Runtime"},
+                 Case{"make-after-runtime", "create a gort::Runtime"},
+                 Case{"second-runtime", "a gort::Runtime is already running"}}) {
+    std::pair<int, std::string> run = gort_test::run_sibling("bad-input", c.name);
+    CAPTURE(c.name);
+    INFO(run.second.substr(0, 1000));
+    CHECK(WIFEXITED(run.first));
+    CHECK(WEXITSTATUS(run.first) == 3);
+    CHECK(run.second.find("logic_error: ") != std::string::npos);
+    CHECK(run.second.find(c.message) != std::string::npos);
+  }
+}
+
 TEST_CASE("gc: allocating on a thread that is not attached throws std::logic_error") {
   std::atomic<int> threw{0};
   std::thread t([&] {
@@ -591,9 +613,17 @@ TEST_CASE("gc: allocating on a thread that is not attached throws std::logic_err
     } catch (const std::logic_error&) {
       threw.fetch_add(1);
     }
+    std::atomic<bool> ran{false};
+    try {
+      gort::go([&] { ran = true; });  // its closure is managed: not from here either
+    } catch (const std::logic_error&) {
+      threw.fetch_add(1);
+    }
+    gort::sleep_for(std::chrono::milliseconds(20));
+    if (ran.load()) threw.fetch_add(100);  // nothing may have started
   });
   t.join();
-  CHECK(threw.load() == 5);
+  CHECK(threw.load() == 6);
 }
 
 namespace {
