@@ -5,6 +5,7 @@
 #include <gort/gort.hpp>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 namespace {
 int allocate_bytes(size_t size) {
@@ -105,6 +107,17 @@ int main(int argc, char** argv) {
   // More than the 48-bit address space: Go's "out of memory". Its page count would wrap.
   if (std::strcmp(c, "huge-allocate") == 0) return allocate_bytes(size_t{1} << 49);
   if (std::strcmp(c, "wrapping-allocate") == 0) return allocate_bytes(~size_t{0} - 100);
+  // Out of memory under `ulimit -v` (RLIMIT_AS): live data grows until the OS refuses a mapping,
+  // which must end the program with Go's fatal error naming the request, not a crash.
+  if (std::strcmp(c, "ulimit-v") == 0) {
+    rlimit lim{size_t{1} << 30, size_t{1} << 30};
+    if (setrlimit(RLIMIT_AS, &lim) != 0) return 4;
+    return gort::run([] {
+      std::vector<gort::Root<gort::Array<char>>> live;
+      for (int i = 0; i < 1024; ++i) live.emplace_back(gort::make_array<char>(size_t{16} << 20));
+      return 0;  // 16 GiB live under a 1 GiB limit: unreachable
+    });
+  }
   // The runtime's lifetime (tests/test_gc.cpp): each misuse must throw std::logic_error, printed
   // as "logic_error: WHAT" with exit status 3; status 0 means it went unnoticed.
   if (std::strcmp(c, "go-without-runtime") == 0 || std::strcmp(c, "go-after-runtime") == 0 ||

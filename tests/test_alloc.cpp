@@ -562,6 +562,16 @@ TEST_CASE("alloc: make_array with a length out of range throws std::length_error
   CHECK(ok->size() == 1000);
 }
 
+TEST_CASE("alloc: out of address space under ulimit -v is a fatal out-of-memory error naming the request") {
+  // Go: "fatal error: runtime: out of memory". A child process (tests/bad_input.cpp) keeps 16 MiB
+  // arrays live under a 1 GiB RLIMIT_AS.
+  std::pair<int, std::string> run = gort_test::run_sibling("bad-input", "ulimit-v");
+  INFO(run.second.substr(0, 1000));
+  CHECK(!(WIFEXITED(run.first) && WEXITSTATUS(run.first) == 0));
+  CHECK(!(WIFSIGNALED(run.first) && WTERMSIG(run.first) == SIGSEGV));
+  CHECK(run.second.find("gort: fatal error: out of memory: cannot ") != std::string::npos);
+}
+
 TEST_CASE("alloc: a request over 2^48 bytes is a fatal out-of-memory error (Go throws), not a wrapped size") {
   for (const char* c : {"huge-allocate", "wrapping-allocate"}) {
     std::pair<int, std::string> run = gort_test::run_sibling("bad-input", c);
