@@ -365,6 +365,36 @@ TEST_CASE("env: GODEBUG is comma-separated name=value pairs") {
   CHECK(gi::godebug_value("gctrace=1=2", "gctrace") == std::string("1=2"));
 }
 
+TEST_CASE("env: each GODEBUG setting with a malformed value is ignored (default kept), others still apply") {
+  // Go ignores a value that is not an integer; gort also warns (on stderr, through spdlog).
+  const char* saved = std::getenv("GODEBUG");
+  std::string keep = saved ? saved : "";
+  struct Setting {
+    const char* name;
+    int gi::Environment::*field;
+  };
+  const gi::Environment defaults;
+  for (Setting s : {Setting{"gctrace", &gi::Environment::gctrace}, Setting{"gcstoptheworld", &gi::Environment::gcstoptheworld},
+                    Setting{"gccheckmark", &gi::Environment::gccheckmark},
+                    Setting{"memprofilerate", &gi::Environment::memprofilerate},
+                    Setting{"asyncpreemptoff", &gi::Environment::asyncpreemptoff}}) {
+    CAPTURE(s.name);
+    for (const char* bad : {"x", "", "1x", "0x10", "1.5", "99999999999", " 1"}) {
+      CAPTURE(bad);
+      std::string v = std::string(s.name) + "=" + bad + ",gctrace=7";
+      if (std::strcmp(s.name, "gctrace") == 0) v = std::string("madvdontneed=1,") + s.name + "=" + bad;
+      setenv("GODEBUG", v.c_str(), 1);
+      gi::Environment env = gi::read_environment();
+      CHECK(env.*s.field == defaults.*s.field);
+      if (std::strcmp(s.name, "gctrace") != 0) CHECK(env.gctrace == 7);  // the well-formed one applies
+    }
+    setenv("GODEBUG", (std::string(s.name) + "=3").c_str(), 1);
+    CHECK(gi::read_environment().*s.field == 3);
+  }
+  if (saved) setenv("GODEBUG", keep.c_str(), 1);
+  else unsetenv("GODEBUG");
+}
+
 TEST_CASE("env: a malformed GOMEMLIMIT makes Runtime throw before anything starts; a malformed GOGC is ignored with a warning") {
   std::pair<int, std::string> bad = gort_test::run_sibling("bad-input", "start", "GOMEMLIMIT=12XB");
   INFO(bad.second.substr(0, 1000));
