@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -116,6 +117,31 @@ int main(int argc, char** argv) {
       std::vector<gort::Root<gort::Array<char>>> live;
       for (int i = 0; i < 1024; ++i) live.emplace_back(gort::make_array<char>(size_t{16} << 20));
       return 0;  // 16 GiB live under a 1 GiB limit: unreachable
+    });
+  }
+  // fork() in a program with goroutines (tests/test_sched.cpp): the child may exec (status 0 from
+  // the parent once the child's `true` exited 0); a child that spawns a goroutine, waits or
+  // collects must end with the fatal error, not hang (the parent prints how the child ended).
+  if (std::strncmp(c, "fork-", 5) == 0) {
+    const char* what = c + 5;
+    return gort::run([what] {
+      gort::Chan<int> never;
+      for (int i = 0; i < 8; ++i) gort::go([never]() mutable { never.recv(); });  // parked goroutines
+      gort::GC();
+      pid_t child = fork();
+      if (child == 0) {
+        if (std::strcmp(what, "exec") == 0) execl("/bin/true", "true", static_cast<char*>(nullptr));
+        if (std::strcmp(what, "go") == 0) gort::go([] {});
+        if (std::strcmp(what, "wait") == 0) never.recv();
+        if (std::strcmp(what, "gc") == 0) gort::GC();
+        _exit(0);  // the misuse went unnoticed
+      }
+      int status = 0;
+      waitpid(child, &status, 0);
+      if (WIFEXITED(status)) std::fprintf(stderr, "child exited %d\n", WEXITSTATUS(status));
+      else if (WIFSIGNALED(status)) std::fprintf(stderr, "child killed by signal %d\n", WTERMSIG(status));
+      never.close();
+      return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 5;
     });
   }
   // The runtime's lifetime (tests/test_gc.cpp): each misuse must throw std::logic_error, printed

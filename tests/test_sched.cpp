@@ -1,16 +1,22 @@
 // The scheduler, channels and sync: goroutines that run, block, wake and survive collections.
 #include <doctest/doctest.h>
 #include <gort/gort.hpp>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "runtime/core/splitstack.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -126,6 +132,25 @@ TEST_CASE("chan: values in a channel keep their objects alive across collections
     auto v = c.recv();
     REQUIRE(v);
     CHECK(check_tree(*v, 6, i + 1));
+  }
+}
+
+TEST_CASE("fork: the child of a program with goroutines may exec; spawning, waiting or collecting there is a fatal error, not a hang") {
+  // Each case in a child process (tests/bad_input.cpp) that runs goroutines, forks, and reports
+  // how its own child ended. Go offers only ForkExec; gort's rule is the same: exec or _exit.
+  std::pair<int, std::string> exec = gort_test::run_sibling("bad-input", "fork-exec");
+  INFO(exec.second.substr(0, 1000));
+  CHECK(WIFEXITED(exec.first));
+  CHECK(WEXITSTATUS(exec.first) == 0);
+  CHECK(exec.second.find("child exited 0") != std::string::npos);
+  for (const char* c : {"fork-go", "fork-wait", "fork-gc"}) {
+    std::pair<int, std::string> run = gort_test::run_sibling("bad-input", c);
+    CAPTURE(c);
+    INFO(run.second.substr(0, 1000));
+    CHECK(WIFEXITED(run.first));
+    CHECK(WEXITSTATUS(run.first) == 5);  // the child did not exit 0
+    CHECK(run.second.find("in the child of fork(): only the thread that forked exists there") != std::string::npos);
+    CHECK(run.second.find("child killed by signal 6") != std::string::npos);
   }
 }
 
@@ -607,4 +632,68 @@ TEST_CASE("chaos stress: goroutines, channels, select, finalizers, weak pointers
   CHECK(bad.load() == 0);
   CHECK(checked.load() > 100);
   CHECK(eventually([&] { gort::GC(); return finalized.load() > 0; }));
+}
+
+namespace {
+std::atomic<long> g_usr1_handled{0};
+// As docs/scheduler.md asks of a program's handlers that can run on gort's threads: SA_ONSTACK
+// (on an M, the alternate signal stack) and no split-stack check (the guard still describes the
+// interrupted goroutine's stack).
+GORT_NO_SPLIT void on_usr1(int);
+void on_usr1(int) { g_usr1_handled.fetch_add(1, std::memory_order_relaxed); }
+
+// Every thread of the process, by kernel id.
+std::vector<pid_t> process_threads() {
+  std::vector<pid_t> tids;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') tids.push_back(static_cast<pid_t>(std::atol(e->d_name)));
+    closedir(d);
+  }
+  return tids;
+}
+}  // namespace
+
+TEST_CASE("signals: a program's SA_ONSTACK handler runs on every thread, goroutines' included, while they run, park and collect") {
+  struct sigaction sa {}, old {};
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_ONSTACK | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  gort::WaitGroup done;
+  constexpr int kG = 8;
+  done.Add(kG);
+  gort::Chan<int> ping(1), quit;
+  for (int i = 0; i < kG; ++i) {
+    gort::go([&, i, ping, quit]() mutable {
+      std::optional<int> v, q;
+      for (long r = 0; !stop.load(std::memory_order_relaxed); ++r) {
+        gort_test::TreeNode* t = gort_test::build_tree(6, i + 1);
+        // Channel hand-offs: goroutines park and wake.
+        if (i % 2 == 0) gort::select(gort::on_send(ping, i), gort::on_recv(quit, q));
+        else gort::select(gort::on_recv(ping, v), gort::on_recv(quit, q));
+        if (r % 16 == 0) gort::sleep_for(std::chrono::microseconds(200));
+        if (!gort_test::check_tree(t, 6, i + 1)) bad.fetch_add(1);
+      }
+      done.Done();
+    });
+  }
+  long sent = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(600);
+  for (int round = 0; std::chrono::steady_clock::now() < until; ++round) {
+    for (pid_t tid : process_threads())
+      if (syscall(SYS_tgkill, getpid(), tid, SIGUSR1) == 0) ++sent;
+    if (round % 10 == 0) gort::GC();
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  stop = true;
+  quit.close();
+  done.Wait();
+  sigaction(SIGUSR1, &old, nullptr);
+  MESSAGE(sent << " SIGUSR1 sent to the process's threads, " << g_usr1_handled.load() << " handled");
+  CHECK(bad.load() == 0);
+  CHECK(g_usr1_handled.load() > 0);
+  CHECK(g_usr1_handled.load() <= sent);  // a signal pending twice is delivered once
 }

@@ -180,6 +180,7 @@ void* alloc_large(Cache* c, size_t size, uint16_t type, bool noscan, unsigned* f
 // path made every allocation save six registers and build a 104-byte frame (now three pushes).
 __attribute__((noinline)) void* allocate_slow(Cache* c, size_t size, uint16_t type, bool noscan) {
   if (!c) [[unlikely]] not_attached();
+  check_not_forked_child("a managed allocation");
   if (size == 0) size = 1;
   if (size > kMaxAlloc) [[unlikely]] too_large(size);
   unsigned follow_up = 0;

@@ -229,12 +229,21 @@ std::mutex& registry_lock() { return g_registry_lock; }
 uint32_t world_epoch() { return g_world_epoch.load(std::memory_order_acquire); }
 ThreadRecord* registry_first() { return g_threads; }
 
+bool g_forked_child = false;
+
+void fatal_in_forked_child(const char* what) {
+  fatal("%s in the child of fork(): only the thread that forked exists there, none of the runtime's "
+        "threads; the child of a program that uses gort may only exec or _exit",
+        what);
+}
+
 void install_suspend_handler() {
   static std::once_flag once;
   std::call_once(once, [] {
     // SA_ONSTACK: on an M, the alternate signal stack (a goroutine's stack may be nearly full).
     if (!install_signal_handler(kSuspendSignal, suspend_handler, SA_RESTART | SA_ONSTACK))
       fatal("cannot install the SIGPWR handler: %s", strerror(errno));
+    pthread_atfork(nullptr, nullptr, [] { g_forked_child = true; });
   });
 }
 

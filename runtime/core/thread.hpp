@@ -211,6 +211,17 @@ bool all_threads_known();
 // Around a blocking wait of an attached thread that is not a goroutine (sleep, channel, lock).
 void user_thread_blocked(bool blocked);
 
+// fork(): the child has only the thread that forked, none of the runtime's (Ms, the collector,
+// sysmon, ...), and the runtime's locks may be held by threads that no longer exist there. As
+// after Go's ForkExec, the child may exec or _exit; a call that needs the runtime's threads
+// (spawning, waiting, a collection, an allocation's slow path) ends with a fatal error saying so
+// instead of hanging. Set by a pthread_atfork handler installed with the first attach.
+extern bool g_forked_child;
+[[noreturn]] void fatal_in_forked_child(const char* what);
+inline void check_not_forked_child(const char* what) {
+  if (g_forked_child) [[unlikely]] fatal_in_forked_child(what);
+}
+
 // Zeroes the stack just below the caller's frame, where dead frames of earlier calls may still
 // hold managed pointers that the conservative scan would take for live ones (Boehm GC's
 // GC_clear_stack). Service threads and the finalizer goroutine call it between work items.

@@ -357,6 +357,7 @@ __attribute__((noinline)) void request_cycle_and_wait() {
 
 void gc_run(GcReason) {
   if (t_local.critical) fatal("collection requested inside a runtime critical section");
+  check_not_forked_child("a collection");
   // The caller blocks below in runtime frames laid over the dead frames of its earlier calls,
   // and the scan of its stack covers them: a slot those frames never write (padding, a local
   // used only on another path) would show a stale pointer from the program's last calls and keep

@@ -1221,6 +1221,7 @@ void init_waiter(Waiter& w) {
 }
 
 void park_with(Waiter& w, void (*unlock)(void*), void* arg) {
+  check_not_forked_child("a wait (channel, WaitGroup, Mutex, sleep)");
   if (w.g) {
     w.g->wait_reason = w.wait_reason;
     w.g->park_unlock = unlock;
@@ -1462,6 +1463,7 @@ void start_goroutine(GoClosureBase* c, bool system) noexcept {
 
 void spawn_goroutine(GoClosureBase* c, bool system) {
   if (g_sched.gomaxprocs == 0) throw_logic_error("gort::go: no gort::Runtime is running");
+  check_not_forked_child("gort::go");
   start_goroutine(c, system);
 }
 
