@@ -395,6 +395,18 @@ TEST_CASE("env: each GODEBUG setting with a malformed value is ignored (default 
   else unsetenv("GODEBUG");
 }
 
+TEST_CASE("pacer: a memory limit far below the live heap fails no allocation: the program finishes") {
+  // Go's GOMEMLIMIT is soft: past it, collections run back to back (the CPU limiter caps them)
+  // and allocations still succeed. A child process (tests/bad_input.cpp) keeps 64 MiB live under
+  // GOGC=off GOMEMLIMIT=16MiB and allocates 64 MiB more.
+  std::pair<int, std::string> run = gort_test::run_sibling("bad-input", "memlimit-below-live", "GOGC=off GOMEMLIMIT=16MiB");
+  INFO(run.second.substr(0, 1000));
+  CHECK(WIFEXITED(run.first));
+  CHECK(WEXITSTATUS(run.first) == 0);
+  CHECK(run.second.find("allocated=67108864 ") != std::string::npos);
+  CHECK(run.second.find("out of memory") == std::string::npos);
+}
+
 TEST_CASE("env: a malformed GOMEMLIMIT makes Runtime throw before anything starts; a malformed GOGC is ignored with a warning") {
   std::pair<int, std::string> bad = gort_test::run_sibling("bad-input", "start", "GOMEMLIMIT=12XB");
   INFO(bad.second.substr(0, 1000));
