@@ -306,22 +306,25 @@ bool past_goal_unmarked() {
          !cpu_limiter_limiting();
 }
 
-// Waits, a bounded time, until a mark begins or the heap is back under its goal. A goroutine
-// parks on a timer between looks, leaving its processor and its thread to others: blocking()
-// here took a thread per waiting goroutine (handing the processor over starts an M when none is
-// idle), and goroutines that allocate in a storm made hundreds of them (a helper's soak run:
-// 26 -> 59 threads in 150 s at GOMAXPROCS=2; 190 with 2000 goroutines).
+// Waits, a bounded time, until a mark begins (or a cycle ends) or the heap is back under its
+// goal. Any mark event ends the wait: a whole short cycle may begin and end between two looks,
+// and under a memory limit below the live heap the heap is past its goal again the moment a
+// cycle ends, so waiting for "marking now" missed it and waited out the whole bound with no
+// cycle requested (300 ms per cycle; 64 MiB live under GOMEMLIMIT=16MiB ran 4x slower, idle).
+// A goroutine parks on a timer between looks, leaving its processor and its thread to others:
+// blocking() here took a thread per waiting goroutine (handing the processor over starts an M
+// when none is idle), and goroutines that allocate in a storm made hundreds of them (a helper's
+// soak run: 26 -> 59 threads in 150 s at GOMAXPROCS=2; 190 with 2000 goroutines).
 void wait_for_mark() {
+  const uint32_t entered = g_mark_events.load(std::memory_order_acquire);
+  auto waiting = [entered] { return past_goal_unmarked() && g_mark_events.load(std::memory_order_acquire) == entered; };
   if (on_goroutine() && t_local.critical == 0) {  // (a goroutine may park here)
-    for (int i = 0; i < 1000 && past_goal_unmarked(); ++i) sleep_ns(100000);  // 100 ms at most
+    for (int i = 0; i < 1000 && waiting(); ++i) sleep_ns(100000);  // 100 ms at most
     return;
   }
-  wait_for_collector([] {
-    for (int i = 0; i < 100; ++i) {  // 100 ms at most: a cycle that does not come is no deadlock
-      uint32_t seen = g_mark_events.load(std::memory_order_acquire);
-      if (!past_goal_unmarked()) break;
-      futex_wait(&g_mark_events, seen, 1000000);
-    }
+  wait_for_collector([&] {
+    for (int i = 0; i < 100 && waiting(); ++i)  // 100 ms at most: a cycle that does not come is no deadlock
+      futex_wait(&g_mark_events, entered, 1000000);
   });
 }
 }  // namespace
