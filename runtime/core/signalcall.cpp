@@ -40,6 +40,7 @@ gort_injected_call:
   .cfi_escape 0x10, 0x0e, 0x03, 0x7c, 0xd8, 0x00
   .cfi_escape 0x10, 0x0f, 0x03, 0x7c, 0xe0, 0x00
   andq $-16, %rsp
+  movq %r12, %rdi
   callq *%rbx
   movq %r12, %rdi
   callq gort_injected_call_return
@@ -86,7 +87,7 @@ constexpr size_t kMaxFpstate = 16 << 10;
 constexpr uintptr_t kCallRoom = kSplitStacks ? 512 : 8192;
 }  // namespace
 
-bool inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(), int interrupted_errno) {
+bool inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(void*), int interrupted_errno) {
   auto* fp = reinterpret_cast<const unsigned char*>(uc->uc_mcontext.fpregs);
   if (!fp || !stack_limit) return false;
   size_t fp_size = kLegacyFpstate;
@@ -113,8 +114,14 @@ bool inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(), int interr
   regs[REG_R12] = static_cast<greg_t>(frame);
   return true;
 }
+
+void injected_frame_range(const void* frame, uintptr_t* lo, uintptr_t* hi) {
+  *lo = reinterpret_cast<uintptr_t>(frame);
+  *hi = static_cast<uintptr_t>(static_cast<const ucontext_t*>(frame)->uc_mcontext.gregs[REG_RSP]);
+}
 #else
-bool inject_call(ucontext_t*, uintptr_t, void (*)(), int) { return false; }
+bool inject_call(ucontext_t*, uintptr_t, void (*)(void*), int) { return false; }
+void injected_frame_range(const void*, uintptr_t* lo, uintptr_t* hi) { *lo = *hi = 0; }
 #endif
 
 }  // namespace gort::internal

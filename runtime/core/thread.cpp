@@ -109,7 +109,7 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
       stack_current_segments(&segments, &current);
       park(r, &uc->uc_mcontext, sp, segments, current, /*async=*/true);
       // The stop may ask for a call on the way out: then the interrupted code calls it first.
-      if (void (*call)() = std::exchange(r->resume_call, nullptr)) {
+      if (void (*call)(void*) = std::exchange(r->resume_call, nullptr)) {
 #if GORT_SPLIT_STACK
         uintptr_t limit = on_alt_stack.saved;  // the interrupted stack's guard (0: it never grows)
 #else

@@ -68,7 +68,7 @@ struct ThreadRecord {
   // thread then calls it on its way out of the stop, as if the interrupted instruction had
   // (core/signalcall.hpp; Go's asynchronous preemption, sched/preempt.cpp). Written by the
   // stopping thread while this one is parked, read and cleared by this one's handler.
-  void (*resume_call)() = nullptr;
+  void (*resume_call)(void* frame) = nullptr;
   // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.
   void* split_segments = nullptr;
   void* split_current = nullptr;

@@ -233,6 +233,19 @@ void scan_own_stack() {
   work_end();
 }
 
+void scan_range_of_black_stack(uintptr_t lo, uintptr_t hi) {
+  if (!gc_marking() || !current_stack_black() || lo >= hi) return;
+  CriticalSection cs;  // the mark cannot end meanwhile
+  if (!gc_marking()) return;
+  work_begin();
+  {
+    MarkWorker w;
+    w.scan_conservative(lo, hi);
+    cycle_mark_account(w);
+  }
+  work_end();
+}
+
 RootBytes scan_all_roots(MarkWorker& w, bool m_stacks) {
   RootBytes b;
   for_each_thread([&](ThreadRecord* r) {

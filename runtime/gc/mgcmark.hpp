@@ -51,6 +51,10 @@ inline bool current_stack_black() {
 // A goroutine or thread scans its own stack (at its first span refill in a cycle: a safe point,
 // inside a critical section), so that its later allocations and stores need no shading.
 void scan_own_stack();
+// Marks what the words of [lo, hi), part of the calling goroutine's or thread's own stack, point
+// to, if that stack was scanned already this cycle (words written there since). For checkmark's
+// consistency (GODEBUG=gccheckmark=1): a stack is otherwise never rescanned.
+void scan_range_of_black_stack(uintptr_t lo, uintptr_t hi);
 
 // Concurrent marking. roots_prepare runs with the world stopped at the start of cycle `gen`;
 // root_job claims and runs one job (false: none left to claim), leaving what it found grey in

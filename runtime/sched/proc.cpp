@@ -21,6 +21,7 @@
 #include "runtime/core/panic.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/symbolize.hpp"
+#include "runtime/core/signalcall.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mgc.hpp"
@@ -966,9 +967,19 @@ bool g_async_preempt = true;                   // GODEBUG=asyncpreemptoff=1 turn
 std::atomic<uint64_t> g_preemptions{0};
 
 // Called by the interrupted goroutine itself, as if its interrupted instruction had called it
-// (core/signalcall.hpp): yields the processor as Gosched does.
-void async_preempted() {
+// (core/signalcall.hpp): yields the processor as Gosched does. `frame`: the copy of the signal
+// frame on its stack (every register of the interrupted code, vector ones included).
+void async_preempted(void* frame) {
   g_preemptions.fetch_add(1, std::memory_order_relaxed);
+  // Checkmark (gc/mgcmark.hpp): if this stack was scanned already this cycle, the copy is words
+  // written after the scan, dead registers included (a vector register's or a loop's last
+  // pointer into an object long dropped); parked in yield, it is live stack, and the checking
+  // mark would take those for pointers the concurrent mark missed. It scans them now instead.
+  if (checkmark_scrubs_stacks() && gc_marking()) [[unlikely]] {
+    uintptr_t lo, hi;
+    injected_frame_range(frame, &lo, &hi);
+    scan_range_of_black_stack(lo, hi);
+  }
   yield();
 }
 
