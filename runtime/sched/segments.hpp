@@ -8,12 +8,12 @@
 //   - a goroutine that switches out (parks, yields, exits) while on its first stack owns no
 //     segment in use, only spares: they go to its P's cache (segments_take_spares);
 //   - a goroutine that ran on a segment lately (or starts in a G whose last goroutine did) gets
-//     one back from the cache when it next runs with none (segments_lend),
-//     so growing again costs no system call: libgcc finds it at the head of the spare list and
-//     uses it instead of mapping one. One that did not use the segments lent to it for
-//     kSegmentHint switches gets none after that.
-//     A goroutine's first run takes one from its P's cache whatever its G did (the cache is
-//     there because goroutines here grow), never from the global pool (a lock per spawn);
+//     one back from the cache or the pool when it next runs with none (segments_lend), so
+//     growing again costs no system call: libgcc finds it at the head of the spare list and uses
+//     it instead of mapping one. One that did not use the segments lent to it for kSegmentHint
+//     switches gets none after that. A goroutine's first run takes one from its P's cache
+//     whatever its G did (the cache is there because goroutines here grow), never from the
+//     global pool (a lock per spawn);
 //   - when a goroutine that grows finds the cache and the pool empty, gort maps segments itself,
 //     4 per mmap (goroutines that all grow at once contend on the kernel's mmap lock), in
 //     libgcc's layout: libgcc uses them, and may unmap one, as its own;
