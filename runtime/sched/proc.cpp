@@ -97,11 +97,13 @@ struct P {
   bool owned = false;              // held by an M (taken from the idle list, not yet given back)
   P* link = nullptr;               // idle list
   uint32_t schedtick = 0;
-  std::atomic<uint32_t> runqhead{0};
+  // Read by other Ms that look for work (a spinning one polls them): on lines of their own, not
+  // shared with what the owner writes at every schedule (schedtick) or with another P.
+  alignas(64) std::atomic<uint32_t> runqhead{0};
   std::atomic<uint32_t> runqtail{0};
   std::atomic<G*> runq[kRunQueueSize];
-  std::atomic<G*> runnext{nullptr};
-  SpinLock timers_lock;
+  alignas(64) std::atomic<G*> runnext{nullptr};
+  alignas(64) SpinLock timers_lock;
   Timer* timers = nullptr;         // binary min-heap on `when`
   int ntimers = 0, timers_cap = 0;
   std::atomic<int64_t> next_timer{INT64_MAX};  // timers[0].when, readable without the lock
