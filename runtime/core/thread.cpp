@@ -67,6 +67,15 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
 #endif
   r->stopped_sp = sp;
   r->stopped_async = async;
+  r->interrupted_handler_hi = 0;
+  if (async) {  // interrupted on the alternate signal stack: inside a handler (the handler that
+                // runs this one is on it too, below sp)
+    stack_t ss{};
+    if (current_signal_stack(&ss) && (ss.ss_flags & SS_ONSTACK)) {
+      auto lo = reinterpret_cast<uintptr_t>(ss.ss_sp), hi = lo + ss.ss_size;
+      if (sp > lo && sp <= hi) r->interrupted_handler_hi = hi;
+    }
+  }
   r->handler_sp = async && below_sp ? here : 0;
   r->stopped_on_alt_stack = async && !below_sp;
   r->split_segments = segments;

@@ -61,6 +61,12 @@ struct ThreadRecord {
   // the kernel then, see park()); otherwise every asynchronous stop reads as one on an alternate
   // stack, with handler_sp 0.
   bool stopped_on_alt_stack = false;
+  // The last stop interrupted a signal handler of the program's running on the thread's
+  // alternate signal stack: the top of that stack, else 0. [stopped_sp, this) then holds the
+  // handler's frames and, above them, the kernel's frame of the code the handler interrupted
+  // (a goroutine's registers, which may hold its only reference to an object): scanned with the
+  // thread's stacks.
+  uintptr_t interrupted_handler_hi = 0;
   // The last stop interrupted the thread wherever it was (the suspend signal), rather than at a
   // call into gort (a critical section's end, blocked_wait): regs then hold its every register.
   bool stopped_async = false;

@@ -91,7 +91,12 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     if (g_checkmark && !g_checkmark_scanning && r->handler_sp && r->handler_sp < below && below - r->handler_sp < (64 << 10))
       scan(r->handler_sp, below);
   }
-  if (own || goroutine) scan_saved_registers(r, w);
+  if (own || goroutine) {
+    scan_saved_registers(r, w);
+    // Stopped inside a signal handler of the program's: its frames, and the registers of the
+    // code it interrupted, saved by the kernel above them on the alternate stack.
+    if (r->interrupted_handler_hi > r->stopped_sp) scan(r->stopped_sp - red_zone(), r->interrupted_handler_hi);
+  }
   return bytes;
 }
 

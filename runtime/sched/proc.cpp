@@ -1007,8 +1007,12 @@ bool preempt_m(M* m, G* g, uint64_t seq) {
     if (m->curg != look.g || m->schedseq.load(std::memory_order_relaxed) != look.seq || !m->p ||
         std::atomic_ref<int>(look.g->blocking_depth).load(std::memory_order_relaxed))
       return;  // it switched meanwhile, or it runs inside blocking() without a processor
+    // Only code running on the goroutine's own stack (its first stack or a segment of it): a
+    // thread stopped inside a signal handler of the program's, on the alternate signal stack,
+    // would otherwise have the preemption injected into the handler, which then switched
+    // goroutines from a signal context (a crash, found by the test of such handlers).
     uintptr_t sp = rec->stopped_sp;
-    if (!kSplitStacks && !(sp > rec->g_stack_lo && sp <= rec->g_stack_hi)) return;
+    if (!stack_locate(sp, rec->g_stack_lo, rec->g_stack_hi, rec->split_segments, rec->split_current).stack) return;
     look.pc = static_cast<uintptr_t>(rec->regs.gregs[REG_RIP]);
     look.verdict = preempt_cached_verdict(look.pc);
     if (look.verdict == CodeVerdict::Preemptible) rec->resume_call = async_preempted;
