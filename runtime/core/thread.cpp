@@ -15,6 +15,7 @@
 #include "runtime/alloc/mcache.hpp"
 #include "runtime/core/mem.hpp"
 #include "runtime/core/os.hpp"
+#include "runtime/core/sigframe.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/signalcall.hpp"
 #include "runtime/core/sysmem.hpp"
@@ -39,6 +40,20 @@ ThreadRecord* g_free_records = nullptr;
 std::atomic<uint32_t> g_world_epoch{0};
 std::atomic<uint32_t> g_acks{0};
 bool g_scrub_when_stopped = false;
+
+// Every stop (park, blocked_wait, the stopping thread's own in stop_the_world) starts its
+// record here: the fields that describe how the thread stopped are reset, so none of them still
+// describes an earlier stop (an interrupted handler's alternate stack left in
+// interrupted_handler_hi by an earlier stop had a later blocked_wait's scan run from the thread's
+// stack up to that alternate stack, across other mappings). The kind of stop then sets its own.
+__attribute__((always_inline)) inline void record_stop(ThreadRecord* r, uintptr_t sp) {
+  r->stopped_sp = sp;
+  r->handler_sp = 0;
+  r->stopped_async = false;
+  r->stopped_on_alt_stack = false;
+  r->interrupted_handler_hi = 0;
+  r->interrupted_sp = 0;
+}
 
 // Records where this thread's live stack ends and its registers, acknowledges, and waits for
 // the world to restart. Runs in the signal handler or from suspend_self (on a goroutine's stack:
@@ -65,15 +80,17 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
 #else
   (void)async;
 #endif
-  r->stopped_sp = sp;
+  record_stop(r, sp);
   r->stopped_async = async;
-  r->interrupted_handler_hi = 0;
   if (async) {  // interrupted on the alternate signal stack: inside a handler (the handler that
                 // runs this one is on it too, below sp)
     stack_t ss{};
     if (current_signal_stack(&ss) && (ss.ss_flags & SS_ONSTACK)) {
       auto lo = reinterpret_cast<uintptr_t>(ss.ss_sp), hi = lo + ss.ss_size;
-      if (sp > lo && sp <= hi) r->interrupted_handler_hi = hi;
+      if (sp > lo && sp <= hi) {
+        r->interrupted_handler_hi = hi;
+        r->interrupted_sp = interrupted_stack_pointer(ss, sp);
+      }
     }
   }
   r->handler_sp = async && below_sp ? here : 0;
@@ -430,10 +447,7 @@ int stop_the_world() {
 #if defined(__x86_64__)
     self->fpregs = _libc_fpstate{};
 #endif
-    self->stopped_sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-    self->handler_sp = 0;
-    self->stopped_async = false;
-    self->stopped_on_alt_stack = false;
+    record_stop(self, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
     stack_current_segments(&self->split_segments, &self->split_current);
   }
   return static_cast<int>(n);
@@ -476,10 +490,7 @@ void blocked_wait(void (*wait)(void*), void* arg) {
 #if defined(__x86_64__)
   mem_zero(&r->fpregs, sizeof r->fpregs);
 #endif
-  r->stopped_sp = sp;
-  r->handler_sp = 0;
-  r->stopped_async = false;
-  r->stopped_on_alt_stack = false;
+  record_stop(r, sp);
   r->blocked.store(1, std::memory_order_seq_cst);
   wait(arg);
   // Checkmark (gc/mgcmark.hpp): a scan meanwhile saw nothing below sp, so nothing stale may

@@ -67,6 +67,10 @@ struct ThreadRecord {
   // (a goroutine's registers, which may hold its only reference to an object): scanned with the
   // thread's stacks.
   uintptr_t interrupted_handler_hi = 0;
+  // Then also the interrupted code's stack pointer, read from the kernel's frame there
+  // (core/sigframe.hpp): where the live part of the stack it ran on ends; 0 if not found (the
+  // stacks are then scanned whole).
+  uintptr_t interrupted_sp = 0;
   // The last stop interrupted the thread wherever it was (the suspend signal), rather than at a
   // call into gort (a critical section's end, blocked_wait): regs then hold its every register.
   bool stopped_async = false;

@@ -199,10 +199,13 @@ bool print_referencers(Span* s, uint32_t i, Span** up_span, uint32_t* up_index) 
   g_probe_hi = obj + s->elemsize;
   g_observe_scans = true;
   for_each_thread([&](ThreadRecord* r) {
-    std::fprintf(stderr, "  thread %p: stack [%#lx, %#lx) stopped at %#lx, goroutine stack [%#lx, %#lx), sys sp %#lx\n",
+    std::fprintf(stderr,
+                 "  thread %p: stack [%#lx, %#lx) stopped at %#lx (in a handler that interrupted %#lx), goroutine stack "
+                 "[%#lx, %#lx), sys sp %#lx\n",
                  static_cast<void*>(r), static_cast<unsigned long>(r->stack_lo), static_cast<unsigned long>(r->stack_hi),
-                 static_cast<unsigned long>(r->stopped_sp), static_cast<unsigned long>(r->g_stack_lo),
-                 static_cast<unsigned long>(r->g_stack_hi), static_cast<unsigned long>(r->g_sys_sp));
+                 static_cast<unsigned long>(r->stopped_sp), static_cast<unsigned long>(r->interrupted_sp),
+                 static_cast<unsigned long>(r->g_stack_lo), static_cast<unsigned long>(r->g_stack_hi),
+                 static_cast<unsigned long>(r->g_sys_sp));
   });
   {
     MarkWorker probe;

@@ -57,14 +57,18 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     bytes += hi - lo;
   };
   // A stopped thread's stack pointer is on the goroutine it runs (an M) or on its own stack;
-  // with split stacks either may continue in segments, which the walk follows.
+  // with split stacks either may continue in segments, which the walk follows. Stopped inside a
+  // program's handler on the alternate signal stack, it is the stack pointer of the code that
+  // handler interrupted, when the kernel's frame told it (else the walk, finding the stack
+  // pointer on none of those stacks, visits them whole).
+  const uintptr_t stopped_sp = r->interrupted_sp ? r->interrupted_sp : r->stopped_sp;
   if (r->g_stack_hi) {  // an M running a goroutine: the goroutine's stack, then the M's own
     // Stopped on the M's stack (on_system_stack): the goroutine's stack is live from where it
     // left it, the M's from the stopped stack pointer (the goroutine's callee-saved registers
     // may be spilled there).
-    bool on_m = r->g_sys_sp && r->stopped_sp >= r->stack_lo && r->stopped_sp < r->stack_hi;
+    bool on_m = r->g_sys_sp && stopped_sp >= r->stack_lo && stopped_sp < r->stack_hi;
     if (goroutine) {
-      uintptr_t g_sp = on_m ? r->g_sys_sp : r->stopped_sp;
+      uintptr_t g_sp = on_m ? r->g_sys_sp : stopped_sp;
       for_each_stack_range(g_sp, red_zone(), r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
       // The next spare segment too: a deeper call reuses it, and its uninitialized slots would
       // show the checking mark words left there before this scan. Safe while the goroutine is
@@ -73,21 +77,21 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
       if (g_checkmark)
         stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, true);
     }
-    if (own || (goroutine && on_m)) scan(on_m ? r->stopped_sp - red_zone() : r->g0_sp, r->stack_hi);
+    if (own || (goroutine && on_m)) scan(on_m ? stopped_sp - red_zone() : r->g0_sp, r->stack_hi);
     // Checkmark: nothing stale below the M's scanned range either (on_system_stack zeroes what
     // its call leaves; this covers the dead frames of that call so far). Only while the handler
     // runs elsewhere: a synchronous stop's own frames lie below the stack pointer.
     if (on_m && g_checkmark && !g_checkmark_scanning && r->stopped_on_alt_stack)
-      scrub_stack_below(r->stopped_sp - kRedZone, r->stack_lo);
+      scrub_stack_below(stopped_sp - kRedZone, r->stack_lo);
   } else if (own) {
-    for_each_stack_range(r->stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
+    for_each_stack_range(stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
     // Checkmark: the words between the handler and the stopped stack pointer (the kernel's
     // signal frame, which does not overwrite every byte: XSAVE skips unused register states, and
     // the handler's frames) are dead after the stop but may hold stale pointers written before
     // it, which later frames can expose without writing over them. Scanning them keeps the rule
     // the checking mark relies on: nothing stale below the scanned range (the handler zeroes what
     // lies below itself, see park).
-    uintptr_t below = r->stopped_sp - red_zone();
+    uintptr_t below = stopped_sp - red_zone();
     if (g_checkmark && !g_checkmark_scanning && r->handler_sp && r->handler_sp < below && below - r->handler_sp < (64 << 10))
       scan(r->handler_sp, below);
   }

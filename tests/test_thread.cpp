@@ -1,0 +1,179 @@
+// The registry of attached threads and how they stop (runtime/core/thread.cpp): what a stopped
+// thread's record says about its stack, which the collector scans from.
+#include <doctest/doctest.h>
+#include <gort/gort.hpp>
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "runtime/core/os.hpp"
+#include "runtime/core/sigframe.hpp"
+#include "runtime/core/thread.hpp"
+#include "test_util.hpp"
+
+namespace gi = gort::internal;
+
+namespace {
+std::atomic<int> g_handler_state{0};  // 1: inside the handler; 2: the handler may return
+
+GORT_NO_SPLIT void hold_in_handler(int);
+void hold_in_handler(int) {
+  g_handler_state.store(1);
+  while (g_handler_state.load() != 2) {
+  }
+}
+
+void wait_for(const std::atomic<int>& v, int want) {
+  while (v.load() != want) std::this_thread::sleep_for(std::chrono::microseconds(50));
+}
+}  // namespace
+
+TEST_CASE("thread: a stop inside a program's handler on the alternate stack says so, and the next stop no longer does") {
+  struct sigaction sa {}, old {};
+  sa.sa_handler = hold_in_handler;
+  sa.sa_flags = SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  REQUIRE(sigaction(SIGUSR2, &sa, &old) == 0);
+  g_handler_state = 0;
+
+  std::vector<char> alt(256 << 10);
+  const auto alt_hi = reinterpret_cast<uintptr_t>(alt.data()) + alt.size();
+  std::atomic<gi::ThreadRecord*> record{nullptr};
+  std::atomic<uint64_t> attach_id{0};
+  std::atomic<int> step{0};  // 1: attached; 2: may block; 3: blocked; 4: may return
+  std::thread t([&] {
+    stack_t ss{};
+    ss.ss_sp = alt.data();
+    ss.ss_size = alt.size();
+    REQUIRE(sigaltstack(&ss, nullptr) == 0);
+    gort::AttachThread attached;
+    attach_id = gi::t_local.record->attach_id;
+    record = gi::t_local.record;
+    step = 1;
+    wait_for(step, 2);
+    gi::blocked_wait([&] {
+      step = 3;
+      wait_for(step, 4);
+    });
+    stack_t off{};
+    off.ss_flags = SS_DISABLE;
+    sigaltstack(&off, nullptr);
+  });
+  wait_for(step, 1);
+
+  // Stopped while the program's handler runs on the alternate stack: [stopped_sp, its top) holds
+  // the handler's frames and the interrupted code's registers, and is scanned.
+  REQUIRE(pthread_kill(t.native_handle(), SIGUSR2) == 0);
+  wait_for(g_handler_state, 1);
+  uintptr_t in_handler_hi = 0, in_handler_sp = 0, interrupted_sp = 0, stack_lo = 0, stack_hi = 0;
+  CHECK(gi::stop_thread(record, attach_id, [&](gi::ThreadRecord* r) {
+    in_handler_hi = r->interrupted_handler_hi;
+    in_handler_sp = r->stopped_sp;
+    interrupted_sp = r->interrupted_sp;
+    stack_lo = r->stack_lo;
+    stack_hi = r->stack_hi;
+  }));
+  CHECK(in_handler_hi == alt_hi);
+  CHECK(in_handler_sp < alt_hi);
+  CHECK(in_handler_sp > alt_hi - alt.size());
+  // And where the code the handler interrupted had its stack pointer: on the thread's own stack,
+  // from where the collector scans it (not the whole stack).
+  CHECK(interrupted_sp > stack_lo);
+  CHECK(interrupted_sp < stack_hi);
+  g_handler_state = 2;
+
+  // The handler returned; the thread now waits in blocked_wait, on its own stack. Nothing of
+  // the earlier stop may remain: a stale top would have the collector scan from this stack up to
+  // the alternate stack, across whatever lies between.
+  step = 2;
+  wait_for(step, 3);
+  uintptr_t blocked_hi = 1, blocked_sp = 0, blocked_interrupted = 1;
+  bool blocked_async = true;
+  CHECK(gi::stop_thread(record, attach_id, [&](gi::ThreadRecord* r) {
+    blocked_hi = r->interrupted_handler_hi;
+    blocked_sp = r->stopped_sp;
+    blocked_async = r->stopped_async;
+    blocked_interrupted = r->interrupted_sp;
+  }));
+  CHECK(blocked_hi == 0);
+  CHECK(blocked_interrupted == 0);
+  CHECK_FALSE(blocked_async);
+  CHECK((blocked_sp < alt_hi - alt.size() || blocked_sp > alt_hi));  // not on the alternate stack
+  step = 4;
+  t.join();
+  sigaction(SIGUSR2, &old, nullptr);
+}
+
+namespace {
+// What the kernel's frames say, compared with what the search finds, from handlers on an
+// alternate stack: the outermost (interrupting the thread on its own stack) and one nested in it.
+struct FrameSeen {
+  uintptr_t kernel_sp = 0;  // the interrupted code's stack pointer, from the handler's ucontext
+  uintptr_t found_sp = 0;   // interrupted_stack_pointer's answer
+};
+FrameSeen g_outer, g_nested;
+stack_t g_alt{};
+
+uintptr_t ucontext_sp(void* uctx) {
+  auto* uc = static_cast<ucontext_t*>(uctx);
+#if defined(__x86_64__)
+  return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
+#else
+  return static_cast<uintptr_t>(uc->uc_mcontext.sp);
+#endif
+}
+
+GORT_NO_SPLIT void nested_handler(int, siginfo_t*, void* uctx);
+void nested_handler(int, siginfo_t*, void* uctx) {
+  g_nested.kernel_sp = ucontext_sp(uctx);  // the outer handler's, on the alternate stack
+  g_nested.found_sp = gi::interrupted_stack_pointer(g_alt, gi::stack_pointer());
+}
+GORT_NO_SPLIT void outer_handler(int, siginfo_t*, void* uctx);
+void outer_handler(int, siginfo_t*, void* uctx) {
+  g_outer.kernel_sp = ucontext_sp(uctx);
+  g_outer.found_sp = gi::interrupted_stack_pointer(g_alt, gi::stack_pointer());
+  raise(SIGUSR1);  // delivered now, nested on the alternate stack
+}
+}  // namespace
+
+TEST_CASE("sigframe: a handler on the alternate stack finds the stack pointer of the code the outermost signal interrupted") {
+  struct sigaction outer {}, nested {}, old_outer {}, old_nested {};
+  outer.sa_sigaction = outer_handler;
+  outer.sa_flags = SA_ONSTACK | SA_SIGINFO | SA_NODEFER;
+  sigemptyset(&outer.sa_mask);
+  nested = outer;
+  nested.sa_sigaction = nested_handler;
+  REQUIRE(sigaction(SIGUSR2, &outer, &old_outer) == 0);
+  REQUIRE(sigaction(SIGUSR1, &nested, &old_nested) == 0);
+  for (size_t size : {size_t{64} << 10, size_t{256} << 10}) {
+    std::thread t([size] {
+      std::vector<char> alt(size, '\x5a');  // not zero: the search must not depend on a clean stack
+      g_alt = stack_t{};
+      g_alt.ss_sp = alt.data();
+      g_alt.ss_size = alt.size();
+      REQUIRE(sigaltstack(&g_alt, nullptr) == 0);
+      for (int round = 0; round < 3; ++round) {
+        g_outer = g_nested = FrameSeen{};
+        raise(SIGUSR2);
+        const auto lo = reinterpret_cast<uintptr_t>(alt.data()), hi = lo + alt.size();
+        CHECK(g_outer.kernel_sp != 0);
+        CHECK_FALSE((g_outer.kernel_sp >= lo && g_outer.kernel_sp <= hi));  // the thread's own stack
+        CHECK(g_outer.found_sp == g_outer.kernel_sp);
+        CHECK((g_nested.kernel_sp >= lo && g_nested.kernel_sp <= hi));  // the outer handler's
+        CHECK(g_nested.found_sp == g_outer.kernel_sp);                // still the outermost's
+      }
+      stack_t off{};
+      off.ss_flags = SS_DISABLE;
+      sigaltstack(&off, nullptr);
+    });
+    t.join();
+  }
+  sigaction(SIGUSR2, &old_outer, nullptr);
+  sigaction(SIGUSR1, &old_nested, nullptr);
+}
