@@ -57,6 +57,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <utility>
 
 #include "runtime/core/lock.hpp"
 #include "runtime/core/mem.hpp"
@@ -217,6 +218,21 @@ void stack_zero_dead(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, 
   uintptr_t end = sp - at.base > below ? sp - below : at.base;
   uintptr_t start = end - at.base > kZeroDeadLimit ? end - kZeroDeadLimit : at.base;
   mem_zero(reinterpret_cast<void*>(start), end - start);
+  // The older stacks the walk continues on, when sp is on a segment: each is live only from
+  // where __morestack left it (its pushed registers included, see for_each_stack_range); below
+  // that lie the dead frames of what ran there before the call that grew the stack, and
+  // __morestack's return path calls into that region (pthread_sigmask, unblocking signals), whose
+  // frames show the checking mark the words they do not overwrite.
+  if (at.stack != kFirstStack) {
+    bool own = true;
+    for_each_stack_range(sp, below, lo, hi, segments, current, [&](uintptr_t from, uintptr_t) {
+      if (std::exchange(own, false)) return;  // sp's own stack, zeroed above
+      StackLocation older = stack_locate(from, lo, hi, segments, current);
+      if (!older.stack || from <= older.base) return;
+      uintptr_t zero_from = from - older.base > kZeroDeadLimit ? from - kZeroDeadLimit : older.base;
+      mem_zero(reinterpret_cast<void*>(zero_from), from - zero_from);
+    });
+  }
   if (!spares) return;
   // The spare segments too, each within the same bound: a deeper call lands in the next one, a
   // deeper one still in the one after. Each spare's top holds what __morestack left there when

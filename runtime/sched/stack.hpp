@@ -163,7 +163,7 @@ void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t
                           Visit&& visit);
 
 // Zeroes the dead part of a stopped stack: below sp (less the red zone) on the stack sp is on,
-// and, with `spares`, the top of every spare segment after it (only for a stack whose spares hold
+// below the live part of each older stack the walk continues on, and, with `spares`, the top of every spare segment after it (only for a stack whose spares hold
 // still: a switched-out goroutine, or one stopped outside __morestack); 64 KiB of each at most.
 // GODEBUG=gccheckmark=1 does it after each scan, so that the checking mark, which scans stacks
 // later, does not take stale words from dead frames for live pointers.
