@@ -12,6 +12,9 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/alloc/mheap.hpp"
+#include "runtime/core/thread.hpp"
+#include "runtime/gc/mgc.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -502,4 +505,30 @@ TEST_CASE("finalizer: plain GC() calls finalize every object of a call that retu
       CHECK(ok.load());
     }
   }
+}
+
+TEST_CASE("weak: until its span is swept, a dead target is found dead by its mark bit") {
+  // The sweep after a mark clears the handles of dead objects (gc/mfinal.hpp); between the mark
+  // and that sweep, get() must not hand out an object the mark found unreachable. The state is
+  // set up by hand, with no cycle able to start (the world lock held): the target's span made
+  // "unswept" (sweepgen sg-2) with the target unmarked, then marked.
+  namespace gi = gort::internal;
+  gort::Root<Obj> keep(gort::make<Obj>());
+  gort::Weak<Obj> w(keep.get());
+  gort_test::clean_gc();  // swept: marks cleared
+  std::lock_guard wl(gi::world_lock());
+  const auto p = reinterpret_cast<uintptr_t>(keep.get());
+  gi::Span* s = gi::mheap().arenas().span_of(p);
+  const uint32_t sg = gi::gc_state().sweepgen.load();
+  REQUIRE(s->sweepgen.load() == sg);
+  CHECK(w.get() == keep.get());
+  const uint32_t i = s->object_index(p);
+  REQUIRE_FALSE(s->is_marked(i));
+  s->sweepgen.store(sg - 2);
+  CHECK(w.get() == nullptr);  // unmarked, unswept: dead
+  s->try_mark(i);
+  CHECK(w.get() == keep.get());  // marked: it survived the mark
+  s->clear_marks();
+  s->sweepgen.store(sg);
+  CHECK(w.get() == keep.get());  // swept, handle still set: alive
 }

@@ -117,10 +117,15 @@ Span* Central::cache_span() {
       lock_.unlock();
       return s;
     }
-    Span* s = unswept_.pop();
-    if (!s) break;
-    lock_.unlock();
-    bool in_use = sweep_span(s, /*may_free=*/false);  // the span is reused, never freed: no one waits for it
+    bool in_use;
+    Span* s;
+    {
+      SweepScope sweeping;  // from taking it off the list to its sweep's end
+      s = unswept_.pop();
+      if (!s) break;
+      lock_.unlock();
+      in_use = sweep_span(s, /*may_free=*/false);  // the span is reused, never freed: no one waits for it
+    }
     lock_.lock();
     if (in_use) {
       if (s->nalloc < s->nelems) {

@@ -13,6 +13,7 @@
 #include "runtime/core/queue.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
+#include "runtime/gc/mgc.hpp"
 #include "runtime/gc/mgcwork.hpp"
 #include "runtime/sched/proc.hpp"
 #include "runtime/stats/mprof.hpp"
@@ -207,15 +208,38 @@ void weak_release(WeakHandle* h) {
   release_handle_locked(h);
 }
 
-// The target is cleared only with the world stopped, and only when it was not marked; a pointer
-// read here is then held by this thread, which keeps the object alive from now on.
-// While a mark runs, the target is shaded: this thread's stack may have been scanned already
-// (Go's weak.Pointer.Value does the same).
+// The target is cleared when the sweep after a mark finds it unmarked (sweep_specials). Until
+// that sweep its object is dead if unmarked: it is read from the mark bit, stable while the span
+// waits for its sweep (sweepgen sg-2; read again after the bit: a sweep that began meanwhile may
+// have cleared it). A span being swept (sg-1) is waited for: one span, inside a critical section.
+// The critical section also keeps mark termination (which moves sg) out. A pointer returned is
+// then held by this thread, which keeps the object alive from now on. While a mark runs, the
+// target is shaded: this thread's stack may have been scanned already (Go's weak.Pointer.Value
+// does the same, and, like this, never hands out an object its sweep is about to free).
 void* weak_target(WeakHandle* h) {
-  CriticalSection cs;  // no mark termination between the load and the shade
-  void* p = reinterpret_cast<void*>(h->target.load(std::memory_order_acquire));
-  if (p && gc_marking()) shade(p);
-  return p;
+  CriticalSection cs;
+  auto p = h->target.load(std::memory_order_acquire);
+  if (!p) return nullptr;
+  Span* s = mheap().arenas().span_of(p);
+  const uint32_t sg = gc_state().sweepgen.load(std::memory_order_relaxed);
+  for (;;) {
+    uint32_t span_sg = s->sweepgen.load(std::memory_order_acquire);
+    if (span_sg == sg - 2) {
+      bool marked = s->is_marked(s->object_index(p));
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (s->sweepgen.load(std::memory_order_relaxed) != span_sg) continue;
+      if (!marked) return nullptr;  // dead: its sweep will clear the handle
+      break;
+    }
+    if (span_sg == sg - 1) {  // being swept: the handle is settled when it ends
+      cpu_relax();
+      continue;
+    }
+    p = h->target.load(std::memory_order_acquire);  // swept: cleared if it died
+    break;
+  }
+  if (p && gc_marking()) shade(reinterpret_cast<void*>(p));
+  return reinterpret_cast<void*>(p);
 }
 
 void mark_special_roots(MarkWorker& w) {
@@ -232,11 +256,11 @@ void mark_special_roots(MarkWorker& w) {
   });
 }
 
-uint64_t resolve_dead_specials() {
-  LockGuard g(g_lock);
+uint64_t sweep_specials(Span* s) {
   uint64_t resurrected = 0;
-  for (Span* s = g_spans, *next; s; s = next) {
-    next = s->specials_next;
+  bool queued = false;
+  {
+    LockGuard g(g_lock);
     // Slots whose finalizer is due: they are resurrected, and their cleanups wait.
     uint64_t finalizing[Span::kBitWords] = {};
     for (Special* sp = s->specials; sp; sp = sp->next) {
@@ -258,12 +282,12 @@ uint64_t resolve_dead_specials() {
             break;
           case SpecialKind::Finalizer:
             finq().push({reinterpret_cast<void*>(s->base + sp->offset), sp->fn});
-            remove = true;
+            queued = remove = true;
             break;
           case SpecialKind::Cleanup:
             if (resurrecting) break;  // runs once the object dies for good
             finq().push({nullptr, sp->fn});
-            remove = true;
+            queued = remove = true;
             break;
           case SpecialKind::Profile:
             if (resurrecting) break;  // freed once it dies for good
@@ -289,6 +313,8 @@ uint64_t resolve_dead_specials() {
       }
     }
   }
+  // With the world stopped (finish_sweep, at a cycle's start) the collector wakes it afterwards.
+  if (queued && !(world_epoch() & 1)) wake_finalizer();
   return resurrected;
 }
 

@@ -108,8 +108,7 @@ void run_cycle_stopped(bool forced) {
   tr.t_mark = nanotime();
   MarkResult mr = mark_phase([](MarkWorker& w) { g_stw_roots = scan_all_roots(w); });
   RootBytes roots = g_stw_roots;
-  profile_next_cycle();
-  mr.marked_bytes += resolve_dead_specials();
+  profile_next_cycle();  // before the sweep counts the dead samples' frees (stats/mprof.hpp)
   tr.t_mark_term = nanotime();
   tr.heap1 = g_state.heap_live.load(std::memory_order_relaxed);
   tr.heap2 = mr.marked_bytes;
@@ -156,6 +155,7 @@ void run_cycle_concurrent(bool forced) {
   wl.unlock();
   announce_mark_event();
   limiter_finish_transition(tr.t_mark);
+  if (pending_finalizers()) wake_finalizer();  // queued by finish_sweep's sweeps (sweep_specials)
 
   // 2. Concurrent mark, until nothing is left to mark anywhere.
   bg_mark_start(workers.dedicated, workers.fractional, procs);
@@ -183,15 +183,14 @@ void run_cycle_concurrent(bool forced) {
   cycle_mark_account(self);  // what the registers marked; drain_stopped counts the rest
   MarkResult last = drain_stopped(self);
   if (g_checkmark) checkmark_verify();
-  profile_next_cycle();  // before the dead samples' frees are counted (stats/mprof.hpp)
-  uint64_t resurrected = resolve_dead_specials();
+  profile_next_cycle();  // before the sweep counts the dead samples' frees (stats/mprof.hpp)
   write_barrier_enabled.store(false, std::memory_order_relaxed);
   uint64_t live_at_end = g_state.heap_live.load(std::memory_order_relaxed);
   BgMarkStats bg = bg_mark_stats();
   RootBytes roots = roots_scanned();
   CycleResult cr;
   // Marked: what the markers marked, plus everything allocated during the mark (black).
-  cr.marked = cycle_marked_bytes() + last.marked_bytes + resurrected +
+  cr.marked = cycle_marked_bytes() + last.marked_bytes +
               (live_at_end > live_at_start ? live_at_end - live_at_start : 0);
   cr.heap_live = live_at_end;
   uint64_t work = cycle_scan_work() + last.scan_work;

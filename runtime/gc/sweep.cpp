@@ -10,8 +10,10 @@
 #include "runtime/core/os.hpp"
 #include "runtime/core/queue.hpp"
 #include "runtime/core/thread.hpp"
+#include "runtime/gc/mfinal.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/typeinfo.hpp"
+#include "runtime/stats/mprof.hpp"
 #include "runtime/stats/stats.hpp"
 
 namespace gort::internal {
@@ -52,6 +54,14 @@ bool sweep_span(Span* s, bool may_free) {
   g_pages_swept.fetch_add(s->npages, std::memory_order_relaxed);
   uint32_t sg = gc_state().sweepgen.load(std::memory_order_relaxed);
   s->sweepgen.store(sg - 1, std::memory_order_relaxed);
+  // Ordered before the mark bits change: weak_target reads a bit, then sweepgen again.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // The specials of dead objects first (mfinal.hpp): a finalizer resurrects its object, marked
+  // here before the bits below decide what is freed. The resurrected bytes are live again.
+  if (std::atomic_ref<Special*>(s->specials).load(std::memory_order_relaxed)) {
+    if (uint64_t resurrected = sweep_specials(s))
+      gc_state().heap_live.fetch_add(resurrected, std::memory_order_relaxed);
+  }
   uint64_t nfreed = 0;
   uint32_t nalloc = 0;
   bool queued_destructors = false;
@@ -98,16 +108,22 @@ bool sweep_span(Span* s, bool may_free) {
 namespace {
 // Sweeps in progress: a span taken off an unswept list is in no list until its sweep ends.
 std::atomic<int> g_sweeping{0};
-struct SweepingScope {
-  SweepingScope() { g_sweeping.fetch_add(1, std::memory_order_acq_rel); }
-  ~SweepingScope() { g_sweeping.fetch_sub(1, std::memory_order_acq_rel); }
-};
+// The heap profile's frees of this cycle's sweep are still to be published (profile_post_sweep).
+std::atomic<bool> g_post_sweep_due{false};
 }  // namespace
+
+SweepScope::SweepScope() { g_sweeping.fetch_add(1, std::memory_order_acq_rel); }
+SweepScope::~SweepScope() {
+  // The last sweep to end once none is left: every free of this sweep is counted.
+  if (g_sweeping.fetch_sub(1, std::memory_order_acq_rel) == 1 && g_sweep_done.load(std::memory_order_acquire) &&
+      g_post_sweep_due.exchange(false, std::memory_order_acq_rel))
+    profile_post_sweep();
+}
 
 bool sweeps_in_progress() { return g_sweeping.load(std::memory_order_acquire) != 0; }
 
 bool sweep_one(int* cursor) {
-  SweepingScope active;
+  SweepScope active;
   for (; *cursor < kNumSpanClasses; ++*cursor) {
     if (Span* s = central(*cursor).take_unswept()) {
       if (sweep_span(s, true)) central(*cursor).put_swept(s);
@@ -118,12 +134,13 @@ bool sweep_one(int* cursor) {
     if (sweep_span(s, true)) large_spans().put_swept(s);
     return true;
   }
-  g_sweep_done.store(true, std::memory_order_relaxed);
+  g_sweep_done.store(true, std::memory_order_release);
   return false;
 }
 
 void sweep_pacing_start(uint64_t heap_live, uint64_t trigger) {
   g_sweep_done.store(false, std::memory_order_relaxed);
+  g_post_sweep_due.store(true, std::memory_order_relaxed);
   g_pages_swept.store(0, std::memory_order_relaxed);
   g_alloc_since.store(0, std::memory_order_relaxed);
   uint64_t pages = stats().heap_inuse.load(std::memory_order_relaxed) >> kPageShift;

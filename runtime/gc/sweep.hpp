@@ -4,7 +4,10 @@
 // slot that was allocated but not marked is freed (counted in Frees). It never touches object
 // memory, so a span is swept in time proportional to its bitmap, not its size. Spans are swept
 // lazily by the thread that wants a span of their class, by the background sweeper thread, and
-// at the latest at the start of the next cycle (with the world stopped).
+// at the latest at the start of the next cycle (with the world stopped). A span with specials has
+// them resolved first (gc/mfinal.hpp: finalizers queued and their objects resurrected, weak
+// handles cleared, heap-profile samples freed), as Go's mspan.sweep does, rather than all of
+// them at mark termination, with the world stopped.
 //
 // Destructors never run inside the sweeper: it runs in critical sections and may hold locks,
 // while a destructor is user code that may allocate or block. An unreachable object whose type
@@ -23,6 +26,16 @@ bool sweep_span(Span* s, bool may_free);
 // Sweeps one unswept span, looking from span class *cursor on (then large spans); false when
 // none is left. Callers on attached threads hold a critical section around each call.
 bool sweep_one(int* cursor);
+// Held by a thread from taking a span off an unswept list to the end of that span's sweep. The
+// last one to end once no span is left publishes the heap profile's frees counted by the sweep
+// (profile_post_sweep, stats/mprof.hpp).
+class SweepScope {
+ public:
+  SweepScope();
+  ~SweepScope();
+  SweepScope(const SweepScope&) = delete;
+  SweepScope& operator=(const SweepScope&) = delete;
+};
 // True while some thread is sweeping a span it took off an unswept list.
 bool sweeps_in_progress();
 // Sweeps every span still unswept (world stopped, or from the background sweeper).

@@ -139,14 +139,17 @@ void profile_free(ProfileBucket* b) {
 
 void profile_next_cycle() { g_cycle.fetch_add(1, std::memory_order_relaxed); }
 
-// Go flushes cycle C after mark termination and C+1 once sweeping has counted the frees; gort
-// counts the frees at mark termination (profile_free), so both are published at once.
+// As Go (mProf_Flush, mProf_PostSweep): cycle C after mark termination, C+1 once the sweep has
+// counted the frees of the objects that mark found dead (sweep_specials calls profile_free).
 void profile_flush() {
   uint32_t cycle = g_cycle.load(std::memory_order_relaxed);
-  for (ProfileBucket* b = g_all.load(std::memory_order_acquire); b; b = b->allnext) {
-    add(b->active, b->future[cycle % 3]);
+  for (ProfileBucket* b = g_all.load(std::memory_order_acquire); b; b = b->allnext) add(b->active, b->future[cycle % 3]);
+}
+
+void profile_post_sweep() {
+  uint32_t cycle = g_cycle.load(std::memory_order_relaxed);
+  for (ProfileBucket* b = g_all.load(std::memory_order_acquire); b; b = b->allnext)
     add(b->active, b->future[(cycle + 1) % 3]);
-  }
 }
 
 ProfileBucket* profile_buckets() { return g_all.load(std::memory_order_acquire); }

@@ -22,8 +22,9 @@
 // published only once the cycle after it has ended (so that its free, if it died, is published
 // with it). Counts go to future[(cycle + 2) % 3] (allocations) and future[(cycle + 1) % 3]
 // (frees); at mark termination profile_next_cycle() advances the cycle (world stopped) before the
-// dead objects' frees are counted, and profile_flush() (world running) adds future[cycle % 3]
-// to the published counts. Counters are atomics: allocating threads and the collector update
+// sweep counts the dead objects' frees; profile_flush() (after the mark, world running) adds
+// future[cycle % 3] to the published counts, and profile_post_sweep() (once that sweep is done)
+// future[(cycle + 1) % 3], as Go's mProf_Flush and mProf_PostSweep. Counters are atomics: allocating threads and the collector update
 // them without a common lock.
 #pragma once
 #include <atomic>
@@ -61,6 +62,7 @@ void profile_alloc(void* p, size_t size);
 void profile_free(ProfileBucket* b);
 void profile_next_cycle();
 void profile_flush();
+void profile_post_sweep();
 
 // Calls fn(bucket) for every bucket (the list only grows; buckets are never freed).
 template <class F>
