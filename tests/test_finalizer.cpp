@@ -532,3 +532,61 @@ TEST_CASE("weak: until its span is swept, a dead target is found dead by its mar
   s->sweepgen.store(sg);
   CHECK(w.get() == keep.get());  // swept, handle still set: alive
 }
+
+namespace {
+struct Tagged {
+  uint64_t tag = 0;  // set once, never changed while the object lives
+  uint64_t pad[3] = {};
+};
+std::atomic<uint64_t> g_next_tag{1};
+}  // namespace
+
+TEST_CASE("weak stress: get() never hands out an object its cycle found dead, whatever the sweep has reached") {
+  // Objects die in every cycle; their spans are swept lazily (by allocation and the background
+  // sweeper) after each mark, while goroutines keep calling get() on their weak pointers. An
+  // object handed out dead would be freed by its span's sweep, the holder's reference
+  // notwithstanding, and its slot reused: its tag is checked again after allocating more.
+  constexpr int kG = 4, kRounds = 300, kBatch = 64;
+  std::atomic<int> wrong{0}, held{0};
+  const uint32_t gcs_before = gort_test::read_stats().NumGC;
+  const int old_percent = gort::debug::SetGCPercent(1);  // a cycle every ~40 KB allocated
+  gort::WaitGroup wg;
+  wg.Add(kG);
+  for (int g = 0; g < kG; ++g) {
+    gort::go([&] {
+      for (int r = 0; r < kRounds; ++r) {
+        std::vector<gort::Weak<Tagged>> weak;
+        std::vector<uint64_t> tags;
+        std::vector<gort::Root<Tagged>> kept;
+        for (int i = 0; i < kBatch; ++i) {
+          Tagged* t = gort::make<Tagged>();
+          t->tag = g_next_tag.fetch_add(1);
+          weak.emplace_back(t);
+          tags.push_back(t->tag);
+          if (i % 2 == 0) kept.emplace_back(t);
+        }
+        for (int pass = 0; pass < 4; ++pass) {
+          for (int i = 0; i < kBatch; ++i) {
+            Tagged* t = weak[static_cast<size_t>(i)].get();
+            if (i % 2 == 0 && !t) wrong.fetch_add(1);  // reachable: never cleared
+            if (!t) continue;
+            if (t->tag != tags[static_cast<size_t>(i)]) wrong.fetch_add(1);
+            // Churn that triggers cycles and sweeps spans, while t is held on this stack.
+            for (int k = 0; k < 8; ++k) gort::KeepAlive(gort::make<Tagged>());
+            if (t->tag != tags[static_cast<size_t>(i)]) wrong.fetch_add(1);
+            gort::KeepAlive(t);
+            held.fetch_add(1, std::memory_order_relaxed);
+          }
+          if (r % 32 == 0 && pass == 0) gort::GC();
+        }
+      }
+      wg.Done();
+    });
+  }
+  wg.Wait();
+  gort::debug::SetGCPercent(old_percent);
+  const uint32_t gcs = gort_test::read_stats().NumGC - gcs_before;
+  MESSAGE(held.load() << " objects held through get(), " << gcs << " cycles");
+  CHECK(gcs > 100);
+  CHECK(wrong.load() == 0);
+}

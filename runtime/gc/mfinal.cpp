@@ -210,36 +210,38 @@ void weak_release(WeakHandle* h) {
 
 // The target is cleared when the sweep after a mark finds it unmarked (sweep_specials). Until
 // that sweep its object is dead if unmarked: it is read from the mark bit, stable while the span
-// waits for its sweep (sweepgen sg-2; read again after the bit: a sweep that began meanwhile may
-// have cleared it). A span being swept (sg-1) is waited for: one span, inside a critical section.
-// The critical section also keeps mark termination (which moves sg) out. A pointer returned is
-// then held by this thread, which keeps the object alive from now on. While a mark runs, the
-// target is shaded: this thread's stack may have been scanned already (Go's weak.Pointer.Value
-// does the same, and, like this, never hands out an object its sweep is about to free).
+// waits for its sweep (sweepgen sg-2), and confirmed by reading sweepgen and the target again (a
+// sweep that began meanwhile may have cleared the bit; one that ended may have cleared the target
+// and freed the span, whose record the first look may then have found reused). A span being
+// swept (sg-1) is waited for: one span, inside a critical section. The critical section also
+// keeps mark termination (which moves sg) out. A pointer returned is then held by this thread,
+// which keeps the object alive from now on. While a mark runs, the target is shaded: this
+// thread's stack may have been scanned already (Go's weak.Pointer.Value does the same, and, like
+// this, never hands out an object its sweep is about to free).
 void* weak_target(WeakHandle* h) {
   CriticalSection cs;
-  auto p = h->target.load(std::memory_order_acquire);
-  if (!p) return nullptr;
-  Span* s = mheap().arenas().span_of(p);
   const uint32_t sg = gc_state().sweepgen.load(std::memory_order_relaxed);
-  for (;;) {
-    uint32_t span_sg = s->sweepgen.load(std::memory_order_acquire);
-    if (span_sg == sg - 2) {
-      bool marked = s->is_marked(s->object_index(p));
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (s->sweepgen.load(std::memory_order_relaxed) != span_sg) continue;
-      if (!marked) return nullptr;  // dead: its sweep will clear the handle
-      break;
-    }
+  for (int spins = 0;; ++spins) {
+    const auto p = h->target.load(std::memory_order_acquire);
+    if (!p) return nullptr;
+    Span* s = mheap().arenas().span_of_checked(p);
+    const uint32_t span_sg = s ? s->sweepgen.load(std::memory_order_acquire) : sg;
     if (span_sg == sg - 1) {  // being swept: the handle is settled when it ends
-      cpu_relax();
+      if (spins < 64) cpu_relax(); else os_yield();  // (the background sweeper runs at idle priority)
       continue;
     }
-    p = h->target.load(std::memory_order_acquire);  // swept: cleared if it died
-    break;
+    bool dead = false;
+    if (span_sg == sg - 2) {
+      const uint32_t i = s->object_index(p);
+      dead = !(i < s->nelems && s->is_marked(i));
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (s->sweepgen.load(std::memory_order_relaxed) != span_sg) continue;
+    }
+    if (h->target.load(std::memory_order_acquire) != p) continue;
+    if (dead) return nullptr;  // its sweep will clear the handle
+    if (gc_marking()) shade(reinterpret_cast<void*>(p));
+    return reinterpret_cast<void*>(p);
   }
-  if (p && gc_marking()) shade(reinterpret_cast<void*>(p));
-  return reinterpret_cast<void*>(p);
 }
 
 void mark_special_roots(MarkWorker& w) {
