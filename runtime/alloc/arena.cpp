@@ -1,5 +1,6 @@
 #include "runtime/alloc/arena.hpp"
 
+#include "runtime/core/sanitizer.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -31,6 +32,11 @@ uintptr_t ArenaMap::add_arena() {
   }
   if (base == 0) fatal("out of memory: cannot reserve a %zu MiB heap arena", kArenaSize >> 20);
   g_hint.store(base + kArenaSize, std::memory_order_relaxed);
+#if GORT_ASAN
+  // LeakSanitizer's roots are stacks, globals and thread-locals: managed objects hold malloc'd
+  // memory too (a std::string member), which it would otherwise report as leaked.
+  __lsan_register_root_region(reinterpret_cast<void*>(base), kArenaSize);
+#endif
 
   uintptr_t n = base >> kArenaShift;
   auto& slot = l1_[(n >> kArenaL2Bits) & ((size_t{1} << kArenaL1Bits) - 1)];

@@ -98,7 +98,8 @@ inline void append(uintptr_t p) {
   uint32_t n = b.n;
   b.e[n] = p;
   std::atomic_signal_fence(std::memory_order_release);
-  b.n = n + 1;
+  // Atomic (a plain store on x86): flush_barrier_buffers_concurrently peeks at the count.
+  std::atomic_ref<uint32_t>(b.n).store(n + 1, std::memory_order_relaxed);
   if (n + 1 == kWbBufEntries) [[unlikely]] flush_own_buffer(b);
 }
 }  // namespace
@@ -138,7 +139,7 @@ void wb_flush(WbBuf& b) {
     }
     cycle_mark_account(w);
   }  // published
-  b.n = 0;
+  std::atomic_ref<uint32_t>(b.n).store(0, std::memory_order_relaxed);
   work_end();
 }
 

@@ -9,6 +9,7 @@
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/core/mem.hpp"
+#include "runtime/core/sanitizer.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgcmark.hpp"
@@ -76,7 +77,8 @@ int lookup(uintptr_t addr, uintptr_t* value) {
   return g_table_used.load(std::memory_order_relaxed) >= kTableSlots / 4 * 3 ? -1 : 0;
 }
 
-void probe(uintptr_t lo, uintptr_t hi) {
+// probe and checkmark_observe_scan read what scan_conservative reads (sanitizer.hpp).
+GORT_NO_SANITIZE_SCAN void probe(uintptr_t lo, uintptr_t hi) {
   for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
     uintptr_t w = *reinterpret_cast<const uintptr_t*>(a), before;
     if (w < g_probe_lo || w >= g_probe_hi) continue;
@@ -261,7 +263,7 @@ void checkmark_begin_cycle() {
   g_observe_scans = true;
 }
 
-void checkmark_observe_scan(uintptr_t lo, uintptr_t hi) {
+GORT_NO_SANITIZE_SCAN void checkmark_observe_scan(uintptr_t lo, uintptr_t hi) {
   if (g_probe_hi) probe(lo, hi);
   if (g_remember)
     for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) remember(a, *reinterpret_cast<const uintptr_t*>(a));

@@ -2,6 +2,8 @@
 // verdicts learnt so far, and the thread that learns them.
 #include "runtime/sched/preempt.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -9,6 +11,7 @@
 
 #include "runtime/core/lock.hpp"
 #include "runtime/core/os.hpp"
+#include "runtime/core/sanitizer.hpp"
 #include "runtime/core/symbolize.hpp"
 #include "runtime/core/thread.hpp"
 
@@ -41,6 +44,23 @@ bool runtime_or_morestack_symbol(const std::string& mangled) {
   return false;
 }
 
+// Sanitizer builds (./run sanitize) link the sanitizer's runtime into the program: its allocator
+// and its interceptors of libc keep per-thread state, which another goroutine of the same thread
+// would find half-changed. Its functions (C names, its namespaces) and its interceptors, which
+// carry libc's names ("malloc" is an alias of "__interceptor_malloc": the symbol table may give
+// either), and its replacements of operator new and delete, are not preemptible.
+bool sanitizer_runtime_symbol([[maybe_unused]] const std::string& mangled, [[maybe_unused]] uintptr_t start) {
+  if constexpr (!kSanitized) return false;
+  for (std::string_view p : {"__asan", "__ubsan", "__tsan", "__lsan", "__sanitizer", "__interceptor_", "__interception",
+                             "_ZN6__asan", "_ZN7__ubsan", "_ZN6__tsan", "_ZN6__lsan", "_ZN11__sanitizer", "_ZN14__interception"})
+    if (starts_with(mangled, p)) return true;
+  // ASan and TSan replace operator new and delete in the program itself, with no alias.
+  for (std::string_view p : {"_Znw", "_Zna", "_Zdl", "_Zda"})
+    if (starts_with(mangled, p)) return true;
+  void* interceptor = dlsym(RTLD_DEFAULT, ("__interceptor_" + mangled).c_str());
+  return interceptor && reinterpret_cast<uintptr_t>(interceptor) == start;
+}
+
 // The bodies that public headers wrap around the program's code, which the compiler usually
 // inlines into them: a goroutine's function (go() and GoClosure<F>::call) and a finalizer's or
 // cleanup's (ClosureOf<F>::call). They hold nothing of the runtime's.
@@ -69,6 +89,7 @@ Classified classify(uintptr_t pc) {
     c.lo = sym.start;
     c.hi = sym.start + sym.size;
   }
+  if (sanitizer_runtime_symbol(sym.name, sym.start)) return c;
   c.preemptible = program_body_in_header(demangle_name(sym.name)) || !runtime_or_morestack_symbol(sym.name);
   return c;
 }

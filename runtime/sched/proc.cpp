@@ -20,6 +20,7 @@
 #include "runtime/core/os.hpp"
 #include "runtime/core/panic.hpp"
 #include "runtime/core/persistent.hpp"
+#include "runtime/core/sanitizer.hpp"
 #include "runtime/core/symbolize.hpp"
 #include "runtime/core/signalcall.hpp"
 #include "runtime/core/thread.hpp"
@@ -68,6 +69,7 @@ struct G {
   // The C++ runtime's exception-handling state while the goroutine is switched out (EhGlobals).
   void* eh_caught = nullptr;
   unsigned eh_uncaught = 0;
+  SanitizerFiber san;      // sanitizer builds: this goroutine's stack as they see it (sanitizer.hpp)
 };
 
 // The Itanium C++ ABI's per-thread exception state (__cxa_get_globals(): libstdc++'s and
@@ -137,6 +139,7 @@ struct M {
   std::atomic<uint64_t> schedseq{0};
   uint64_t seen_schedseq = 0;
   int64_t seen_since = 0;
+  SanitizerFiber san;              // sanitizer builds: the scheduler's side (its thread's stack)
 };
 
 namespace {
@@ -178,6 +181,13 @@ thread_local M* t_m __attribute__((tls_model("initial-exec"))) = nullptr;
 // from an address computed before the switch. These out-of-line accessors guarantee it.
 __attribute__((noinline)) M* current_m() { return t_m; }
 __attribute__((noinline)) void leave_critical_after_switch() { leave_critical(); }
+
+// M::curg and M::p belong to their M, and sysmon reads them without a lock (a relaxed
+// std::atomic_ref load): their M writes them with a relaxed store, as their M alone does.
+template <class T>
+inline void set_watched(T*& field, T* value) {
+  std::atomic_ref<T*>(field).store(value, std::memory_order_relaxed);
+}
 
 // ---- run queues (Go's runqput / runqget / runqsteal) -------------------------------------
 
@@ -638,15 +648,7 @@ gort_unwind_stopped:
 void execute(M* m, G* g) {
   enter_critical();
   bool first_run = !g->ctx;
-  if (first_run) {
-    g->stack = stack_get(m->p);
-    stack_context_init(g->split, g->stack);
-    // Checkmark (gc/mgcmark.hpp): a goroutine started during a mark counts as scanned, so its
-    // stack may not carry a finished goroutine's words into its own uninitialized slots.
-    if (checkmark_scrubs_stacks()) [[unlikely]] stack_scrub_all(g->stack);
-    g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
-  }
-  m->curg = g;
+  set_watched(m->curg, g);
   g->m = m;
   if (gc_marking()) [[unlikely]] {
     // A mark worker may be scanning g's stack in place: wait until it is done. Dekker's protocol
@@ -660,6 +662,16 @@ void execute(M* m, G* g) {
   } else {
     g->status.store(GStatus::Running, std::memory_order_relaxed);
   }
+  // Only now, Running: a mark worker reads a parked (or queued) goroutine's ctx and stack.
+  if (first_run) {
+    g->stack = stack_get(m->p);
+    stack_context_init(g->split, g->stack);
+    // Checkmark (gc/mgcmark.hpp): a goroutine started during a mark counts as scanned, so its
+    // stack may not carry a finished goroutine's words into its own uninitialized slots.
+    if (checkmark_scrubs_stacks()) [[unlikely]] stack_scrub_all(g->stack);
+    g->ctx = bctx::make_fcontext(reinterpret_cast<void*>(g->stack.hi), kStackSize, goroutine_entry);
+    sanitizer_fiber_create(g->san, reinterpret_cast<void*>(g->stack.lo), kStackSize);
+  }
   // Split stacks: a segment for it to grow into, from the pool (segments.hpp).
   if (kSplitStacks && !g->split.segments() && m->p && (g->segment_hint || (first_run && m->p->segments.n)))
     segments_lend(g->stack, g->split, &m->p->segments, g->segment_hint != 0);
@@ -669,8 +681,10 @@ void execute(M* m, G* g) {
   m->schedseq.store(m->schedseq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   m->eh->caught = g->eh_caught;
   m->eh->uncaught = g->eh_uncaught;
+  sanitizer_start_switch(&m->san, g->san);
   bctx::transfer_t t = jump_to_goroutine(m, g);
   // Back on this M's own stack.
+  sanitizer_finish_switch(m->san, nullptr);
   g->eh_caught = std::exchange(m->eh->caught, nullptr);
   g->eh_uncaught = std::exchange(m->eh->uncaught, 0u);
   g->ctx = t.fctx;
@@ -681,7 +695,7 @@ void execute(M* m, G* g) {
     else if (g->segment_hint) --g->segment_hint;
   }
   stack_note_segments(g->stack, g->split.segments());
-  m->curg = nullptr;
+  set_watched(m->curg, static_cast<G*>(nullptr));
   m->rec->g_stack_lo = m->rec->g_stack_hi = 0;
   t_local.stack_scan_gen = &m->rec->scan_gen;
   switch (m->after) {
@@ -696,6 +710,7 @@ void execute(M* m, G* g) {
       break;
     }
     case After::Exit:
+      sanitizer_fiber_destroy(g->san);
       g->ctx = nullptr;
       g->fn = nullptr;
       g->status.store(GStatus::Dead, std::memory_order_release);
@@ -723,8 +738,10 @@ void execute(M* m, G* g) {
 __attribute__((noinline)) void switch_to_scheduler(After why) {
   M* m = current_m();
   m->after = why;
+  sanitizer_start_switch(why == After::Exit ? nullptr : &m->curg->san, m->san);
   bctx::transfer_t t = jump_to_scheduler(m);
   M* now = static_cast<M*>(t.data);
+  sanitizer_finish_switch(now->curg->san, &now->san);
   now->g0 = t.fctx;
   now->rec->g0_sp = reinterpret_cast<uintptr_t>(t.fctx);
 }
@@ -734,6 +751,7 @@ void goroutine_entry(bctx::transfer_t t) {
   m->g0 = t.fctx;
   m->rec->g0_sp = reinterpret_cast<uintptr_t>(t.fctx);
   G* g = m->curg;
+  sanitizer_finish_switch(g->san, &m->san);
   leave_critical_after_switch();
   g->fn->invoke(g->fn);
   if (!g->system) g_sched.ngoroutines.fetch_sub(1, std::memory_order_relaxed);
@@ -795,6 +813,7 @@ void* m_main(void* arg) {
 #endif
   m->current_segment = stack_current_segment_slot();
   m->eh = reinterpret_cast<EhGlobals*>(abi::__cxa_get_globals());
+  sanitizer_fiber_of_thread(m->san);
   // An alternate signal stack, so that a goroutine's stack overflow can still be reported.
   stack_t alt{};
   alt.ss_sp = sys_alloc(kAltStackSize, stats().stack_sys);
@@ -814,7 +833,7 @@ void* m_main(void* arg) {
       if (g_sched.shutdown.load(std::memory_order_acquire)) break;
       continue;
     }
-    m->p = std::exchange(m->next_p, nullptr);
+    set_watched(m->p, std::exchange(m->next_p, nullptr));
     m->spun = false;
     for (;;) {
       // Looking for work takes the scheduler's locks: inside a critical section, so that a
@@ -901,6 +920,7 @@ G* find_runnable(M* m) {
     }
     // Nothing to do: give the P back; the M sleeps until start_m hands it one again.
     G* last = nullptr;
+    bool was_spinning = false;
     {
       LockGuard lk(g_sched.lock);
       if (g_sched.runq_size && p->live && !g_sched.shutdown.load(std::memory_order_relaxed)) {
@@ -908,16 +928,17 @@ G* find_runnable(M* m) {
       } else {
         if (p->live) pidle_put_locked(p);
         else p->owned = false;  // retired by GOMAXPROCS: dropped
-        m->p = nullptr;
+        set_watched(m->p, static_cast<P*>(nullptr));
+        // Before this M is on the idle list: from there start_m may take it at once and set its
+        // spinning flag for the next round, which this round must not then clear (that spinner's
+        // count would never be given back, and wakep would wait for it forever).
+        was_spinning = std::exchange(m->spinning, false);
         m->link = g_sched.idle_m;
         g_sched.idle_m = m;
       }
     }
     if (last) return reset_spinning(m), last;
-    if (m->spinning) {
-      m->spinning = false;
-      g_sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
-    }
+    if (was_spinning) g_sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst);
     // Work may have arrived after the checks above, its wakep seeing this M still spinning:
     // look once more before sleeping (the barrier pairs with make_runnable's).
     std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -1182,6 +1203,38 @@ void note_calling_goroutine_stack() {
 #endif
 }
 
+// on_system_stack's switch as a sanitizer must see it (sanitizer.hpp): a switch to the M's stack
+// and back, announced on both sides. TSan keeps one fiber for the two: the same goroutine runs.
+#if defined(__x86_64__)
+struct SystemStackCall {
+  void (*fn)(void*) noexcept;
+  void* arg;
+  SanitizerFiber goroutine;  // its stack while the call runs on the M's
+};
+void call_on_system_stack_sanitized([[maybe_unused]] M* m, void (*fn)(void*) noexcept, void* arg, uintptr_t top) {
+  SystemStackCall call{fn, arg, {}};
+#if GORT_ASAN
+  __sanitizer_start_switch_fiber(&call.goroutine.fake_stack, m->san.stack_bottom, m->san.stack_size);
+#endif
+  gort_call_on_stack(
+      [](void* p) noexcept {
+        auto* c = static_cast<SystemStackCall*>(p);
+#if GORT_ASAN
+        void* fake = nullptr;
+        __sanitizer_finish_switch_fiber(nullptr, &c->goroutine.stack_bottom, &c->goroutine.stack_size);
+#endif
+        c->fn(c->arg);
+#if GORT_ASAN
+        __sanitizer_start_switch_fiber(&fake, c->goroutine.stack_bottom, c->goroutine.stack_size);
+#endif
+      },
+      &call, top);
+#if GORT_ASAN
+  __sanitizer_finish_switch_fiber(call.goroutine.fake_stack, nullptr, nullptr);
+#endif
+}
+#endif
+
 // With fixed stacks too: the runtime's slow paths (marking in assists and barrier flushes, stack
 // self-scans, span refills) then never use a goroutine's 64 KiB, and never leave the addresses
 // they handle in its dead frames, where the checking mark of GODEBUG=gccheckmark=1 would find
@@ -1199,7 +1252,8 @@ void on_system_stack(void (*fn)(void*) noexcept, void* arg) {
   set_split_guard(0);  // the M's own stack never grows
 #endif
   uintptr_t top = (reinterpret_cast<uintptr_t>(m->g0) - 256) & ~uintptr_t{15};
-  gort_call_on_stack(fn, arg, top);
+  if constexpr (kSanitized) call_on_system_stack_sanitized(m, fn, arg, top);
+  else gort_call_on_stack(fn, arg, top);
 #if GORT_SPLIT_STACK
   set_split_guard(guard);
 #endif
@@ -1554,7 +1608,8 @@ void enter_blocking() {
   if (depth.load(std::memory_order_relaxed) > 1) return;  // nested: the P is already with another M
   g_sched.nblocking.fetch_add(1, std::memory_order_acq_rel);
   CriticalSection cs;
-  P* p = std::exchange(m->p, nullptr);
+  P* p = m->p;
+  set_watched(m->p, static_cast<P*>(nullptr));
   // Hand the P to another M so the other goroutines keep running (Go's handoffp).
   start_m(p, false);
 }
@@ -1579,7 +1634,7 @@ void exit_blocking() {
     p = pidle_get_locked();
   }
   if (p) {
-    m->p = p;
+    set_watched(m->p, p);
     leave_critical();
     return;
   }

@@ -47,6 +47,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "runtime/core/sanitizer.hpp"
 #include "runtime/core/splitstack.hpp"
 
 namespace gort::internal {
@@ -54,7 +55,8 @@ namespace gort::internal {
 #if GORT_SPLIT_STACK
 constexpr size_t kStackSize = 8 << 10;
 #else
-constexpr size_t kStackSize = 64 << 10;
+// Sanitizer builds (fixed stacks only) give every frame redzones: their goroutines get 256 KiB.
+constexpr size_t kStackSize = kSanitized ? 256 << 10 : 64 << 10;
 #endif
 
 struct Stack {
