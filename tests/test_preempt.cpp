@@ -17,6 +17,10 @@
 #include "runtime/sched/proc.hpp"
 #include "test_util.hpp"
 
+// ThreadSanitizer builds have no asynchronous preemption (sched/proc.cpp): TSan runs signal
+// handlers late, on a copy of the context the signal interrupted.
+constexpr bool kNoAsyncPreemption = gort::internal::kThreadSanitizer;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -60,7 +64,7 @@ __attribute__((noinline)) int program_function(int x) { return x * 3 + 1; }
 
 }  // namespace
 
-TEST_CASE("preempt: with GOMAXPROCS=1, a goroutine looping without calls does not keep the others from running") {
+TEST_CASE("preempt: with GOMAXPROCS=1, a goroutine looping without calls does not keep the others from running" * doctest::skip(kNoAsyncPreemption)) {
   // Go's case: one goroutine spins, another sleeps 10 ms; without preemption the sleeper never
   // runs again. Here it resumes once sysmon preempts the spinner: 10-20 ms after the spin begins.
   // The first verdict reads the program's symbol tables (libbacktrace; a few hundred ms once per
@@ -92,7 +96,7 @@ TEST_CASE("preempt: with GOMAXPROCS=1, a goroutine looping without calls does no
   CHECK(waits_ms[4] < 1000.0);
 }
 
-TEST_CASE("preempt: a preempted goroutine continues with every register as it was") {
+TEST_CASE("preempt: a preempted goroutine continues with every register as it was" * doctest::skip(kNoAsyncPreemption)) {
   constexpr uint64_t kIters = 60000000;  // ~100 ms each: several preemptions
   std::vector<uint64_t> want(4);
   for (uint64_t i = 0; i < want.size(); ++i) want[i] = register_heavy(kIters, i + 1);  // this thread: never preempted
@@ -160,7 +164,7 @@ int blocks_with(const std::string& dump, const std::string& state, const std::st
 }
 }  // namespace
 
-TEST_CASE("preempt: a dump shows a preempted goroutine at the instruction where it was interrupted") {
+TEST_CASE("preempt: a dump shows a preempted goroutine at the instruction where it was interrupted" * doctest::skip(kNoAsyncPreemption)) {
   // Two spinners share one processor: at any time one runs and the other waits, preempted. The
   // waiting one's stack is unwound through the injected call's frame into its loop.
   RestoreProcs procs(1);
@@ -187,7 +191,7 @@ TEST_CASE("preempt: a dump shows a preempted goroutine at the instruction where 
 
 #if GORT_SPLIT_STACK
 extern "C" void __morestack();
-TEST_CASE("preempt: never inside __morestack") {
+TEST_CASE("preempt: never inside __morestack" * doctest::skip(kNoAsyncPreemption)) {
   CHECK_FALSE(gort::internal::preemptible_code(reinterpret_cast<uintptr_t>(&__morestack) + 1));
 }
 #endif
@@ -203,7 +207,7 @@ __attribute__((noinline)) bool hold_while_spinning(int64_t v, uint64_t iters) {
 }
 }  // namespace
 
-TEST_CASE("preempt stress: goroutines preempted while they hold trees, collections forced meanwhile") {
+TEST_CASE("preempt stress: goroutines preempted while they hold trees, collections forced meanwhile" * doctest::skip(kNoAsyncPreemption)) {
   // Goroutines loop without calls while a tree is held only in their registers and frames; each
   // preemption parks them with those registers in the copied signal frame, which collections
   // (forced in a loop, with their stack scans) must see. They go on until enough preemptions

@@ -105,11 +105,15 @@ class Ref {
   friend bool operator==(const Ref& a, std::nullptr_t) { return a.p_ == nullptr; }
 
  private:
+  friend class Tracer;
+  // Relaxed atomic store and load (plain moves on x86-64): mark workers read the field while
+  // its owner may store to it; the write barrier, not a lock, keeps marking right.
   void store(T* p) {
     if (internal::write_barrier_enabled.load(std::memory_order_relaxed)) [[unlikely]]
       internal::write_barrier(reinterpret_cast<void* const*>(&p_), p);
-    p_ = p;
+    __atomic_store_n(&p_, p, __ATOMIC_RELAXED);
   }
+  T* load_for_marking() const { return __atomic_load_n(&p_, __ATOMIC_RELAXED); }
   T* p_ = nullptr;
 };
 
@@ -117,7 +121,7 @@ class Ref {
 class Tracer {
  public:
   template <class T>
-  void visit(const Ref<T>& r) { if (T* p = r.get()) internal::mark(*this, p); }
+  void visit(const Ref<T>& r) { if (T* p = r.load_for_marking()) internal::mark(*this, p); }
   // A raw T* member is not a traced field: its stores run no write barrier, so the concurrent
   // collector could miss what it points to. Declare the member as gort::Ref<T>.
   template <class T>

@@ -51,7 +51,7 @@ Runtime::Runtime(const Options& opts) {
   set_memory_limit(env.memory_limit);
   set_gctrace(env.gctrace);
   set_gc_debug(env.gcstoptheworld, env.gccheckmark > 0);
-  set_async_preempt(env.asyncpreemptoff == 0);
+  set_async_preempt(env.asyncpreemptoff == 0 && !kThreadSanitizer);  // see sched/proc.cpp
   if (env.memprofilerate >= 0) MemProfileRate = env.memprofilerate;  // as Go applies it before main
   int procs = opts.gomaxprocs > 0 ? opts.gomaxprocs : env.gomaxprocs > 0 ? env.gomaxprocs : hardware_threads();
   attach_current_thread();

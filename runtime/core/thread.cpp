@@ -51,6 +51,7 @@ __attribute__((always_inline)) inline void record_stop(ThreadRecord* r, uintptr_
   r->handler_sp = 0;
   r->stopped_async = false;
   r->stopped_on_alt_stack = false;
+  r->park_sp = 0;
   r->interrupted_handler_hi = 0;
   r->interrupted_sp = 0;
 }
@@ -95,6 +96,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   }
   r->handler_sp = async && below_sp ? here : 0;
   r->stopped_on_alt_stack = async && !below_sp;
+  r->park_sp = below_sp ? here : 0;
   r->split_segments = segments;
   r->split_current = current;
   if (single) {  // stop_thread: this thread alone, until that stop's number is withdrawn
@@ -122,6 +124,12 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
   if (r) {
     if (t_local.critical) {
       t_local.suspend_pending = true;
+    } else if (kThreadSanitizer) {
+      // TSan runs the handler late, at the thread's next intercepted call, with a copy of the
+      // context the signal found: the thread has moved on since, and that copy's stack pointer
+      // and registers no longer describe it. It stops here instead, from this frame, as a
+      // cooperative stop does (no asynchronous preemption in these builds: nothing to inject).
+      suspend_self();
     } else {
       auto* uc = static_cast<ucontext_t*>(uctx);
 #if defined(__x86_64__)
@@ -148,6 +156,9 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
   errno = saved_errno;
 }
 
+// The thread that stopped the world, until it starts it again (ThreadSanitizer builds only).
+std::atomic<ThreadRecord*> g_stopper{nullptr};
+
 uint64_t g_attach_ids = 0;
 uint32_t g_single_stop_ids = 0;  // under the registry lock
 uint32_t g_attach_scan_gen = 0;
@@ -162,6 +173,16 @@ ThreadRecord* new_record() {
 }
 
 }  // namespace
+
+bool stop_requested() {
+  ThreadRecord* r = t_local.record;
+  if (!r) return false;
+  uint32_t single = r->single_stop.load(std::memory_order_acquire);
+  if (single && r->single_parked.load(std::memory_order_relaxed) != single) return true;
+  uint32_t epoch = g_world_epoch.load(std::memory_order_acquire);
+  return (epoch & 1) && r != g_stopper.load(std::memory_order_relaxed) &&
+         r->parked_epoch.load(std::memory_order_relaxed) != epoch;
+}
 
 void suspend_self() {
   t_local.suspend_pending = false;
@@ -418,9 +439,10 @@ void detach_current_thread() {
 
 int stop_the_world() {
   g_registry_lock.lock();
+  ThreadRecord* self = t_local.record;
+  if (kThreadSanitizer) g_stopper.store(self, std::memory_order_relaxed);  // before the epoch turns odd
   g_world_epoch.fetch_add(1, std::memory_order_seq_cst);
   uint32_t n = 0;
-  ThreadRecord* self = t_local.record;
   uint32_t epoch = g_world_epoch.load(std::memory_order_relaxed);
   for (ThreadRecord* r = g_threads; r; r = r->next) {
     if (r == self) continue;
@@ -520,6 +542,7 @@ bool scrub_when_stopped() { return g_scrub_when_stopped; }
 void set_attach_scan_gen(uint32_t gen) { g_attach_scan_gen = gen; }  // world stopped: the registry lock is held
 
 void start_the_world() {
+  if (kThreadSanitizer) g_stopper.store(nullptr, std::memory_order_relaxed);
   g_world_epoch.fetch_add(1, std::memory_order_acq_rel);
   futex_wake(&g_world_epoch);
   g_registry_lock.unlock();

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <type_traits>
 
+#include "runtime/core/sanitizer.hpp"
 #include "runtime/core/splitstack.hpp"
 
 namespace gort::internal {
@@ -61,6 +62,10 @@ struct ThreadRecord {
   // the kernel then, see park()); otherwise every asynchronous stop reads as one on an alternate
   // stack, with handler_sp 0.
   bool stopped_on_alt_stack = false;
+  // The stack pointer of park(), which holds the thread while it is stopped, when it runs on the
+  // stopped stack (a synchronous stop, or a handler without an alternate stack): its frames and
+  // their callees' lie below stopped_sp and are live until the thread resumes. 0 otherwise.
+  uintptr_t park_sp = 0;
   // The last stop interrupted a signal handler of the program's running on the thread's
   // alternate signal stack: the top of that stack, else 0. [stopped_sp, this) then holds the
   // handler's frames and, above them, the kernel's frame of the code the handler interrupted
@@ -144,6 +149,10 @@ inline SignalStackGuard::~SignalStackGuard() { set_split_guard(saved); }
 #endif
 
 void suspend_self();
+// ThreadSanitizer builds: a stop is pending for this thread (it is not the one stopping the
+// world). TSan delivers the stop signal only at the thread's next intercepted call, so leaving a
+// critical section checks for a stop as well (see suspend_handler).
+bool stop_requested();
 
 // The calling frame's stack pointer (always inlined, so it is the caller's own). Conservative
 // scans and scrubs start from it. Without x86-64's register read: the frame address less the
@@ -166,7 +175,7 @@ inline void leave_critical() {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (--t_local.critical == 0) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (t_local.suspend_pending) [[unlikely]] suspend_self();
+    if (t_local.suspend_pending || (kThreadSanitizer && stop_requested())) [[unlikely]] suspend_self();
   }
 }
 

@@ -36,6 +36,9 @@ bool g_checkmark = false;
 // would be reported as a miss.
 bool g_checkmark_scanning = false;
 uintptr_t red_zone() { return g_checkmark_scanning ? 0 : kRedZone; }
+// What park()'s callees (futex calls, a sanitizer's runtime) may use below its frame while the
+// thread is stopped.
+constexpr uintptr_t kParkCalleeBytes = 8 << 10;
 
 // The registers a stopped thread's record saved (general purpose and, on x86-64, the vector
 // ones), scanned conservatively.
@@ -74,8 +77,14 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
       // show the checking mark words left there before this scan. Safe while the goroutine is
       // stopped: under checkmark, goroutines block signals inside __morestack (stack.cpp), the
       // only code that maps, unmaps or fills spare segments while the goroutine runs.
-      if (g_checkmark)
-        stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, true);
+      // Not park()'s own frames, when the stop runs on this stack: they are below g_sp and
+      // live (park zeroed what lies below them itself). Seen first in a sanitizer build, whose
+      // park keeps its ThreadRecord* in its frame: zeroed, the stopped thread crashed.
+      if (g_checkmark) {
+        uintptr_t keep = kRedZone;
+        if (!on_m && r->park_sp && r->park_sp < g_sp) keep = g_sp - r->park_sp + kParkCalleeBytes;
+        stack_zero_dead(g_sp, keep, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, true);
+      }
     }
     if (own || (goroutine && on_m)) scan(on_m ? stopped_sp - red_zone() : r->g0_sp, r->stack_hi);
     // Checkmark: nothing stale below the M's scanned range either (on_system_stack zeroes what

@@ -986,7 +986,10 @@ constexpr int64_t kSysmonMaxSleep = kSplitStacks ? 10000000 : 100000000;
 // ---- preemption (preempt.hpp; Go's retake and preemptone) ------------------------------------
 
 constexpr int64_t kPreemptAfterNs = 10000000;  // Go's forcePreemptNS
-bool g_async_preempt = true;                   // GODEBUG=asyncpreemptoff=1 turns it off
+// GODEBUG=asyncpreemptoff=1 turns it off. Off under ThreadSanitizer (Runtime's constructor),
+// which runs a signal handler only at the thread's next intercepted call, on a copy of the
+// interrupted context.
+bool g_async_preempt = true;
 std::atomic<uint64_t> g_preemptions{0};
 
 // Called by the interrupted goroutine itself, as if its interrupted instruction had called it
@@ -1211,8 +1214,12 @@ struct SystemStackCall {
   void* arg;
   SanitizerFiber goroutine;  // its stack while the call runs on the M's
 };
-void call_on_system_stack_sanitized([[maybe_unused]] M* m, void (*fn)(void*) noexcept, void* arg, uintptr_t top) {
+void call_on_system_stack_sanitized(M* m, void (*fn)(void*) noexcept, void* arg, uintptr_t top) {
   SystemStackCall call{fn, arg, {}};
+  // The goroutine's stack is live down to here now, not only to on_system_stack's frame: a scan
+  // meanwhile reads from g_sys_sp (and checkmark zeroes below it, but for a red zone, which
+  // holds no more than gort_call_on_stack's return address and saved frame pointer).
+  m->rec->g_sys_sp = stack_pointer();
 #if GORT_ASAN
   __sanitizer_start_switch_fiber(&call.goroutine.fake_stack, m->san.stack_bottom, m->san.stack_size);
 #endif
