@@ -17,6 +17,7 @@
 //    GORT_NO_SANITIZE_SCAN: neither sanitizer instruments them. Each use says why.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define GORT_ASAN 1
@@ -113,6 +114,17 @@ inline void sanitizer_fiber_destroy([[maybe_unused]] SanitizerFiber& f) {
   f.stack_bottom = nullptr;
   f.stack_size = 0;
 }
+// A word ASan has poisoned: a redzone between locals, or a local out of scope whose slot still
+// holds what an earlier use (or an earlier, deeper frame) stored there. Conservative scans skip
+// it (mgcwork.cpp).
+inline bool dead_to_asan([[maybe_unused]] uintptr_t a) {
+#if GORT_ASAN
+  return __asan_region_is_poisoned(reinterpret_cast<void*>(a), sizeof(uintptr_t)) != nullptr;
+#else
+  return false;
+#endif
+}
+
 // A thread's own fiber (an M's scheduler side).
 inline void sanitizer_fiber_of_thread([[maybe_unused]] SanitizerFiber& f) {
 #if GORT_TSAN

@@ -34,6 +34,7 @@ namespace {
 struct ScannedWord {
   std::atomic<uint64_t> key;
   uint64_t value;
+  bool dead;  // ASan builds: the word was poisoned then (core/sanitizer.hpp, dead_to_asan)
 };
 constexpr size_t kTableSlots = size_t{1} << 21;  // 32 MiB, mapped when checkmark is first used
 ScannedWord* g_table = nullptr;
@@ -44,18 +45,20 @@ uintptr_t g_probe_lo = 0, g_probe_hi = 0;  // a report: print the scanned words 
 
 size_t slot_of(uintptr_t addr) { return static_cast<size_t>((addr >> 3) * 0x9E3779B97F4A7C15ull >> 43) & (kTableSlots - 1); }
 
-void remember(uintptr_t addr, uintptr_t value) {
+void remember(uintptr_t addr, uintptr_t value, bool dead) {
   if (g_table_used.load(std::memory_order_relaxed) >= kTableSlots / 4 * 3) return;
   uint64_t mine = addr | (g_table_gen << kAddrBits);
   for (size_t i = slot_of(addr);; i = (i + 1) & (kTableSlots - 1)) {
     uint64_t k = g_table[i].key.load(std::memory_order_relaxed);
     if (k == mine) {
       g_table[i].value = value;
+      g_table[i].dead = dead;
       return;
     }
     if ((k >> kAddrBits) == g_table_gen) continue;  // another address of this cycle
     if (g_table[i].key.compare_exchange_strong(k, mine, std::memory_order_relaxed)) {
       g_table[i].value = value;
+      g_table[i].dead = dead;
       g_table_used.fetch_add(1, std::memory_order_relaxed);
       return;
     }
@@ -64,12 +67,13 @@ void remember(uintptr_t addr, uintptr_t value) {
 }
 
 // 1: found, 0: not scanned, -1: unknown (the table filled up).
-int lookup(uintptr_t addr, uintptr_t* value) {
+int lookup(uintptr_t addr, uintptr_t* value, bool* dead = nullptr) {
   uint64_t mine = addr | (g_table_gen << kAddrBits);
   for (size_t i = slot_of(addr);; i = (i + 1) & (kTableSlots - 1)) {
     uint64_t k = g_table[i].key.load(std::memory_order_relaxed);
     if (k == mine) {
       *value = g_table[i].value;
+      if (dead) *dead = g_table[i].dead;
       return 1;
     }
     if ((k >> kAddrBits) != g_table_gen) break;
@@ -81,11 +85,15 @@ int lookup(uintptr_t addr, uintptr_t* value) {
 GORT_NO_SANITIZE_SCAN void probe(uintptr_t lo, uintptr_t hi) {
   for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
     uintptr_t w = *reinterpret_cast<const uintptr_t*>(a), before;
+    bool dead_then = false;
     if (w < g_probe_lo || w >= g_probe_hi) continue;
-    std::fprintf(stderr, "  referenced by the word %#lx at %#lx (a stack, registers or a conservatively traced object)",
-                 static_cast<unsigned long>(w), static_cast<unsigned long>(a));
-    switch (lookup(a, &before)) {
-      case 1: std::fprintf(stderr, "; the concurrent mark read %#lx there\n", static_cast<unsigned long>(before)); break;
+    std::fprintf(stderr, "  referenced by the word %#lx at %#lx (a stack, registers or a conservatively traced object%s)",
+                 static_cast<unsigned long>(w), static_cast<unsigned long>(a), dead_to_asan(a) ? ", poisoned by ASan" : "");
+    switch (lookup(a, &before, &dead_then)) {
+      case 1:
+        std::fprintf(stderr, "; the concurrent mark read %#lx there%s\n", static_cast<unsigned long>(before),
+                     dead_then ? ", poisoned by ASan then" : "");
+        break;
       case 0: std::fprintf(stderr, "; the concurrent mark did not scan that word\n"); break;
       default: std::fprintf(stderr, "; whether the concurrent mark scanned it is not known (too many words)\n");
     }
@@ -252,7 +260,10 @@ void checkmark_verify() {
 
 bool checkmark_revealed(uintptr_t addr, uintptr_t word) {
   uintptr_t before;
-  return lookup(addr, &before) == 1 && (before >> kAddrBits) != 0 && (before & ((uintptr_t{1} << kAddrBits) - 1)) == word;
+  bool dead_then = false;
+  if (lookup(addr, &before, &dead_then) != 1) return false;
+  if (dead_then && before == word) return true;
+  return (before >> kAddrBits) != 0 && (before & ((uintptr_t{1} << kAddrBits) - 1)) == word;
 }
 
 void checkmark_begin_cycle() {
@@ -266,7 +277,8 @@ void checkmark_begin_cycle() {
 GORT_NO_SANITIZE_SCAN void checkmark_observe_scan(uintptr_t lo, uintptr_t hi) {
   if (g_probe_hi) probe(lo, hi);
   if (g_remember)
-    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) remember(a, *reinterpret_cast<const uintptr_t*>(a));
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t))
+      remember(a, *reinterpret_cast<const uintptr_t*>(a), dead_to_asan(a));
 }
 
 }  // namespace gort::internal

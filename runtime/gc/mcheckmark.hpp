@@ -29,10 +29,14 @@ void checkmark_verify();
 // World stopped, at the start of a concurrent cycle: the remembered scans start afresh.
 void checkmark_begin_cycle();
 
-// A word of a stack that the checking mark must not take for a pointer: when the concurrent mark
-// scanned its address, it read the same address with a nonzero byte above bit 48 (a bool or
-// short the compiler kept in the top of the slot of a dead pointer), so the pointer was stale then
-// and a later byte store revealed it; a live pointer is stored whole.
+// A word of a stack that the checking mark must not take for a pointer, because the concurrent
+// mark found it stale when it scanned its address:
+//  - it read the same address with a nonzero byte above bit 48 (a bool or short the compiler kept
+//    in the top of the slot of a dead pointer), and a later byte store revealed the pointer; a
+//    live pointer is stored whole;
+//  - ASan builds: it read the same word there, poisoned (a local out of scope). The scope was
+//    entered again since and the slot not yet assigned: its old value is as dead as it was, and
+//    a pointer stored anew is covered by the barrier (mbarrier.cpp).
 bool checkmark_revealed(uintptr_t addr, uintptr_t word);
 
 // Set while conservative scans must be observed (remembered, or probed by a report).

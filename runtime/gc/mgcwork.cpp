@@ -225,19 +225,10 @@ bool forgeable(uintptr_t w) { return (w & 7) != 0 || (w & 0xff) == 0; }
 
 void skip_forgeable_words(bool on) { g_skip_forgeable = on; }
 
-// ASan builds: a word ASan has poisoned on a stack is a redzone between locals or a variable
-// out of scope, never a live pointer. Redzones are never written, so they keep whatever an
-// earlier, deeper frame stored there for as long as the frames around them live: scanned, they
-// would keep dead objects alive indefinitely. Skipped, the scan is as precise as elsewhere.
-namespace {
-bool dead_to_asan([[maybe_unused]] uintptr_t a) {
-#if GORT_ASAN
-  return __asan_region_is_poisoned(reinterpret_cast<void*>(a), sizeof(uintptr_t)) != nullptr;
-#else
-  return false;
-#endif
-}
-}  // namespace
+// ASan builds: a word ASan has poisoned on a stack (core/sanitizer.hpp, dead_to_asan) is never
+// a live pointer. Redzones are never written, so they keep whatever an earlier, deeper frame
+// stored there for as long as the frames around them live: scanned, they would keep dead objects
+// alive indefinitely. Skipped, the scan is as precise as elsewhere.
 
 // Reads stacks word by word, the redzones between a sanitizer build's locals included.
 GORT_NO_SANITIZE_SCAN void MarkWorker::scan_conservative(uintptr_t lo, uintptr_t hi) {

@@ -106,8 +106,9 @@ class MarkWorker {
 
 // Checkmark's own marking: conservative scans skip words a byte store could have forged from a
 // stale pointer after the stack was scanned (not 8-byte aligned, or ending in 0x00, or its top
-// bytes cleared: mcheckmark.hpp, checkmark_revealed). Skipping a word only makes checkmark mark
-// less, so it can miss a fault but never report a false one.
+// bytes cleared, or poisoned by ASan when the concurrent mark read it: mcheckmark.hpp,
+// checkmark_revealed). Skipping a word only makes checkmark mark less, so it can miss a fault
+// but never report a false one.
 void skip_forgeable_words(bool on);
 
 // Calls the trace() of type `type` on obj, shading its children into w (not scanning them).
