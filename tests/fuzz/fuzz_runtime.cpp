@@ -35,7 +35,7 @@ struct Node {
   gort::Ref<Node> next, other;
   gort::Ref<gort::Array<uint64_t>> payload;
   uint64_t id = 0, check = 0;
-  bool finalizable = false;  // SetFinalizer was called (once per object, as Go requires)
+  bool finalizable = false;  // SetFinalizer was called (once per object, as Go requires); a leaf
   void trace(gort::Tracer& t) const {
     t.visit(next);
     t.visit(other);
@@ -136,8 +136,10 @@ void run(const uint8_t* data, size_t size) {
     int a = byte() % kSlots, b = byte() % kSlots;
     switch (op) {
       case 0: w.slot[a] = w.make_node(byte() % 4 == 0 ? byte() % 64 : 0); break;
-      case 1: if (w.slot[a].get()) w.slot[a]->next = w.slot[b].get(); break;
-      case 2: if (w.slot[a].get()) w.slot[a]->other = w.slot[b].get(); break;
+      // A node with a finalizer stays a leaf: a cycle through it is never collected (Go's rule),
+      // and the process would grow with every such input.
+      case 1: if (w.slot[a].get() && !w.slot[a]->finalizable) w.slot[a]->next = w.slot[b].get(); break;
+      case 2: if (w.slot[a].get() && !w.slot[a]->finalizable) w.slot[a]->other = w.slot[b].get(); break;
       case 3: w.slot[a] = nullptr; break;
       case 4: if (w.slot[a].get()) w.slot[a] = w.slot[a]->next.get(); break;
       case 5: {
@@ -149,7 +151,7 @@ void run(const uint8_t* data, size_t size) {
       case 7: if (byte() % 2) w.array = nullptr; break;
       case 8: {
         Node* n = w.slot[a].get();
-        if (!n || n->finalizable) break;
+        if (!n || n->finalizable || n->next.get() || n->other.get()) break;
         n->finalizable = true;
         gort::SetFinalizer(n, [](Node* x) {
           check_node(x);
