@@ -37,20 +37,24 @@ class ArenaMap {
     return l2 ? l2[n & ((size_t{1} << kArenaL2Bits) - 1)] : nullptr;
   }
   // Span covering p, for pointers known to point into the heap.
-  Span* span_of(uintptr_t p) const {
-    return arena_of(p)->spans[(p >> kPageShift) & (kPagesPerArena - 1)];
-  }
+  Span* span_of(uintptr_t p) const { return page_span(arena_of(p), p); }
   // InUse span containing p, or nullptr for any word that is not a pointer into an in-use span.
   Span* span_of_checked(uintptr_t p) const {
     if (p < lo_.load(std::memory_order_relaxed) || p >= hi_.load(std::memory_order_relaxed)) return nullptr;
     HeapArena* a = arena_of(p);
     if (!a) return nullptr;
-    Span* s = a->spans[(p >> kPageShift) & (kPagesPerArena - 1)];
-    if (!s || s->state != SpanState::InUse || !s->contains(p)) return nullptr;
+    Span* s = page_span(a, p);
+    if (!s || s->state.load(std::memory_order_acquire) != SpanState::InUse || !s->contains(p)) return nullptr;
     return s;
   }
   void set_span(uintptr_t page_addr, Span* s) {
-    arena_of(page_addr)->spans[(page_addr >> kPageShift) & (kPagesPerArena - 1)] = s;
+    std::atomic_ref<Span*>(arena_of(page_addr)->spans[(page_addr >> kPageShift) & (kPagesPerArena - 1)])
+        .store(s, std::memory_order_relaxed);
+  }
+  // Relaxed: the page heap sets entries (under its lock) while markers look words up; what a
+  // marker then reads of the span is ordered by the span's state (span.hpp).
+  static Span* page_span(const HeapArena* a, uintptr_t p) {
+    return std::atomic_ref<Span* const>(a->spans[(p >> kPageShift) & (kPagesPerArena - 1)]).load(std::memory_order_relaxed);
   }
   // Reserves a fresh arena (address space only) and registers its metadata. Returns its base.
   uintptr_t add_arena();

@@ -24,7 +24,7 @@ uint32_t build_free_list(Span* s, FreeObject** head) {
   FreeObject** link = &first;
   uint32_t n = 0;
   for (int w = 0; w * 64 < s->nelems; ++w) {
-    uint64_t free_bits = ~s->allocbits[w];
+    uint64_t free_bits = ~s->alloc_word(w);
     int limit = s->nelems - w * 64;
     if (limit < 64) free_bits &= (uint64_t{1} << limit) - 1;
     while (free_bits) {
@@ -59,7 +59,7 @@ uint32_t uncache(CacheSlot& slot, int spanclass) {
   for (int w = 0; w * 64 < s->nelems; ++w) {
     int limit = s->nelems - w * 64;
     uint64_t valid = limit < 64 ? (uint64_t{1} << limit) - 1 : ~uint64_t{0};
-    s->allocbits[w] = valid & ~still_free[w];
+    s->set_alloc_word(w, valid & ~still_free[w]);
   }
   s->nalloc = static_cast<uint16_t>(s->nelems - nleft);
   // The heap counted every free slot as live when the span was cached; undo the unused ones.
@@ -118,7 +118,8 @@ void mark_free_slots(Span* s) {
     uint64_t free_bits = ~s->allocbits[w];
     int limit = s->nelems - w * 64;
     if (limit < 64) free_bits &= (uint64_t{1} << limit) - 1;
-    for (; free_bits; free_bits &= free_bits - 1) s->markbytes[w * 64 + std::countr_zero(free_bits)] = 1;
+    for (; free_bits; free_bits &= free_bits - 1)  // relaxed: markers mark the span meanwhile
+      std::atomic_ref<uint8_t>(s->markbytes[w * 64 + std::countr_zero(free_bits)]).store(1, std::memory_order_relaxed);
   }
 }
 }  // namespace

@@ -106,6 +106,7 @@ void init_span(Span* s, int spanclass) {
 Span* Central::new_span() {
   Span* s = mheap().alloc(kClassToPages[spanclass_ >> 1]);
   init_span(s, spanclass_);
+  PageHeap::publish(s);
   return s;
 }
 

@@ -1,7 +1,12 @@
 // Span: a run of contiguous 8 KiB pages, the unit the page heap hands out (Go's mspan).
 //
-// A span is Free (owned by the page heap), InUse (holds objects: either nelems objects of one size
-// class, or one large object), or Manual (memory the runtime manages itself, such as stacks).
+// A span is Free (owned by the page heap), Preparing (taken from the page heap, its layout being
+// set), or InUse (holds objects: either nelems objects of one size class, or one large object).
+// InUse is published last, with a release store, once the layout (elemsize, divmagic, nelems,
+// markbytes, allocbits, types) is set: a marker that found the span from an arbitrary word reads
+// the state first (acquire, ArenaMap::span_of_checked) and the layout only if it is InUse (Go's
+// mspan.state and publicationBarrier). Marking never overlaps a span's return to the page heap
+// (spans are freed by the sweep, which is over before a mark starts).
 // Object slot i of an InUse span lives at base + i*elemsize. Its state is kept in side bitmaps:
 //   allocbits: slot i held a live object when the span was last swept (or was allocated since);
 //   markbytes: slot i was reached by the current mark phase. One byte per slot, set with a plain
@@ -33,7 +38,7 @@
 
 namespace gort::internal {
 
-enum class SpanState : uint8_t { Free, InUse, Manual };
+enum class SpanState : uint8_t { Free, Preparing, InUse };
 
 // The first cache line holds what the marker reads for every object it marks in the span (and
 // the allocator's hot fields): one miss per span visited, not two.
@@ -51,7 +56,7 @@ struct alignas(64) Span {
   uint16_t nelems = 0;
   uint8_t sizeclass = 0;  // 0: one large object
   bool noscan = false;
-  SpanState state = SpanState::Free;
+  std::atomic<SpanState> state{SpanState::Free};  // see the file comment for the publication
   bool needzero = false;  // memory may hold old data (not fresh from the OS)
   bool cached = false;    // owned by a thread's cache
   // An object with a destructor was allocated here: the sweep looks at each dead object's type
@@ -91,7 +96,11 @@ struct alignas(64) Span {
     return std::atomic_ref<const uint16_t>(type).load(std::memory_order_relaxed);
   }
 
-  bool is_allocated(uint32_t i) const { return (allocbits[i >> 6] >> (i & 63)) & 1; }
+  // Relaxed atomics (plain moves on x86-64): a marker reads the bits of a span whose cache
+  // stores them (uncache).
+  bool is_allocated(uint32_t i) const { return (alloc_word(i >> 6) >> (i & 63)) & 1; }
+  uint64_t alloc_word(int w) const { return std::atomic_ref<const uint64_t>(allocbits[w]).load(std::memory_order_relaxed); }
+  void set_alloc_word(int w, uint64_t bits) { std::atomic_ref<uint64_t>(allocbits[w]).store(bits, std::memory_order_relaxed); }
   bool is_marked(uint32_t i) const { return std::atomic_ref<uint8_t>(markbytes[i]).load(std::memory_order_relaxed); }
   // Marks slot i; returns true when it was not marked yet (the caller then scans the object).
   bool try_mark(uint32_t i) {

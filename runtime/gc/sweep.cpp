@@ -80,7 +80,7 @@ bool sweep_span(Span* s, bool may_free) {
     }
     nfreed += static_cast<uint64_t>(std::popcount(dead));
     nalloc += static_cast<uint32_t>(std::popcount(live));
-    s->allocbits[w] = live;
+    s->set_alloc_word(w, live);
   }
   if (queued_destructors) g_destroy_event.notify();
   s->clear_marks();
