@@ -162,6 +162,7 @@ void* alloc_large(Cache* c, size_t size, uint16_t type, bool noscan, unsigned* f
   s->types = &s->type;
   s->destructors = type && type_info(type).destroy;
   s->sweepgen.store(gc_state().sweepgen.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  PageHeap::publish(s);
   if (s->needzero) mem_zero(reinterpret_cast<void*>(s->base), size);
   uint64_t bytes = npages << kPageShift;
   {
@@ -196,6 +197,9 @@ __attribute__((noinline)) void* allocate_slow(Cache* c, size_t size, uint16_t ty
   if (follow_up) [[unlikely]] {
     if (follow_up & kSampled) profile_alloc(p, size);  // the heap profiler's sample
     if (follow_up & kGcNeeded) gc_start_heap();
+    // Waiting for the mark to start parks a goroutine, which may resume on another M: the cache
+    // (and the debt) is that M's now, and the first one belongs to whatever runs there.
+    c = t_local.cache;
   }
   // Pays for what it took while a mark runs (Go's gcAssistAlloc), so the heap goal holds.
   if (c->assist_debt > 0 && gc_marking()) [[unlikely]] gc_assist(c);
