@@ -57,11 +57,11 @@ void stats_update_end_unattached() {
 }
 
 int read_consistently(void (*read)(void*), void* arg) {
-  std::lock_guard readers(g_readers);
+  StoppableLockGuard readers(g_readers);
   for (int attempt = 1;; ++attempt) {
     size_t threads = 0;
     {
-      std::lock_guard registry(registry_lock());
+      StoppableLockGuard registry(registry_lock());
       if (note_numbers(&threads)) {
         read(arg);
         std::atomic_thread_fence(std::memory_order_acquire);

@@ -128,8 +128,9 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
       // TSan runs the handler late, at the thread's next intercepted call, with a copy of the
       // context the signal found: the thread has moved on since, and that copy's stack pointer
       // and registers no longer describe it. It stops here instead, from this frame, as a
-      // cooperative stop does (no asynchronous preemption in these builds: nothing to inject).
-      suspend_self();
+      // cooperative stop does (no asynchronous preemption in these builds: nothing to inject),
+      // if a stop still waits for it: it may have answered from blocked_wait since.
+      if (stop_requested()) suspend_self();
     } else {
       auto* uc = static_cast<ucontext_t*>(uctx);
 #if defined(__x86_64__)
@@ -156,9 +157,6 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
   errno = saved_errno;
 }
 
-// The thread that stopped the world, until it starts it again (ThreadSanitizer builds only).
-std::atomic<ThreadRecord*> g_stopper{nullptr};
-
 uint64_t g_attach_ids = 0;
 uint32_t g_single_stop_ids = 0;  // under the registry lock
 uint32_t g_attach_scan_gen = 0;
@@ -174,15 +172,39 @@ ThreadRecord* new_record() {
 
 }  // namespace
 
+namespace {
+bool single_stop_requested(ThreadRecord* r, uint32_t single) {
+  return single && r->signaled_single.load(std::memory_order_acquire) == single &&
+         r->single_parked.load(std::memory_order_relaxed) != single;
+}
+bool world_stop_requested(ThreadRecord* r, uint32_t epoch) {
+  return (epoch & 1) && r->signaled_epoch.load(std::memory_order_acquire) == epoch &&
+         r->parked_epoch.load(std::memory_order_relaxed) != epoch;
+}
+}  // namespace
+
 bool stop_requested() {
   ThreadRecord* r = t_local.record;
   if (!r) return false;
-  uint32_t single = r->single_stop.load(std::memory_order_acquire);
-  if (single && r->single_parked.load(std::memory_order_relaxed) != single) return true;
-  uint32_t epoch = g_world_epoch.load(std::memory_order_acquire);
-  return (epoch & 1) && r != g_stopper.load(std::memory_order_relaxed) &&
-         r->parked_epoch.load(std::memory_order_relaxed) != epoch;
+  return single_stop_requested(r, r->single_stop.load(std::memory_order_acquire)) ||
+         world_stop_requested(r, g_world_epoch.load(std::memory_order_acquire));
 }
+
+namespace {
+// The stops waiting for this thread's answer, answered without parking: it is in blocked_wait,
+// its record written (ThreadSanitizer builds, see blocked_wait).
+void answer_stop_while_blocked(ThreadRecord* r) {
+  if (uint32_t single = r->single_stop.load(std::memory_order_acquire); single_stop_requested(r, single)) {
+    r->single_parked.store(single, std::memory_order_release);
+    futex_wake(&r->single_parked, 1);
+  }
+  if (uint32_t epoch = g_world_epoch.load(std::memory_order_acquire); world_stop_requested(r, epoch)) {
+    r->parked_epoch.store(epoch, std::memory_order_release);
+    g_acks.fetch_add(1, std::memory_order_release);
+    futex_wake(&g_acks, 1);
+  }
+}
+}  // namespace
 
 void suspend_self() {
   t_local.suspend_pending = false;
@@ -333,7 +355,7 @@ bool all_threads_known() {
     pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
     bool attached = false;
     {
-      std::lock_guard g(g_registry_lock);
+      StoppableLockGuard g(g_registry_lock);
       for (ThreadRecord* r = g_threads; r && !attached; r = r->next) attached = r->tid == tid;
     }
     if (attached || service_thread(tid)) continue;
@@ -347,7 +369,7 @@ bool all_threads_known() {
 int attached_program_threads() { return g_program_threads.load(std::memory_order_acquire); }
 
 int attached_thread_count() {
-  std::lock_guard g(g_registry_lock);
+  StoppableLockGuard g(g_registry_lock);
   int n = 0;
   for (ThreadRecord* r = g_threads; r; r = r->next) ++n;
   return n;
@@ -419,11 +441,11 @@ void detach_current_thread() {
     t_local.cache = nullptr;
   }
   {
-    std::lock_guard g(g_registry_lock);
+    StoppableLockGuard g(g_registry_lock);
     r->cache = nullptr;
   }
   cache_free(cache);
-  std::lock_guard g(g_registry_lock);
+  StoppableLockGuard g(g_registry_lock);
   if (r->prev) r->prev->next = r->next; else g_threads = r->next;
   if (r->next) r->next->prev = r->prev;
   t_local.record = nullptr;
@@ -438,11 +460,10 @@ void detach_current_thread() {
 }
 
 int stop_the_world() {
-  g_registry_lock.lock();
-  ThreadRecord* self = t_local.record;
-  if (kThreadSanitizer) g_stopper.store(self, std::memory_order_relaxed);  // before the epoch turns odd
+  lock_stoppable(g_registry_lock);
   g_world_epoch.fetch_add(1, std::memory_order_seq_cst);
   uint32_t n = 0;
+  ThreadRecord* self = t_local.record;
   uint32_t epoch = g_world_epoch.load(std::memory_order_relaxed);
   for (ThreadRecord* r = g_threads; r; r = r->next) {
     if (r == self) continue;
@@ -450,6 +471,7 @@ int stop_the_world() {
       r->parked_epoch.store(epoch, std::memory_order_relaxed);
       continue;
     }
+    if (kThreadSanitizer) r->signaled_epoch.store(epoch, std::memory_order_release);  // stop_requested
     int err = pthread_kill(r->thread, kSuspendSignal);
     if (err != 0) fatal("cannot stop an attached thread (did it exit without detaching?): %s", strerror(err));
     ++n;
@@ -486,6 +508,7 @@ bool stop_thread(ThreadRecord* r, uint64_t attach_id, void (*fn)(ThreadRecord*, 
   if (id == 0) id = ++g_single_stop_ids;
   r->single_stop.store(id, std::memory_order_seq_cst);
   if (!r->blocked.load(std::memory_order_seq_cst)) {  // else it waits in blocked_wait: stopped already
+    if (kThreadSanitizer) r->signaled_single.store(id, std::memory_order_release);  // stop_requested
     int err = pthread_kill(r->thread, kSuspendSignal);
     if (err != 0) fatal("cannot stop an attached thread (did it exit without detaching?): %s", strerror(err));
     for (uint32_t seen; (seen = r->single_parked.load(std::memory_order_acquire)) != id;)
@@ -514,6 +537,9 @@ void blocked_wait(void (*wait)(void*), void* arg) {
 #endif
   record_stop(r, sp);
   r->blocked.store(1, std::memory_order_seq_cst);
+  // ThreadSanitizer builds: a stop that signaled this thread before it was blocked gets its
+  // answer now (the record is written); the signal may not be delivered during the wait.
+  if (kThreadSanitizer) answer_stop_while_blocked(r);
   wait(arg);
   // Checkmark (gc/mgcmark.hpp): a scan meanwhile saw nothing below sp, so nothing stale may
   // stay there for a later frame to pick up. Only the dead region below sp is written.
@@ -525,6 +551,10 @@ void blocked_wait(void (*wait)(void*), void* arg) {
     uint32_t epoch = g_world_epoch.load(std::memory_order_seq_cst);
     uint32_t single = r->single_stop.load(std::memory_order_seq_cst);
     if (!(epoch & 1) && !single) break;
+    if (kThreadSanitizer && stop_requested()) {  // a stop that found it running: no signal comes here
+      suspend_self();
+      continue;
+    }
     if (epoch & 1) futex_wait(&g_world_epoch, epoch, 1000000);
     else futex_wait(&r->single_stop, single, 1000000);
   }
@@ -532,7 +562,7 @@ void blocked_wait(void (*wait)(void*), void* arg) {
 }
 
 void for_each_attached(void (*fn)(ThreadRecord*, void*), void* arg) {
-  std::lock_guard g(g_registry_lock);
+  StoppableLockGuard g(g_registry_lock);
   for (ThreadRecord* r = g_threads; r; r = r->next) fn(r, arg);
 }
 
@@ -542,7 +572,6 @@ bool scrub_when_stopped() { return g_scrub_when_stopped; }
 void set_attach_scan_gen(uint32_t gen) { g_attach_scan_gen = gen; }  // world stopped: the registry lock is held
 
 void start_the_world() {
-  if (kThreadSanitizer) g_stopper.store(nullptr, std::memory_order_relaxed);
   g_world_epoch.fetch_add(1, std::memory_order_acq_rel);
   futex_wake(&g_world_epoch);
   g_registry_lock.unlock();

@@ -101,6 +101,12 @@ struct ThreadRecord {
   // the number of the last stop the thread parked for.
   std::atomic<uint32_t> single_stop{0};
   std::atomic<uint32_t> single_parked{0};
+  // ThreadSanitizer builds: the single stop and the world epoch that sent this thread the stop
+  // signal, set before sending it. TSan delivers the signal late, so a thread answers a stop on
+  // its own (stop_requested), and only one that signaled it: a stop that found it blocked reads
+  // its record meanwhile, and expects no answer.
+  std::atomic<uint32_t> signaled_single{0};
+  std::atomic<uint32_t> signaled_epoch{0};
   uint64_t attach_id = 0;                 // distinguishes successive users of a reused record
   pid_t tid = 0;                          // the kernel's thread id (goroutine dumps)
   // A program thread parked in a gort wait (channel, select, WaitGroup, Mutex): Go's wait
@@ -149,9 +155,9 @@ inline SignalStackGuard::~SignalStackGuard() { set_split_guard(saved); }
 #endif
 
 void suspend_self();
-// ThreadSanitizer builds: a stop is pending for this thread (it is not the one stopping the
-// world). TSan delivers the stop signal only at the thread's next intercepted call, so leaving a
-// critical section checks for a stop as well (see suspend_handler).
+// ThreadSanitizer builds: a stop that signaled this thread waits for its answer. TSan delivers
+// the stop signal only at the thread's next intercepted call, so leaving a critical section and
+// blocked_wait check for such a stop as well (see suspend_handler).
 bool stop_requested();
 
 // The calling frame's stack pointer (always inlined, so it is the caller's own). Conservative
@@ -275,6 +281,30 @@ template <class F>
 void blocked_wait(F&& wait) {
   blocked_wait([](void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(); }, &wait);
 }
+
+// Locks a mutex whose holder may stop this thread meanwhile (a stop-the-world holds the registry
+// and world locks throughout). Elsewhere the stop signal interrupts the wait for the mutex; a
+// ThreadSanitizer build delivers it only once the thread has the mutex, so there an attached
+// thread waits for it as blocked_wait does, counted as stopped.
+template <class M>
+void lock_stoppable(M& m) {
+  if (kThreadSanitizer && t_local.record && !t_local.critical) {
+    if (!m.try_lock()) blocked_wait([&m] { m.lock(); });
+    return;
+  }
+  m.lock();
+}
+template <class M>
+class StoppableLockGuard {
+ public:
+  explicit StoppableLockGuard(M& m) : m_(m) { lock_stoppable(m_); }
+  ~StoppableLockGuard() { m_.unlock(); }
+  StoppableLockGuard(const StoppableLockGuard&) = delete;
+  StoppableLockGuard& operator=(const StoppableLockGuard&) = delete;
+
+ private:
+  M& m_;
+};
 
 // Stops one attached thread, identified by its record and attach_id, runs fn(record) while it is
 // stopped (its stack pointer, split-stack state and registers recorded as for a stop-the-world),

@@ -104,20 +104,24 @@ bool special_before(const Special* a, const Special* b) {
   return a->offset < b->offset || (a->offset == b->offset && a->kind <= b->kind);
 }
 
+// Links are changed under g_lock; the head is also read without it, as a hint, by the sweep
+// (sweep_span): a relaxed atomic store.
+void set_link(Special** link, Special* sp) { std::atomic_ref<Special*>(*link).store(sp, std::memory_order_relaxed); }
+
 void insert_special(Span* s, Special* sp) {
   if (!s->specials) link_span(s);
   Special** link = &s->specials;
   if (s->specials_tail && special_before(s->specials_tail, sp)) link = &s->specials_tail->next;  // append: O(1)
   while (*link && special_before(*link, sp)) link = &(*link)->next;
   sp->next = *link;
-  *link = sp;
+  set_link(link, sp);
   if (!sp->next) s->specials_tail = sp;
 }
 
 // Unlinks *link (whose predecessor is prev, or none) and frees it.
 void unlink_special(Span* s, Special** link, Special* prev) {
   Special* sp = *link;
-  *link = sp->next;
+  set_link(link, sp->next);
   if (s->specials_tail == sp) s->specials_tail = prev;
   special_alloc().destroy(sp);
   if (!s->specials) unlink_span(s);

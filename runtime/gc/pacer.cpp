@@ -163,7 +163,7 @@ const PacerInputs& last_cycle() { return g_last; }
 double cons_mark() { return g_cons_mark; }
 
 int set_gc_percent(int percent) {
-  std::lock_guard g(world_lock());
+  StoppableLockGuard g(world_lock());
   int old = g_gc_percent;
   g_gc_percent = percent < 0 ? -1 : percent;
   commit();
@@ -172,7 +172,7 @@ int set_gc_percent(int percent) {
 }
 
 int64_t set_memory_limit(int64_t limit) {
-  std::lock_guard g(world_lock());
+  StoppableLockGuard g(world_lock());
   int64_t old = g_memory_limit;
   if (limit >= 0) {
     g_memory_limit = limit;

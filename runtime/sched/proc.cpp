@@ -1652,7 +1652,7 @@ void exit_blocking() {
 
 namespace {
 int set_gomaxprocs(int n) {
-  std::lock_guard wl(world_lock());
+  StoppableLockGuard wl(world_lock());
   int old = g_sched.gomaxprocs;
   if (n < 1 || n == old) return old;
   if (n > kMaxProcs) n = kMaxProcs;
@@ -1700,7 +1700,7 @@ void sched_start(int procs) {
   stack_init();
   g_sched.shutdown.store(false);
   if (g_sched.gomaxprocs == 0) {
-    std::lock_guard wl(world_lock());
+    StoppableLockGuard wl(world_lock());
     for (int i = 0; i < procs && i < kMaxProcs; ++i) {
       P* p = new (g_sched.records.alloc(sizeof(P), alignof(P))) P;
       p->id = i;
