@@ -48,7 +48,6 @@ bool g_scrub_when_stopped = false;
 // stack up to that alternate stack, across other mappings). The kind of stop then sets its own.
 __attribute__((always_inline)) inline void record_stop(ThreadRecord* r, uintptr_t sp) {
   r->stopped_sp = sp;
-  r->handler_sp = 0;
   r->stopped_async = false;
   r->stopped_on_alt_stack = false;
   r->park_sp = 0;
@@ -94,7 +93,6 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
       }
     }
   }
-  r->handler_sp = async && below_sp ? here : 0;
   r->stopped_on_alt_stack = async && !below_sp;
   r->park_sp = below_sp ? here : 0;
   r->split_segments = segments;
@@ -170,9 +168,6 @@ ThreadRecord* new_record() {
   return new (g_record_alloc.alloc(sizeof(ThreadRecord), alignof(ThreadRecord))) ThreadRecord{};
 }
 
-}  // namespace
-
-namespace {
 bool single_stop_requested(ThreadRecord* r, uint32_t single) {
   return single && r->signaled_single.load(std::memory_order_acquire) == single &&
          r->single_parked.load(std::memory_order_relaxed) != single;
@@ -181,16 +176,6 @@ bool world_stop_requested(ThreadRecord* r, uint32_t epoch) {
   return (epoch & 1) && r->signaled_epoch.load(std::memory_order_acquire) == epoch &&
          r->parked_epoch.load(std::memory_order_relaxed) != epoch;
 }
-}  // namespace
-
-bool stop_requested() {
-  ThreadRecord* r = t_local.record;
-  if (!r) return false;
-  return single_stop_requested(r, r->single_stop.load(std::memory_order_acquire)) ||
-         world_stop_requested(r, g_world_epoch.load(std::memory_order_acquire));
-}
-
-namespace {
 // The stops waiting for this thread's answer, answered without parking: it is in blocked_wait,
 // its record written (ThreadSanitizer builds, see blocked_wait).
 void answer_stop_while_blocked(ThreadRecord* r) {
@@ -205,6 +190,13 @@ void answer_stop_while_blocked(ThreadRecord* r) {
   }
 }
 }  // namespace
+
+bool stop_requested() {
+  ThreadRecord* r = t_local.record;
+  if (!r) return false;
+  return single_stop_requested(r, r->single_stop.load(std::memory_order_acquire)) ||
+         world_stop_requested(r, g_world_epoch.load(std::memory_order_acquire));
+}
 
 void suspend_self() {
   t_local.suspend_pending = false;

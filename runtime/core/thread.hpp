@@ -52,20 +52,19 @@ struct ThreadRecord {
   // Filled when the thread stops: its stack pointer (the red zone under it may be live too) and
   // the saved register file.
   uintptr_t stopped_sp = 0;
-  // An asynchronous stop on the thread's own stack (no alternate signal stack): the stack
-  // pointer of the handler's innermost frame. Between it and stopped_sp lie the kernel's signal
-  // frame and the handler's frames, dead once the thread resumes; 0 after other stops.
-  uintptr_t handler_sp = 0;
-  // The last stop was asynchronous and its handler ran on an alternate signal stack (an M's):
-  // nothing below stopped_sp and its red zone is in use until the thread resumes.
-  // Both fields are for checkmark, their only reader, and exact only under it (the handler asks
-  // the kernel then, see park()); otherwise every asynchronous stop reads as one on an alternate
-  // stack, with handler_sp 0.
-  bool stopped_on_alt_stack = false;
   // The stack pointer of park(), which holds the thread while it is stopped, when it runs on the
   // stopped stack (a synchronous stop, or a handler without an alternate stack): its frames and
   // their callees' lie below stopped_sp and are live until the thread resumes. 0 otherwise.
+  // After an asynchronous stop (stopped_async) it is the handler's innermost frame: between it
+  // and stopped_sp lie the kernel's signal frame and the handler's frames, dead once the thread
+  // resumes.
   uintptr_t park_sp = 0;
+  // The last stop was asynchronous and its handler ran on an alternate signal stack (an M's):
+  // nothing below stopped_sp and its red zone is in use until the thread resumes.
+  // This field, and park_sp after an asynchronous stop, are for checkmark, their only reader,
+  // and exact only under it (the handler asks the kernel then, see park()); otherwise every
+  // asynchronous stop reads as one on an alternate stack, with park_sp 0.
+  bool stopped_on_alt_stack = false;
   // The last stop interrupted a signal handler of the program's running on the thread's
   // alternate signal stack: the top of that stack, else 0. [stopped_sp, this) then holds the
   // handler's frames and, above them, the kernel's frame of the code the handler interrupted

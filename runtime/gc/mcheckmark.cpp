@@ -36,7 +36,7 @@ struct ScannedWord {
   uint64_t value;
   bool dead;  // ASan builds: the word was poisoned then (core/sanitizer.hpp, dead_to_asan)
 };
-constexpr size_t kTableSlots = size_t{1} << 21;  // 32 MiB, mapped when checkmark is first used
+constexpr size_t kTableSlots = size_t{1} << 21;  // 48 MiB (24-byte entries), mapped when checkmark is first used
 ScannedWord* g_table = nullptr;
 uint64_t g_table_gen = 0;  // 1..0xffff
 std::atomic<size_t> g_table_used{0};

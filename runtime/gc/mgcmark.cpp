@@ -101,8 +101,9 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     // the checking mark relies on: nothing stale below the scanned range (the handler zeroes what
     // lies below itself, see park).
     uintptr_t below = stopped_sp - red_zone();
-    if (g_checkmark && !g_checkmark_scanning && r->handler_sp && r->handler_sp < below && below - r->handler_sp < (64 << 10))
-      scan(r->handler_sp, below);
+    uintptr_t handler_sp = r->stopped_async ? r->park_sp : 0;
+    if (g_checkmark && !g_checkmark_scanning && handler_sp && handler_sp < below && below - handler_sp < (64 << 10))
+      scan(handler_sp, below);
   }
   if (own || goroutine) {
     scan_saved_registers(r, w);

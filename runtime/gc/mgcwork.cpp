@@ -225,12 +225,11 @@ bool forgeable(uintptr_t w) { return (w & 7) != 0 || (w & 0xff) == 0; }
 
 void skip_forgeable_words(bool on) { g_skip_forgeable = on; }
 
-// ASan builds: a word ASan has poisoned on a stack (core/sanitizer.hpp, dead_to_asan) is never
-// a live pointer. Redzones are never written, so they keep whatever an earlier, deeper frame
-// stored there for as long as the frames around them live: scanned, they would keep dead objects
-// alive indefinitely. Skipped, the scan is as precise as elsewhere.
-
-// Reads stacks word by word, the redzones between a sanitizer build's locals included.
+// Reads stacks word by word, the redzones between a sanitizer build's locals included. A word
+// ASan has poisoned (core/sanitizer.hpp, dead_to_asan) is never a live pointer: redzones are never
+// written, so they keep whatever an earlier, deeper frame stored there for as long as the frames
+// around them live; scanned, they would keep dead objects alive indefinitely. Skipped, the scan
+// is as precise as elsewhere.
 GORT_NO_SANITIZE_SCAN void MarkWorker::scan_conservative(uintptr_t lo, uintptr_t hi) {
   uintptr_t heap_lo = mheap().arenas().lo(), heap_hi = mheap().arenas().hi();
   lo = round_up(lo, sizeof(uintptr_t));
