@@ -106,7 +106,7 @@ TEST_CASE("alloc: a span is visible to markers only once published, after its la
   with_world_stopped([&] {
     gi::PageHeap& h = gi::mheap();
     gi::Span* s = h.alloc(2);
-    while_preparing = s->state.load();
+    while_preparing = s->state(std::memory_order_relaxed);
     const uintptr_t second_page = s->base + kPage + 8;
     hidden_while_preparing = !h.arenas().span_of_checked(s->base) && !h.arenas().span_of_checked(second_page);
     s->elemsize = static_cast<uint32_t>(2 * kPage);

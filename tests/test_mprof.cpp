@@ -372,13 +372,13 @@ TEST_CASE("mprof: a sampled goroutine does not grow a 1 MiB stack segment for th
 
 namespace {
 // Different bodies: identical functions would be folded into one (gcc's -fipa-icf).
-volatile int g_parked_in = 0;
+std::atomic<int> g_parked_in{0};  // written by many goroutines at once
 __attribute__((noinline)) void park_in_profile_a(gort::Chan<int>& ch) {
-  g_parked_in = 1;
+  g_parked_in.store(1, std::memory_order_relaxed);
   ch.recv();
 }
 __attribute__((noinline)) void park_in_profile_b(gort::Chan<int>& ch) {
-  g_parked_in = 2;
+  g_parked_in.store(2, std::memory_order_relaxed);
   ch.recv();
 }
 
@@ -437,7 +437,11 @@ __attribute__((noinline)) void spin_in_profile_test(std::atomic<bool>& stop) {
 }
 }  // namespace
 
-TEST_CASE("pprof: a goroutine running on another thread is walked from where it runs (dump and profile)") {
+// Not under ThreadSanitizer: there a thread stops from its own frame when TSan lets the stop
+// signal through, not where the signal found it (core/thread.cpp), so a running goroutine's
+// registers are not known and its stack is not walked.
+TEST_CASE("pprof: a goroutine running on another thread is walked from where it runs (dump and profile)" *
+          doctest::skip(gort::internal::kThreadSanitizer)) {
   std::atomic<bool> stop{false}, started{false};
   gort::WaitGroup done;
   done.Add(1);

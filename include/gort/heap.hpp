@@ -87,10 +87,10 @@ uint16_t type_index() {
 template <class T>
 class Ref {
  public:
-  Ref() = default;
-  Ref(std::nullptr_t) {}
-  Ref(T* p) : p_(p) {}
-  Ref(const Ref& o) : p_(o.p_) {}
+  Ref() noexcept { init(nullptr); }
+  Ref(std::nullptr_t) noexcept { init(nullptr); }
+  Ref(T* p) noexcept { init(p); }
+  Ref(const Ref& o) noexcept { init(o.p_); }
   Ref& operator=(const Ref& o) { store(o.p_); return *this; }
   Ref& operator=(T* p) { store(p); return *this; }
   Ref& operator=(std::nullptr_t) { store(nullptr); return *this; }
@@ -106,15 +106,20 @@ class Ref {
 
  private:
   friend class Tracer;
-  // Relaxed atomic store and load (plain moves on x86-64): mark workers read the field while
-  // its owner may store to it; the write barrier, not a lock, keeps marking right.
+  // Mark workers read the field while its owner may store to it; the write barrier, not a
+  // lock, keeps marking right. A store is a release and the marker's load an acquire (plain
+  // moves on x86-64): a marker that finds an object through a field sees it constructed, as
+  // Go's publication barrier makes a new object's initialization visible before its pointer.
+  // A constructor's store is atomic too: a marker may already scan an object still under
+  // construction (allocated just before a mark began, or named by a stale word on a stack).
+  void init(T* p) { __atomic_store_n(&p_, p, __ATOMIC_RELAXED); }
   void store(T* p) {
     if (internal::write_barrier_enabled.load(std::memory_order_relaxed)) [[unlikely]]
       internal::write_barrier(reinterpret_cast<void* const*>(&p_), p);
-    __atomic_store_n(&p_, p, __ATOMIC_RELAXED);
+    __atomic_store_n(&p_, p, __ATOMIC_RELEASE);
   }
-  T* load_for_marking() const { return __atomic_load_n(&p_, __ATOMIC_RELAXED); }
-  T* p_ = nullptr;
+  T* load_for_marking() const { return __atomic_load_n(&p_, __ATOMIC_ACQUIRE); }
+  T* p_;
 };
 
 // Passed to trace(): visit every managed pointer the object holds, each in a Ref<T> field.
@@ -155,7 +160,11 @@ class alignas(alignof(T) > alignof(size_t) ? alignof(T) : alignof(size_t)) Array
   const T* data() const { return reinterpret_cast<const T*>(this + 1); }
 
  protected:
-  size_t size_ = 0;
+  // A marker may scan an array still under construction (see Ref<T>): the size is stored and,
+  // by trace(), loaded atomically.
+  ArrayStorage() noexcept { set_size(0); }
+  void set_size(size_t n) { __atomic_store_n(&size_, n, __ATOMIC_RELAXED); }
+  size_t size_;
 };
 template <class T>
 class ArrayStorage<T, false> : public ArrayStorage<T, true> {
@@ -179,7 +188,7 @@ class Array : public internal::ArrayStorage<T> {
     requires(internal::Traceable<T> || internal::IsRef<T>)
   {
     const T* e = this->data();
-    for (size_t i = 0, n = this->size_; i < n; ++i) {
+    for (size_t i = 0, n = __atomic_load_n(&this->size_, __ATOMIC_RELAXED); i < n; ++i) {
       if constexpr (internal::Traceable<T>) e[i].trace(t); else t.visit(e[i]);
     }
   }
@@ -243,7 +252,7 @@ Array<T>* make_array(size_t n) {
   if constexpr (!std::is_trivially_default_constructible_v<T>) {
     for (size_t i = 0; i < n; ++i) ::new (a->data() + i) T();
   }
-  a->size_ = n;
+  a->set_size(n);
   return internal::made(a);
 }
 

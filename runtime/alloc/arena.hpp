@@ -44,7 +44,7 @@ class ArenaMap {
     HeapArena* a = arena_of(p);
     if (!a) return nullptr;
     Span* s = page_span(a, p);
-    if (!s || s->state.load(std::memory_order_acquire) != SpanState::InUse || !s->contains(p)) return nullptr;
+    if (!s || s->state(std::memory_order_acquire) != SpanState::InUse || !s->contains(p)) return nullptr;
     return s;
   }
   void set_span(uintptr_t page_addr, Span* s) {

@@ -19,7 +19,7 @@ void PageHeap::set_span_pages(Span* s, bool all_pages) {
 }
 
 void PageHeap::insert_free(Span* s) {
-  s->state.store(SpanState::Free, std::memory_order_relaxed);
+  s->set_state(SpanState::Free, std::memory_order_relaxed);
   set_span_pages(s, false);
   free_pages_ += s->npages;
   if (s->npages < kNumExactLists) {
@@ -113,7 +113,7 @@ Span* PageHeap::free_neighbour(uintptr_t page_addr) {
   HeapArena* a = arenas_.arena_of(page_addr);
   if (!a) return nullptr;
   Span* s = ArenaMap::page_span(a, page_addr);
-  return s && s->state.load(std::memory_order_relaxed) == SpanState::Free && s->contains(page_addr) ? s : nullptr;
+  return s && s->state(std::memory_order_relaxed) == SpanState::Free && s->contains(page_addr) ? s : nullptr;
 }
 
 Span* PageHeap::alloc(size_t npages) {
@@ -138,7 +138,7 @@ Span* PageHeap::alloc(size_t npages) {
     stats().heap_released.fetch_sub(released << kPageShift, std::memory_order_relaxed);
     stats().heap_inuse.fetch_add(npages << kPageShift, std::memory_order_relaxed);
   }
-  s->state.store(SpanState::Preparing, std::memory_order_relaxed);
+  s->set_state(SpanState::Preparing, std::memory_order_relaxed);
   set_span_pages(s, true);
   return s;
 }

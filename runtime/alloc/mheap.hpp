@@ -26,7 +26,7 @@ class PageHeap {
   // A span of npages in state Preparing: the caller sets its layout fields, then publishes it.
   Span* alloc(size_t npages);
   // The span's layout is set: markers may look into it (span.hpp, the publication).
-  static void publish(Span* s) { s->state.store(SpanState::InUse, std::memory_order_release); }
+  static void publish(Span* s) { s->set_state(SpanState::InUse, std::memory_order_release); }
   // Returns an InUse span's pages to the heap.
   void free(Span* s);
   // Returns up to `bytes` of free memory to the OS (all of it for ~0). Returns bytes released.

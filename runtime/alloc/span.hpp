@@ -56,7 +56,11 @@ struct alignas(64) Span {
   uint16_t nelems = 0;
   uint8_t sizeclass = 0;  // 0: one large object
   bool noscan = false;
-  std::atomic<SpanState> state{SpanState::Free};  // see the file comment for the publication
+  // See the file comment for the publication. Read and written through atomic_ref, and not
+  // initialized by a member initializer: a marker may read the state of a record that is being
+  // made again (a stale arena map entry names a freed record), and initializing a member is a
+  // plain store; the constructor stores it atomically.
+  SpanState state_word;
   bool needzero = false;  // memory may hold old data (not fresh from the OS)
   bool cached = false;    // owned by a thread's cache
   // An object with a destructor was allocated here: the sweep looks at each dead object's type
@@ -79,6 +83,10 @@ struct alignas(64) Span {
   struct Special* specials_tail = nullptr;  // objects are mostly given specials in address order
   Span* specials_next = nullptr;
   Span* specials_prev = nullptr;
+
+  Span() noexcept { set_state(SpanState::Free, std::memory_order_relaxed); }
+  SpanState state(std::memory_order order) const { return std::atomic_ref<const SpanState>(state_word).load(order); }
+  void set_state(SpanState v, std::memory_order order) { std::atomic_ref<SpanState>(state_word).store(v, order); }
 
   uintptr_t limit() const { return base + (npages << kPageShift); }
   bool contains(uintptr_t p) const { return p >= base && p < limit(); }

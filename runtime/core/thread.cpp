@@ -39,7 +39,8 @@ ThreadRecord* g_free_records = nullptr;
 // Odd while the world is stopped (or being stopped). Stopped threads wait for it to change.
 std::atomic<uint32_t> g_world_epoch{0};
 std::atomic<uint32_t> g_acks{0};
-bool g_scrub_when_stopped = false;
+// Set by a program (checkmark's tests toggle it) while threads read it: a relaxed atomic.
+std::atomic<bool> g_scrub_when_stopped{false};
 
 // Every stop (park, blocked_wait, the stopping thread's own in stop_the_world) starts its
 // record here: the fields that describe how the thread stopped are reset, so none of them still
@@ -72,7 +73,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   // that stack, and the 64 KiB scrub below then ran off the alternate stack's end, zeroing the
   // top of the mapping below it (a parked goroutine's frames) or faulting.
   uintptr_t here = stack_pointer();
-  bool below_sp = !async || (g_scrub_when_stopped && !on_alternate_signal_stack() && here < sp && sp - here < (64 << 10));
+  bool below_sp = !async || (g_scrub_when_stopped.load(std::memory_order_relaxed) && !on_alternate_signal_stack() && here < sp && sp - here < (64 << 10));
   mem_copy(&r->regs, regs, sizeof r->regs);
 #if defined(__x86_64__)
   if (async && regs->fpregs) mem_copy(&r->fpregs, regs->fpregs, sizeof r->fpregs);
@@ -100,7 +101,7 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   if (single) {  // stop_thread: this thread alone, until that stop's number is withdrawn
     // Checkmark (mgcmark.hpp): nothing stale below. On an alternate signal stack there is
     // nothing to zero (an M's goroutine stack is zeroed by whoever scans it).
-    if (g_scrub_when_stopped && below_sp) scrub_stack(64 << 10);
+    if (g_scrub_when_stopped.load(std::memory_order_relaxed) && below_sp) scrub_stack(64 << 10);
     r->single_parked.store(single, std::memory_order_release);
     futex_wake(&r->single_parked, 1);
     while (r->single_stop.load(std::memory_order_acquire) == single) futex_wait(&r->single_stop, single);
@@ -417,7 +418,7 @@ void attach_current_thread(bool scan_stack, bool program) {
   }
   // Checkmark (gc/mgcmark.hpp): nothing stale below the stack pointer of a thread that attaches:
   // its stack may be one the C library recycled from a thread that exited, words included.
-  if (g_scrub_when_stopped) scrub_stack(64 << 10);
+  if (g_scrub_when_stopped.load(std::memory_order_relaxed)) scrub_stack(64 << 10);
 }
 
 void detach_current_thread() {
@@ -535,7 +536,7 @@ void blocked_wait(void (*wait)(void*), void* arg) {
   wait(arg);
   // Checkmark (gc/mgcmark.hpp): a scan meanwhile saw nothing below sp, so nothing stale may
   // stay there for a later frame to pick up. Only the dead region below sp is written.
-  if (g_scrub_when_stopped) scrub_stack(64 << 10);
+  if (g_scrub_when_stopped.load(std::memory_order_relaxed)) scrub_stack(64 << 10);
   r->blocked.store(0, std::memory_order_seq_cst);
   // A stop that counted on this thread while it waited holds it until that stop ends. (A stop
   // that signals instead finds it here and parks it in the handler, which is just as good.)
@@ -558,8 +559,8 @@ void for_each_attached(void (*fn)(ThreadRecord*, void*), void* arg) {
   for (ThreadRecord* r = g_threads; r; r = r->next) fn(r, arg);
 }
 
-void set_scrub_when_stopped(bool on) { g_scrub_when_stopped = on; }
-bool scrub_when_stopped() { return g_scrub_when_stopped; }
+void set_scrub_when_stopped(bool on) { g_scrub_when_stopped.store(on, std::memory_order_relaxed); }
+bool scrub_when_stopped() { return g_scrub_when_stopped.load(std::memory_order_relaxed); }
 
 void set_attach_scan_gen(uint32_t gen) { g_attach_scan_gen = gen; }  // world stopped: the registry lock is held
 

@@ -22,8 +22,10 @@ constexpr uint64_t kMeasuredMetaHeap = 16 << 20;
 constexpr double kGoalUtilization = 0.25;            // gcGoalUtilization = gcBackgroundUtilization
 constexpr uint64_t kTriggerRatioDen = 64, kMinTriggerRatioNum = 45, kMaxTriggerRatioNum = 61;
 
-int g_gc_percent = 100;
-int64_t g_memory_limit = kNoMemoryLimit;
+// Written under the world lock; read without it too (gc_percent(), memory_limit(): the scavenger,
+// ReadMemStats), hence relaxed atomics.
+std::atomic<int> g_gc_percent{100};
+std::atomic<int64_t> g_memory_limit{kNoMemoryLimit};
 PacerInputs g_last;
 uint64_t g_last_heap_scan = 0;
 double g_cons_mark = 0;
@@ -57,7 +59,8 @@ void limit_terms(uint64_t* non_heap, uint64_t* overage, HeapGrowth* growth) {
   uint64_t mapped_ready = st.sys_total() - released;
   uint64_t heap_ready = st.heap_sys.load() - released;  // free unscavenged pages + spans in use
   *non_heap = mapped_ready > heap_ready ? mapped_ready - heap_ready : 0;
-  uint64_t limit = g_memory_limit > 0 ? static_cast<uint64_t>(g_memory_limit) : 0;
+  int64_t memlimit = g_memory_limit.load(std::memory_order_relaxed);
+  uint64_t limit = memlimit > 0 ? static_cast<uint64_t>(memlimit) : 0;
   *overage = mapped_ready > limit ? mapped_ready - limit : 0;
 }
 
@@ -89,7 +92,7 @@ uint64_t goal_internal(uint64_t* min_trigger) {
   uint64_t non_heap, overage;
   HeapGrowth growth;
   limit_terms(&non_heap, &overage, &growth);
-  uint64_t limited = memory_limit_goal(g_last.marked, g_memory_limit, non_heap, overage, growth);
+  uint64_t limited = memory_limit_goal(g_last.marked, g_memory_limit.load(std::memory_order_relaxed), non_heap, overage, growth);
   if (limited < goal) return limited;
   if (g_sweep_dist_min_trigger > goal) goal = g_sweep_dist_min_trigger;
   *min_trigger = g_sweep_dist_min_trigger;
@@ -116,7 +119,7 @@ uint64_t trigger_for(uint64_t goal, uint64_t min_trigger) {
 void commit() {
   g_sweep_dist_min_trigger =
       sweep_done() ? 0 : gc_state().heap_live.load(std::memory_order_relaxed) + kSweepMinHeapDistance;
-  g_gc_percent_goal = gc_percent_goal(g_last, g_gc_percent);
+  g_gc_percent_goal = gc_percent_goal(g_last, g_gc_percent.load(std::memory_order_relaxed));
   double expected = static_cast<double>(g_last_heap_scan + g_last.stacks + g_last.globals);
   g_runway = static_cast<uint64_t>(std::max(0.0, g_cons_mark * (1 - kGoalUtilization) / kGoalUtilization * expected));
 }
@@ -156,16 +159,16 @@ void pacer_update() {
   gc_state().trigger.store(trigger_for(goal, min_trigger), std::memory_order_relaxed);
 }
 
-int gc_percent() { return g_gc_percent; }
-int64_t memory_limit() { return g_memory_limit; }
+int gc_percent() { return g_gc_percent.load(std::memory_order_relaxed); }
+int64_t memory_limit() { return g_memory_limit.load(std::memory_order_relaxed); }
 uint64_t current_goal() { return g_goal.load(std::memory_order_relaxed); }
 const PacerInputs& last_cycle() { return g_last; }
 double cons_mark() { return g_cons_mark; }
 
 int set_gc_percent(int percent) {
   StoppableLockGuard g(world_lock());
-  int old = g_gc_percent;
-  g_gc_percent = percent < 0 ? -1 : percent;
+  int old = g_gc_percent.load(std::memory_order_relaxed);
+  g_gc_percent.store(percent < 0 ? -1 : percent, std::memory_order_relaxed);
   commit();
   pacer_update();
   return old;
@@ -173,9 +176,9 @@ int set_gc_percent(int percent) {
 
 int64_t set_memory_limit(int64_t limit) {
   StoppableLockGuard g(world_lock());
-  int64_t old = g_memory_limit;
+  int64_t old = g_memory_limit.load(std::memory_order_relaxed);
   if (limit >= 0) {
-    g_memory_limit = limit;
+    g_memory_limit.store(limit, std::memory_order_relaxed);
     commit();
     pacer_update();
   }
@@ -204,7 +207,8 @@ CycleWorkers pacer_start_cycle(uint64_t now_ns, int procs) {
 }
 
 void pacer_revise() {
-  int pct = g_gc_percent < 0 ? 100000 : g_gc_percent;
+  int pct = gc_percent();
+  if (pct < 0) pct = 100000;
   uint64_t live = gc_state().heap_live.load(std::memory_order_relaxed);
   int64_t work = g_scan_done.load(std::memory_order_relaxed);
   auto goal = static_cast<int64_t>(std::min<uint64_t>(g_cycle_goal, INT64_MAX / 4));

@@ -644,15 +644,20 @@ gort_unwind_stopped:
 )");
 #endif
 
+// Walks of parked goroutines' stacks in progress (for_each_goroutine): while any runs, execute
+// takes the handshake with scan_lock that it otherwise takes only while marking.
+std::atomic<int> g_stack_walks{0};
+
 // Runs g on this M until it switches back; then does what it asked for.
 void execute(M* m, G* g) {
   enter_critical();
   bool first_run = !g->ctx;
   set_watched(m->curg, g);
-  g->m = m;
-  if (gc_marking()) [[unlikely]] {
-    // A mark worker may be scanning g's stack in place: wait until it is done. Dekker's protocol
-    // with scan_parked_goroutine: each side stores its flag, then reads the other's.
+  __atomic_store_n(&g->m, m, __ATOMIC_RELAXED);  // goroutine_thread reads it racing
+  if (gc_marking() || g_stack_walks.load(std::memory_order_relaxed)) [[unlikely]] {
+    // A mark worker may be scanning g's stack in place, or a goroutine dump walking it: wait
+    // until it is done. Dekker's protocol with scan_parked_goroutine and
+    // parked_goroutine_stack: each side stores its flag, then reads the other's.
     for (;;) {
       g->status.store(GStatus::Running, std::memory_order_seq_cst);
       if (!g->scan_lock.load(std::memory_order_seq_cst)) break;
@@ -1118,7 +1123,7 @@ void write_all(int fd, const std::string& s) {
 }
 
 [[noreturn]] void die_with_dump(const char* headline) {
-  write_all(2, std::string(headline) + "\n\n" + goroutine_dump());
+  write_all(2, std::string(headline) + "\n\n" + goroutine_dump(/*dying=*/true));
   _exit(2);
 }
 
@@ -1449,7 +1454,16 @@ int running_goroutine_stack(G* g, uintptr_t* pcs, int max) {
 #endif
 }
 
-void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg) {
+void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg, bool dying) {
+  struct Walking {  // counted for the whole walk, exceptions included
+    Walking() { g_stack_walks.fetch_add(1, std::memory_order_relaxed); }
+    ~Walking() { g_stack_walks.fetch_sub(1, std::memory_order_relaxed); }
+  } walking;
+  if (!dying) {  // every M's next execute sees g_stack_walks (as a mark's start orders gc_marking)
+    StoppableLockGuard wl(world_lock());
+    stop_the_world();
+    start_the_world();
+  }
   struct Entry {
     int64_t id;
     const char* state;
@@ -1490,7 +1504,7 @@ void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg) {
   }
 }
 
-std::string goroutine_dump() {
+std::string goroutine_dump(bool dying) {
   std::string out;
   char line[256];
   for_each_goroutine([&](const GoroutineRecord& g) {
@@ -1498,7 +1512,7 @@ std::string goroutine_dump() {
     out += line;
     append_frames(out, g.pcs, g.n);
     out += '\n';
-  });
+  }, dying);
   for_each_attached([&](ThreadRecord* r) {
     const char* reason = r->wait_reason.load(std::memory_order_relaxed);
     if (!reason) return;
@@ -1809,7 +1823,9 @@ bool scan_parked_goroutine(G* g, uint32_t gen, MarkWorker& w, uint64_t* stack_by
 
 bool goroutine_thread(G* g, ThreadRecord** r, uint64_t* attach_id) {
   if (g->status.load(std::memory_order_seq_cst) != GStatus::Running) return false;
-  M* m = g->m;
+  // g may have left its M and started on another meanwhile: the caller checks the record's
+  // attach id under the registry lock (stop_thread).
+  M* m = __atomic_load_n(&g->m, __ATOMIC_RELAXED);
   if (!m) return false;
   *r = m->rec;
   *attach_id = m->rec->attach_id;

@@ -78,25 +78,29 @@ void sleep_ns(int64_t ns);
 
 // Go's goroutine dump: "goroutine 7 [chan receive]:" and its C++ stack for each of the program's
 // goroutines, and each attached program thread parked in a gort wait (without a stack). World running (sysmon's deadlock
-// report, SIGQUIT, /debug/pprof/goroutine?debug=2).
-std::string goroutine_dump();
+// report, SIGQUIT, /debug/pprof/goroutine?debug=2). `dying`: see for_each_goroutine.
+std::string goroutine_dump(bool dying = false);
 
 // Each of the program's goroutines (not the runtime's own), in id order, with its state (Go's
 // wait reason, "runnable", "running" or "syscall") and its stack (return addresses, innermost
 // first): a switched-out goroutine's from where it left, the calling goroutine's from the call, a
 // goroutine running on another thread's from where that thread is stopped for the walk (alone,
 // as for a stack scan). n == 0 when no stack could be walked (the goroutine moved on meanwhile).
-// The world keeps running.
+// The world keeps running, but is stopped and restarted once first: from then on until the walks
+// end, every M takes the scan handshake before it resumes a goroutine (execute), so no parked
+// stack is resumed while it is walked. `dying` (sysmon's fatal dumps) skips that stop: the
+// process is about to exit, and sysmon must not wait for the world lock.
 struct GoroutineRecord {
   int64_t id;
   const char* state;
   const uintptr_t* pcs;
   int n;
 };
-void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg);
+void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg, bool dying = false);
 template <class F>
-void for_each_goroutine(F&& fn) {
-  for_each_goroutine([](const GoroutineRecord& g, void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(g); }, &fn);
+void for_each_goroutine(F&& fn, bool dying = false) {
+  for_each_goroutine([](const GoroutineRecord& g, void* f) { (*static_cast<std::remove_reference_t<F>*>(f))(g); }, &fn,
+                     dying);
 }
 
 // Preemption (preempt.hpp): on unless GODEBUG=asyncpreemptoff=1; how many goroutines were
