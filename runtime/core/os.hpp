@@ -10,6 +10,8 @@
 #include <climits>
 #include <cstdint>
 
+#include "runtime/core/sanitizer.hpp"
+
 namespace gort::internal {
 
 // The futex system call, made directly rather than through libc's syscall(): with segmented
@@ -34,10 +36,18 @@ inline long futex_syscall(std::atomic<uint32_t>* addr, int op, uint32_t val, con
 #endif
 }
 
+// ThreadSanitizer builds: TSan runs a signal's handler only when the thread next passes through
+// TSan (an intercepted call, an atomic operation) or at once in a call it knows blocks; a raw
+// futex wait is neither, so a thread that a stop signals while it waits here would never answer.
+// Its waits are cut into slices of this length, each followed by an atomic load.
+constexpr int64_t kTsanFutexSliceNs = 2000000;
+
 // Sleeps while *addr == val, at most timeout_ns (negative: no limit). Spurious wake-ups happen.
 inline void futex_wait(std::atomic<uint32_t>* addr, uint32_t val, int64_t timeout_ns = -1) {
+  if (kThreadSanitizer && (timeout_ns < 0 || timeout_ns > kTsanFutexSliceNs)) timeout_ns = kTsanFutexSliceNs;
   timespec ts{static_cast<time_t>(timeout_ns / 1000000000), static_cast<long>(timeout_ns % 1000000000)};
   futex_syscall(addr, FUTEX_WAIT_PRIVATE, val, timeout_ns >= 0 ? &ts : nullptr);
+  if (kThreadSanitizer) (void)addr->load(std::memory_order_relaxed);  // runs a signal held back meanwhile
 }
 inline void futex_wake(std::atomic<uint32_t>* addr, int n = INT_MAX) {
   futex_syscall(addr, FUTEX_WAKE_PRIVATE, static_cast<uint32_t>(n), nullptr);

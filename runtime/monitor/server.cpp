@@ -1,7 +1,7 @@
 // monitor::Server: cpp-httplib's server with its threads replaced by goroutines.
 //
 // The listener is a goroutine that runs httplib's accept loop inside blocking() (its processor
-// serves other goroutines while it waits in poll). httplib hands each accepted connection to its
+// serves other goroutines while it waits in accept). httplib hands each accepted connection to its
 // task queue; gort's queue starts a goroutine for it, which reads requests and writes responses
 // inside blocking() too, and leaves blocking() only around a handler's own work (ReadMemStats,
 // building the text): the handler runs as an ordinary goroutine with a processor, like Go's cgo
@@ -26,6 +26,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "runtime/core/sanitizer.hpp"
 #include "runtime/sched/proc.hpp"
 
 namespace gort::monitor {
@@ -113,6 +114,11 @@ Server::Server(std::string_view address) : impl_(std::make_unique<Impl>()) {
   });
   http.set_keep_alive_timeout(kIdleTimeout);
   http.set_read_timeout(kIdleTimeout, 0);
+  // ThreadSanitizer builds: TSan holds a signal back while its thread waits in accept() (a call
+  // it does not count as blocking), so a collection would wait for the next connection to stop
+  // the listener's thread. An idle interval makes httplib wait in poll() first, which TSan
+  // interrupts (docs/reliability.md, "Sanitizers").
+  if (internal::kThreadSanitizer) http.set_idle_interval(0, 100000);
   http.Get("/metrics", handler("text/plain; version=0.0.4; charset=utf-8", [] { return PrometheusText(); }));
   http.Get("/debug/vars", handler("application/json; charset=utf-8", [] { return ExpvarJSON(); }));
   // Go's net/http/pprof: ?gc=1 collects first, so that the profile is of the heap as it is now.
