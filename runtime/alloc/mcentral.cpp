@@ -42,7 +42,9 @@ class SideTablePool {
   void free(int sizeclass, void* p) {
     LockGuard g(lock_);
     auto* n = static_cast<Node*>(p);
-    n->next = free_[sizeclass];
+    // An atomic store: weak_target may still read a freed mark byte here (its speculative read,
+    // which it discards when the span's sweepgen moved; mfinal.cpp).
+    std::atomic_ref<Node*>(n->next).store(free_[sizeclass], std::memory_order_relaxed);
     free_[sizeclass] = n;
   }
 

@@ -624,7 +624,9 @@ pthread_t start_service_thread(void* (*fn)(void*), void* arg, const char* name) 
 }
 
 void join_service_thread(pthread_t t) {
-  pthread_join(t, nullptr);
+  // Blocked meanwhile: a collection still running counts this thread as stopped instead of
+  // signaling it (a signal reaches a TSan build's thread in pthread_join only once it returns).
+  blocked_wait([t] { pthread_join(t, nullptr); });
   std::lock_guard g(g_service_lock);
   for (auto& s : g_service) {
     if (s.base && pthread_equal(s.thread, t)) {

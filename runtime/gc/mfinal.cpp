@@ -222,13 +222,38 @@ void weak_release(WeakHandle* h) {
 // which keeps the object alive from now on. While a mark runs, the target is shaded: this
 // thread's stack may have been scanned already (Go's weak.Pointer.Value does the same, and, like
 // this, never hands out an object its sweep is about to free).
+namespace {
+// weak_target's reads of a span are speculative: the sweep may meanwhile clear its mark bits,
+// free them, free the span and reset or reuse its record; weak_target discards what it read when
+// the span's sweepgen moved. A seqlock's reader: like the conservative scan it reads, on purpose,
+// what other threads write, and is not instrumented either (core/sanitizer.hpp). Its plain reads
+// are made here, with no call (a sanitizer does not inline instrumented code into these).
+
+// The InUse span containing p, a heap address (as ArenaMap::span_of_checked).
+GORT_NO_SANITIZE_SCAN Span* speculative_span(uintptr_t p) {
+  Span* s = mheap().arenas().span_of(p);
+  if (!s || s->state(std::memory_order_acquire) != SpanState::InUse) return nullptr;
+  const volatile Span* v = s;
+  uintptr_t base = v->base;
+  return p >= base && p < base + (v->npages << kPageShift) ? s : nullptr;
+}
+
+// Whether p's slot in s is marked.
+GORT_NO_SANITIZE_SCAN bool speculative_marked(const Span* s, uintptr_t p) {
+  const volatile Span* v = s;
+  auto i = static_cast<uint32_t>((static_cast<uint64_t>(p - v->base) * v->divmagic) >> 32);
+  const volatile uint8_t* marks = v->markbytes;
+  return i < v->nelems && marks && marks[i] != 0;
+}
+}  // namespace
+
 void* weak_target(WeakHandle* h) {
   CriticalSection cs;
   const uint32_t sg = gc_state().sweepgen.load(std::memory_order_relaxed);
   for (int spins = 0;; ++spins) {
     const auto p = h->target.load(std::memory_order_acquire);
     if (!p) return nullptr;
-    Span* s = mheap().arenas().span_of_checked(p);
+    Span* s = speculative_span(p);
     const uint32_t span_sg = s ? s->sweepgen.load(std::memory_order_acquire) : sg;
     if (span_sg == sg - 1) {  // being swept: the handle is settled when it ends
       if (spins < 64) cpu_relax(); else os_yield();  // (the background sweeper runs at idle priority)
@@ -236,8 +261,7 @@ void* weak_target(WeakHandle* h) {
     }
     bool dead = false;
     if (span_sg == sg - 2) {
-      const uint32_t i = s->object_index(p);
-      dead = !(i < s->nelems && s->is_marked(i));
+      dead = !speculative_marked(s, p);
       std::atomic_thread_fence(std::memory_order_acquire);
       if (s->sweepgen.load(std::memory_order_relaxed) != span_sg) continue;
     }
