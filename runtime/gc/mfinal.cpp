@@ -212,16 +212,6 @@ void weak_release(WeakHandle* h) {
   release_handle_locked(h);
 }
 
-// The target is cleared when the sweep after a mark finds it unmarked (sweep_specials). Until
-// that sweep its object is dead if unmarked: it is read from the mark bit, stable while the span
-// waits for its sweep (sweepgen sg-2), and confirmed by reading sweepgen and the target again (a
-// sweep that began meanwhile may have cleared the bit; one that ended may have cleared the target
-// and freed the span, whose record the first look may then have found reused). A span being
-// swept (sg-1) is waited for: one span, inside a critical section. The critical section also
-// keeps mark termination (which moves sg) out. A pointer returned is then held by this thread,
-// which keeps the object alive from now on. While a mark runs, the target is shaded: this
-// thread's stack may have been scanned already (Go's weak.Pointer.Value does the same, and, like
-// this, never hands out an object its sweep is about to free).
 namespace {
 // weak_target's reads of a span are speculative: the sweep may meanwhile clear its mark bits,
 // free them, free the span and reset or reuse its record; weak_target discards what it read when
@@ -247,6 +237,16 @@ GORT_NO_SANITIZE_SCAN bool speculative_marked(const Span* s, uintptr_t p) {
 }
 }  // namespace
 
+// The target is cleared when the sweep after a mark finds it unmarked (sweep_specials). Until
+// that sweep its object is dead if unmarked: it is read from the mark bit, stable while the span
+// waits for its sweep (sweepgen sg-2), and confirmed by reading sweepgen and the target again (a
+// sweep that began meanwhile may have cleared the bit; one that ended may have cleared the target
+// and freed the span, whose record the first look may then have found reused). A span being
+// swept (sg-1) is waited for: one span, inside a critical section. The critical section also
+// keeps mark termination (which moves sg) out. A pointer returned is then held by this thread,
+// which keeps the object alive from now on. While a mark runs, the target is shaded: this
+// thread's stack may have been scanned already (Go's weak.Pointer.Value does the same, and, like
+// this, never hands out an object its sweep is about to free).
 void* weak_target(WeakHandle* h) {
   CriticalSection cs;
   const uint32_t sg = gc_state().sweepgen.load(std::memory_order_relaxed);
