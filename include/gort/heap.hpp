@@ -220,9 +220,11 @@ T* construct_at(void* mem, A&&... args) {
 }  // namespace internal
 
 // Like Go's new(T): T(args...) on the garbage-collected heap. T() is value-initialized; an
-// aggregate may be given its members' values, make<Point>(1, 2).
+// aggregate may be given its members' values, make<Point>(1, 2). Always inlined: the call site
+// is the allocation's first frame in heap profiles (and compilers weighed the Ref<T> field
+// initializations as too costly to inline it into recursive callers).
 template <class T, class... A>
-T* make(A&&... args) {
+[[gnu::always_inline]] inline T* make(A&&... args) {
   void* mem = internal::allocate(sizeof(T), internal::type_index<T>(), !internal::Traceable<T>);
   if constexpr (std::is_nothrow_constructible_v<T, A...>) {
     return internal::made(internal::construct_at<T>(mem, std::forward<A>(args)...));
