@@ -87,20 +87,20 @@ constexpr size_t kMaxFpstate = 16 << 10;
 constexpr uintptr_t kCallRoom = kSplitStacks ? 512 : 8192;
 }  // namespace
 
-bool inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(void*), int interrupted_errno) {
+void* inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(void*), int interrupted_errno) {
   auto* fp = reinterpret_cast<const unsigned char*>(uc->uc_mcontext.fpregs);
-  if (!fp || !stack_limit) return false;
+  if (!fp || !stack_limit) return nullptr;
   size_t fp_size = kLegacyFpstate;
   const auto* sw = reinterpret_cast<const _fpx_sw_bytes*>(fp + 464);  // fxsave's software bytes
   if (sw->magic1 == FP_XSTATE_MAGIC1) fp_size = sw->extended_size;     // XSAVE area + magic2
-  if (fp_size < kLegacyFpstate || fp_size > kMaxFpstate) return false;
+  if (fp_size < kLegacyFpstate || fp_size > kMaxFpstate) return nullptr;
 
   uintptr_t sp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
   // [frame: ucontext, siginfo][vector state, 64-byte aligned for XRSTOR][red zone] sp
   uintptr_t fp_copy = (sp - kRedZone - fp_size) & ~uintptr_t{63};
   uintptr_t frame = (fp_copy - kSiginfo - kKernelUcontext) & ~uintptr_t{15};
   uintptr_t entry_sp = frame - 64;
-  if (sp <= stack_limit || entry_sp < stack_limit + kCallRoom || entry_sp > sp) return false;
+  if (sp <= stack_limit || entry_sp < stack_limit + kCallRoom || entry_sp > sp) return nullptr;
 
   mem_copy(reinterpret_cast<void*>(fp_copy), fp, fp_size);
   mem_copy(reinterpret_cast<void*>(frame), uc, kKernelUcontext);
@@ -112,7 +112,7 @@ bool inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(void*), int i
   regs[REG_RIP] = reinterpret_cast<greg_t>(&gort_injected_call);
   regs[REG_RBX] = reinterpret_cast<greg_t>(fn);
   regs[REG_R12] = static_cast<greg_t>(frame);
-  return true;
+  return reinterpret_cast<void*>(frame);
 }
 
 void injected_frame_range(const void* frame, uintptr_t* lo, uintptr_t* hi) {
@@ -120,7 +120,7 @@ void injected_frame_range(const void* frame, uintptr_t* lo, uintptr_t* hi) {
   *hi = static_cast<uintptr_t>(static_cast<const ucontext_t*>(frame)->uc_mcontext.gregs[REG_RSP]);
 }
 #else
-bool inject_call(ucontext_t*, uintptr_t, void (*)(void*), int) { return false; }
+void* inject_call(ucontext_t*, uintptr_t, void (*)(void*), int) { return nullptr; }
 void injected_frame_range(const void*, uintptr_t* lo, uintptr_t* hi) { *lo = *hi = 0; }
 #endif
 

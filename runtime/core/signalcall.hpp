@@ -24,12 +24,12 @@
 namespace gort::internal {
 
 // From a signal handler for the thread it interrupted: arranges for fn(frame) to be called when
-// the handler returns; `frame` is the copy of the kernel's signal frame on the interrupted stack
-// (injected_frame_range gives the bytes it spans there). `stack_limit` is the lowest address the interrupted stack may use (the
-// split-stack guard, or the stack's low end); `interrupted_errno` is errno as the handler found
-// it. False, and nothing changed, when the stack has no room for the copy and fn's first frames,
-// or on an architecture without the trampoline.
-bool inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(void* frame), int interrupted_errno);
+// the handler returns; `frame`, which it returns, is the copy of the kernel's signal frame on the
+// interrupted stack (injected_frame_range gives the bytes it spans there). `stack_limit` is the
+// lowest address the interrupted stack may use (the split-stack guard, or the stack's low end);
+// `interrupted_errno` is errno as the handler found it. Null, and nothing changed, when the stack
+// has no room for the copy and fn's first frames, or on an architecture without the trampoline.
+void* inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(void* frame), int interrupted_errno);
 // The stack bytes the copy and the interrupted code's red zone take, [*lo, *hi): from the frame
 // up to the interrupted stack pointer.
 void injected_frame_range(const void* frame, uintptr_t* lo, uintptr_t* hi);

@@ -149,7 +149,8 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
 #else
         uintptr_t limit = sp > r->g_stack_lo && sp <= r->g_stack_hi ? r->g_stack_lo : 0;
 #endif
-        inject_call(uc, limit, call, saved_errno);
+        if (void* frame = inject_call(uc, limit, call, saved_errno))
+          injected_frame_range(frame, &r->injected_lo, &r->injected_hi);
       }
     }
   }

@@ -83,6 +83,14 @@ struct ThreadRecord {
   // (core/signalcall.hpp; Go's asynchronous preemption, sched/preempt.cpp). Written by the
   // stopping thread while this one is parked, read and cleared by this one's handler.
   void (*resume_call)(void* frame) = nullptr;
+  // The copy of the interrupted registers such a call put on the thread's stack, [lo, hi), from
+  // the handler's return until the called function took charge of it (async_preempted, which
+  // clears it): the registers the thread holds in that window, so they are scanned with the
+  // saved ones. A stop found there (the suspend signal waited through the handler and arrives
+  // at the trampoline's first instruction) would otherwise leave the vector registers' copies
+  // unread: the kernel saves them all (AVX-512's zmm16-31 too, where glibc's string functions
+  // leave copies of whatever they moved), while fpregs has the first sixteen only.
+  uintptr_t injected_lo = 0, injected_hi = 0;
   // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.
   void* split_segments = nullptr;
   void* split_current = nullptr;

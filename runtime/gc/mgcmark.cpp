@@ -41,7 +41,8 @@ uintptr_t red_zone() { return g_checkmark_scanning ? 0 : kRedZone; }
 constexpr uintptr_t kParkCalleeBytes = 8 << 10;
 
 // The registers a stopped thread's record saved (general purpose and, on x86-64, the vector
-// ones), scanned conservatively.
+// ones), scanned conservatively; and those of the code an injected call interrupted, when the
+// call has not started yet (ThreadRecord::injected_lo).
 void scan_saved_registers(ThreadRecord* r, MarkWorker& w) {
   auto regs = reinterpret_cast<uintptr_t>(&r->regs);
   w.scan_conservative(regs, regs + sizeof r->regs);
@@ -49,6 +50,7 @@ void scan_saved_registers(ThreadRecord* r, MarkWorker& w) {
   auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
   w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
 #endif
+  if (r->injected_hi > r->injected_lo) w.scan_conservative(r->injected_lo, r->injected_hi);
 }
 
 // The stacks of a stopped thread: its own (`own`) and, for an M, the goroutine it runs

@@ -1011,6 +1011,13 @@ void async_preempted(void* frame) {
     injected_frame_range(frame, &lo, &hi);
     scan_range_of_black_stack(lo, hi);
   }
+  // From here the copy is part of this goroutine's stack, scanned with it (or just now): no
+  // longer registers of the thread's (ThreadRecord::injected_lo). Cleared after the scan above:
+  // a mark termination between the two still finds it as registers. A stop that reads the
+  // fields has this thread stopped (its signal handler orders them).
+  ThreadRecord* r = t_local.record;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  r->injected_lo = r->injected_hi = 0;
   yield();
 }
 
