@@ -183,3 +183,104 @@ TEST_CASE("sigframe: a handler on the alternate stack finds the stack pointer of
   sigaction(SIGUSR2, &old_outer, nullptr);
   sigaction(SIGUSR1, &old_nested, nullptr);
 }
+
+#if defined(__x86_64__)
+namespace {
+constexpr uintptr_t kHideKey = 0x5a5a5a5a5a5a5a5aull;
+
+// A tree whose address is returned XOR kHideKey: no copy of the address itself outlives the call
+// in the caller's registers or frame.
+__attribute__((noinline)) uintptr_t make_hidden_tree(gort::Weak<gort_test::TreeNode>* weak, int64_t value) {
+  gort_test::TreeNode* t = gort_test::build_tree(3, value);
+  *weak = gort::Weak<gort_test::TreeNode>(t);
+  return reinterpret_cast<uintptr_t>(t) ^ kHideKey;
+}
+
+// Unhides the address into a vector register only (the upper half of ymm15, or with AVX-512 the
+// upper half of zmm16, a register the compiler does not know of without -mavx512f), with every
+// other vector register and the caller-saved general ones cleared, says so through `ready`,
+// spins without touching that register until `release` is set, and returns the address read
+// back from it.
+__attribute__((noinline)) uintptr_t hold_in_vector_register(uintptr_t hidden, bool avx512, std::atomic<int>* ready,
+                                                           const std::atomic<int>* release) {
+  uintptr_t out;
+  if (avx512) {
+    asm volatile(
+        "vzeroall\n\t"
+        "vpxorq %%zmm16, %%zmm16, %%zmm16\n\t"
+        "xorq %[key], %[h]\n\t"
+        "vmovq %[h], %%xmm1\n\t"
+        "vinserti64x4 $1, %%ymm1, %%zmm16, %%zmm16\n\t"  // zmm16's fifth quadword; the rest is 0
+        "vzeroall\n\t"
+        "xorl %k[h], %k[h]\n\t"
+        "xorl %%ecx, %%ecx\n\t xorl %%edx, %%edx\n\t xorl %%esi, %%esi\n\t xorl %%edi, %%edi\n\t"
+        "xorl %%r8d, %%r8d\n\t xorl %%r9d, %%r9d\n\t xorl %%r10d, %%r10d\n\t xorl %%r11d, %%r11d\n\t"
+        "movl $1, (%[ready])\n\t"
+        "1: pause\n\t"
+        "cmpl $0, (%[release])\n\t"
+        "je 1b\n\t"
+        "vextracti64x4 $1, %%zmm16, %%ymm1\n\t"
+        "vmovq %%xmm1, %[h]\n\t"
+        "vpxorq %%zmm16, %%zmm16, %%zmm16\n\t"
+        "vzeroupper"
+        : [h] "+a"(hidden)
+        : [key] "r"(kHideKey), [ready] "r"(ready), [release] "r"(release)
+        : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
+          "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+  } else {
+    asm volatile(
+        "vzeroall\n\t"
+        "xorq %[key], %[h]\n\t"
+        "vmovq %[h], %%xmm1\n\t"
+        "vinserti128 $1, %%xmm1, %%ymm15, %%ymm15\n\t"  // ymm15's upper half; its lower half is 0
+        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
+        "xorl %k[h], %k[h]\n\t"
+        "xorl %%ecx, %%ecx\n\t xorl %%edx, %%edx\n\t xorl %%esi, %%esi\n\t xorl %%edi, %%edi\n\t"
+        "xorl %%r8d, %%r8d\n\t xorl %%r9d, %%r9d\n\t xorl %%r10d, %%r10d\n\t xorl %%r11d, %%r11d\n\t"
+        "movl $1, (%[ready])\n\t"
+        "1: pause\n\t"
+        "cmpl $0, (%[release])\n\t"
+        "je 1b\n\t"
+        "vextracti128 $1, %%ymm15, %%xmm1\n\t"
+        "vmovq %%xmm1, %[h]\n\t"
+        "vzeroupper"
+        : [h] "+a"(hidden)
+        : [key] "r"(kHideKey), [ready] "r"(ready), [release] "r"(release)
+        : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
+          "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+  }
+  out = hidden;
+  return out;
+}
+}  // namespace
+
+// A stopped thread's vector registers are scanned whole (the kernel's XSAVE image): code built
+// with AVX may keep a pointer only in the upper half of a YMM register, AVX-512 code in a ZMM
+// register's upper bits or in zmm16-31. Collections run while an attached thread holds the only
+// reference to a tree there; the tree must survive them. Not under ThreadSanitizer, whose builds
+// stop a thread only at its next intercepted call (this one spins in assembly).
+TEST_CASE("thread: an object referenced only from the upper half of a vector register survives collections" *
+          doctest::skip(gi::kThreadSanitizer || !__builtin_cpu_supports("avx2"))) {
+  for (bool avx512 : {false, true}) {
+    if (avx512 && !__builtin_cpu_supports("avx512f")) continue;
+    CAPTURE(avx512);
+    std::atomic<int> ready{0}, release{0};
+    bool alive = false, intact = false;
+    std::thread t([&] {
+      gort::AttachThread attached;
+      gort::Weak<gort_test::TreeNode> weak;
+      uintptr_t hidden = make_hidden_tree(&weak, 42);
+      gi::scrub_stack();  // make_hidden_tree's dead frame, in the red zone the scan covers
+      auto* tree = reinterpret_cast<gort_test::TreeNode*>(hold_in_vector_register(hidden, avx512, &ready, &release));
+      alive = weak.get() == tree;
+      intact = alive && gort_test::check_tree(tree, 3, 42);
+    });
+    wait_for(ready, 1);
+    for (int i = 0; i < 3; ++i) gort::GC();
+    release = 1;
+    t.join();
+    CHECK(alive);
+    CHECK(intact);
+  }
+}
+#endif

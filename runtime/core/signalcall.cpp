@@ -87,13 +87,19 @@ constexpr size_t kMaxFpstate = 16 << 10;
 constexpr uintptr_t kCallRoom = kSplitStacks ? 512 : 8192;
 }  // namespace
 
+size_t signal_frame_vector_bytes(const void* fpregs) {
+  if (!fpregs) return 0;
+  size_t size = kLegacyFpstate;
+  auto* fp = static_cast<const unsigned char*>(fpregs);
+  const auto* sw = reinterpret_cast<const _fpx_sw_bytes*>(fp + 464);  // fxsave's software bytes
+  if (sw->magic1 == FP_XSTATE_MAGIC1) size = sw->extended_size;      // XSAVE area + magic2
+  return size >= kLegacyFpstate && size <= kMaxFpstate ? size : 0;
+}
+
 void* inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(void*), int interrupted_errno) {
   auto* fp = reinterpret_cast<const unsigned char*>(uc->uc_mcontext.fpregs);
-  if (!fp || !stack_limit) return nullptr;
-  size_t fp_size = kLegacyFpstate;
-  const auto* sw = reinterpret_cast<const _fpx_sw_bytes*>(fp + 464);  // fxsave's software bytes
-  if (sw->magic1 == FP_XSTATE_MAGIC1) fp_size = sw->extended_size;     // XSAVE area + magic2
-  if (fp_size < kLegacyFpstate || fp_size > kMaxFpstate) return nullptr;
+  size_t fp_size = signal_frame_vector_bytes(fp);
+  if (!fp_size || !stack_limit) return nullptr;
 
   uintptr_t sp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
   // [frame: ucontext, siginfo][vector state, 64-byte aligned for XRSTOR][red zone] sp
@@ -120,6 +126,7 @@ void injected_frame_range(const void* frame, uintptr_t* lo, uintptr_t* hi) {
   *hi = static_cast<uintptr_t>(static_cast<const ucontext_t*>(frame)->uc_mcontext.gregs[REG_RSP]);
 }
 #else
+size_t signal_frame_vector_bytes(const void*) { return 0; }
 void* inject_call(ucontext_t*, uintptr_t, void (*)(void*), int) { return nullptr; }
 void injected_frame_range(const void*, uintptr_t* lo, uintptr_t* hi) { *lo = *hi = 0; }
 #endif

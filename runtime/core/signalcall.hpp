@@ -19,6 +19,7 @@
 #pragma once
 #include <ucontext.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace gort::internal {
@@ -30,6 +31,10 @@ namespace gort::internal {
 // `interrupted_errno` is errno as the handler found it. Null, and nothing changed, when the stack
 // has no room for the copy and fn's first frames, or on an architecture without the trampoline.
 void* inject_call(ucontext_t* uc, uintptr_t stack_limit, void (*fn)(void* frame), int interrupted_errno);
+// The bytes of the vector and x87 state a signal frame's fpregs point at: the kernel's XSAVE
+// image (AVX and AVX-512 registers included) as its software bytes give its size, else the
+// 512-byte FXSAVE layout; 0 when the frame has none or its size is not plausible. x86-64 only.
+size_t signal_frame_vector_bytes(const void* fpregs);
 // The stack bytes the copy and the interrupted code's red zone take, [*lo, *hi): from the frame
 // up to the interrupted stack pointer.
 void injected_frame_range(const void* frame, uintptr_t* lo, uintptr_t* hi);

@@ -76,8 +76,9 @@ void park(ThreadRecord* r, const mcontext_t* regs, uintptr_t sp, void* segments,
   bool below_sp = !async || (g_scrub_when_stopped.load(std::memory_order_relaxed) && !on_alternate_signal_stack() && here < sp && sp - here < (64 << 10));
   mem_copy(&r->regs, regs, sizeof r->regs);
 #if defined(__x86_64__)
-  if (async && regs->fpregs) mem_copy(&r->fpregs, regs->fpregs, sizeof r->fpregs);
-  else mem_zero(&r->fpregs, sizeof r->fpregs);
+  size_t vector_bytes = async ? std::min(signal_frame_vector_bytes(regs->fpregs), sizeof r->fpregs) : 0;
+  mem_copy(r->fpregs, regs->fpregs, vector_bytes);
+  r->fpregs_bytes = static_cast<uint32_t>(vector_bytes);
 #else
   (void)async;
 #endif
@@ -483,7 +484,7 @@ int stop_the_world() {
     getcontext(&uc);
     self->regs = uc.uc_mcontext;
 #if defined(__x86_64__)
-    self->fpregs = _libc_fpstate{};
+    self->fpregs_bytes = 0;
 #endif
     record_stop(self, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
     stack_current_segments(&self->split_segments, &self->split_current);
@@ -527,7 +528,7 @@ void blocked_wait(void (*wait)(void*), void* arg) {
   stack_current_segments(&r->split_segments, &r->split_current);
   mem_zero(&r->regs, sizeof r->regs);
 #if defined(__x86_64__)
-  mem_zero(&r->fpregs, sizeof r->fpregs);
+  r->fpregs_bytes = 0;
 #endif
   record_stop(r, sp);
   r->blocked.store(1, std::memory_order_seq_cst);

@@ -85,21 +85,26 @@ struct ThreadRecord {
   void (*resume_call)(void* frame) = nullptr;
   // The copy of the interrupted registers such a call put on the thread's stack, [lo, hi), from
   // the handler's return until the called function took charge of it (async_preempted, which
-  // clears it): the registers the thread holds in that window, so they are scanned with the
-  // saved ones. A stop found there (the suspend signal waited through the handler and arrives
-  // at the trampoline's first instruction) would otherwise leave the vector registers' copies
-  // unread: the kernel saves them all (AVX-512's zmm16-31 too, where glibc's string functions
-  // leave copies of whatever they moved), while fpregs has the first sixteen only.
+  // clears it): registers of the thread's in that window (the interrupted rbx and r12 are only
+  // there, the trampoline holds its own in them), so scanned with the saved ones. A stop lands
+  // in that window whenever the suspend signal came while the handler ran: it is delivered at
+  // the trampoline's first instruction. The concurrent mark may have scanned the stack before
+  // the copy was written; mark termination then reads it as registers, and checkmark as stack.
   uintptr_t injected_lo = 0, injected_hi = 0;
   // Split stacks: libgcc's segment list of the stack it was on, and the segment in use.
   void* split_segments = nullptr;
   void* split_current = nullptr;
   mcontext_t regs{};
 #if defined(__x86_64__)
-  // Vector registers at an asynchronous stop: compiled code may hold a pointer only in an XMM
-  // register (struct copies), so they are scanned too. Zero after a synchronous stop, where the
-  // ABI makes them caller-saved (spilled to the stack).
-  _libc_fpstate fpregs{};
+  // Vector registers at an asynchronous stop, scanned too: compiled code may hold a pointer only
+  // in a vector register (a struct copy; with AVX or AVX-512 enabled, in the upper half of a YMM
+  // or ZMM register, or in zmm16-31). The kernel's XSAVE image, its first fpregs_bytes bytes
+  // (2,696 with AVX-512; a machine with AMX has its tile data cut off, which is no register a
+  // pointer is kept in). None after a synchronous stop, where the ABI makes them caller-saved
+  // (spilled to the stack).
+  static constexpr size_t kSavedVectorBytes = 4096;
+  alignas(64) unsigned char fpregs[kSavedVectorBytes];
+  uint32_t fpregs_bytes = 0;
 #endif
   std::atomic<uint32_t> parked_epoch{0};  // the stop-the-world epoch the thread acknowledged
   // 1 while the thread waits inside blocked_wait: it counts as stopped without a signal.

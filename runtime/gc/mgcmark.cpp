@@ -47,8 +47,8 @@ void scan_saved_registers(ThreadRecord* r, MarkWorker& w) {
   auto regs = reinterpret_cast<uintptr_t>(&r->regs);
   w.scan_conservative(regs, regs + sizeof r->regs);
 #if defined(__x86_64__)
-  auto xmm = reinterpret_cast<uintptr_t>(&r->fpregs._xmm);
-  w.scan_conservative(xmm, xmm + sizeof r->fpregs._xmm);
+  auto vector = reinterpret_cast<uintptr_t>(r->fpregs);
+  w.scan_conservative(vector, vector + r->fpregs_bytes);
 #endif
   if (r->injected_hi > r->injected_lo) w.scan_conservative(r->injected_lo, r->injected_hi);
 }
