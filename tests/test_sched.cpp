@@ -17,7 +17,9 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/core/os.hpp"
 #include "runtime/core/sanitizer.hpp"
+#include "runtime/core/sigstack.hpp"
 #include "runtime/core/splitstack.hpp"
 #include "test_util.hpp"
 
@@ -709,4 +711,64 @@ TEST_CASE("signals: a program's SA_ONSTACK handler runs on every thread, gorouti
   CHECK(bad.load() == 0);
   CHECK(g_usr1_handled.load() > 0);
   CHECK(g_usr1_handled.load() <= sent);  // a signal pending twice is delivered once
+}
+
+namespace {
+std::atomic<int> g_usr2_on_alt_stack{-1};  // -1: not run; else whether the handler ran on the alternate stack
+GORT_NO_SPLIT void on_usr2(int);
+void on_usr2(int) { g_usr2_on_alt_stack.store(gort::internal::on_alternate_signal_stack() ? 1 : 0); }
+GORT_NO_SPLIT void on_usr2_info(int, siginfo_t*, void*);
+void on_usr2_info(int, siginfo_t*, void*) { g_usr2_on_alt_stack.store(gort::internal::on_alternate_signal_stack() ? 1 : 0); }
+
+// Raises SIGUSR2 on the calling goroutine's thread; returns where the handler ran.
+int raise_usr2_on_a_goroutine() {
+  g_usr2_on_alt_stack = -1;
+  gort::WaitGroup wg;
+  wg.Add(1);
+  gort::go([&] {
+    pthread_kill(pthread_self(), SIGUSR2);  // delivered before the call returns
+    wg.Done();
+  });
+  wg.Wait();
+  return g_usr2_on_alt_stack.load();
+}
+}  // namespace
+
+// Go's setsigstack: a handler installed before the runtime started, without SA_ONSTACK, gets it
+// (Runtime's constructor calls add_signal_stack_to_handlers), so on a goroutine it runs on the
+// M's alternate signal stack rather than on the goroutine's small stack. The handler, its mask
+// and its other flags stay; SIG_IGN and SIG_DFL stay. Not under ThreadSanitizer, which runs a
+// handler later, from an intercepted call, on the thread's current stack.
+TEST_CASE("signals: a handler installed without SA_ONSTACK gets it, and then runs on the M's alternate stack" *
+          doctest::skip(gort::internal::kThreadSanitizer)) {
+  struct sigaction old_usr2 {}, old_urg {};
+  REQUIRE(sigaction(SIGUSR2, nullptr, &old_usr2) == 0);
+  REQUIRE(sigaction(SIGURG, nullptr, &old_urg) == 0);
+  for (bool siginfo : {false, true}) {
+    CAPTURE(siginfo);
+    struct sigaction sa {}, got {};
+    if (siginfo) sa.sa_sigaction = on_usr2_info;
+    else sa.sa_handler = on_usr2;
+    sa.sa_flags = SA_RESTART | (siginfo ? SA_SIGINFO : 0);
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, SIGTERM);
+    REQUIRE(sigaction(SIGUSR2, &sa, nullptr) == 0);
+    REQUIRE((signal(SIGURG, SIG_IGN) != SIG_ERR));
+    CHECK(raise_usr2_on_a_goroutine() == 0);  // on the goroutine's own stack
+    CHECK(gort::internal::add_signal_stack_to_handlers() >= 1);
+    REQUIRE(sigaction(SIGUSR2, nullptr, &got) == 0);
+    CHECK((got.sa_flags & SA_ONSTACK) != 0);
+    CHECK((got.sa_flags & SA_RESTART) != 0);
+    CHECK((got.sa_flags & SA_SIGINFO) == (siginfo ? SA_SIGINFO : 0));
+    if (siginfo) CHECK((got.sa_sigaction == on_usr2_info));
+    else CHECK((got.sa_handler == on_usr2));
+    CHECK(sigismember(&got.sa_mask, SIGTERM) == 1);
+    REQUIRE(sigaction(SIGURG, nullptr, &got) == 0);
+    CHECK((got.sa_handler == SIG_IGN));
+    CHECK((got.sa_flags & SA_ONSTACK) == 0);
+    CHECK(raise_usr2_on_a_goroutine() == 1);
+    CHECK(gort::internal::add_signal_stack_to_handlers() == 0);  // nothing left to change
+  }
+  sigaction(SIGUSR2, &old_usr2, nullptr);
+  sigaction(SIGURG, &old_urg, nullptr);
 }

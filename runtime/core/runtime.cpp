@@ -14,6 +14,7 @@
 
 #include "runtime/core/env.hpp"
 #include "runtime/core/os.hpp"
+#include "runtime/core/sigstack.hpp"
 #include "runtime/core/sysmem.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
@@ -54,6 +55,7 @@ Runtime::Runtime(const Options& opts) {
   set_async_preempt(env.asyncpreemptoff == 0 && !kThreadSanitizer);  // see sched/proc.cpp
   if (env.memprofilerate >= 0) MemProfileRate = env.memprofilerate;  // as Go applies it before main
   int procs = opts.gomaxprocs > 0 ? opts.gomaxprocs : env.gomaxprocs > 0 ? env.gomaxprocs : hardware_threads();
+  add_signal_stack_to_handlers();  // the program's handlers run on an M's alternate stack, not a goroutine's
   attach_current_thread();
   gc_start_threads(procs);
   sched_start(procs);
