@@ -215,10 +215,7 @@ TEST_CASE("monitor: ExpvarJSON is expvar's document with every MemStats field un
             m["OtherSys"].get<uint64_t>());
 }
 
-// The Server tests are not run under ThreadSanitizer: there the listener's thread, waiting in
-// poll() inside blocking(), sometimes never answers a stop (2 whole-suite runs in about 8 hung in
-// them; not understood yet, docs/reliability.md).
-TEST_CASE("monitor: Server serves /metrics and /debug/vars on goroutines, from any port" * doctest::skip(gort::internal::kThreadSanitizer)) {
+TEST_CASE("monitor: Server serves /metrics and /debug/vars on goroutines, from any port") {
   // Goroutines of earlier tests may still be leaving the count: start from a steady one (the
   // same for 20 ms), and with a collection done (/debug/vars' NumGC).
   gort::GC();
@@ -296,7 +293,7 @@ TEST_CASE("monitor: Server serves /metrics and /debug/vars on goroutines, from a
   CHECK(gort::NumGoroutine() == goroutines_before);
 }
 
-TEST_CASE("monitor: Server rejects a malformed address and reports one it cannot bind" * doctest::skip(gort::internal::kThreadSanitizer)) {
+TEST_CASE("monitor: Server rejects a malformed address and reports one it cannot bind") {
   CHECK_THROWS_AS(gort::monitor::Server("127.0.0.1"), std::invalid_argument);
   CHECK_THROWS_AS(gort::monitor::Server("127.0.0.1:http"), std::invalid_argument);
   CHECK_THROWS_AS(gort::monitor::Server("127.0.0.1:70000"), std::invalid_argument);
@@ -317,7 +314,7 @@ __attribute__((noinline)) std::unique_ptr<gort::monitor::Server> start_server() 
 }
 }  // namespace
 
-TEST_CASE("monitor: a Server outlives collections between its start and its end" * doctest::skip(gort::internal::kThreadSanitizer)) {
+TEST_CASE("monitor: a Server outlives collections between its start and its end") {
   // The server's own state lives in malloc'd memory, which the collector does not scan: nothing
   // of it may be a managed object that only it references (a Chan was, and was freed).
   for (int i = 0; i < 20; ++i) {

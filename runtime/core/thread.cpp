@@ -454,6 +454,32 @@ void detach_current_thread() {
   g_free_records = r;
 }
 
+namespace {
+// ThreadSanitizer builds: TSan keeps a signal that arrives outside an intercepted blocking call
+// in the pending list of the fiber then current (each goroutine is a TSan fiber), and runs it
+// when that fiber next leaves an interceptor. A goroutine switch in between leaves it with a
+// fiber that may not run again for long, while the thread runs another that never sees it (the
+// monitor's listener goroutine, in poll: its M never answered, and the stop waited forever;
+// found from a hung run's thread records and /proc: the signal neither pending in the kernel nor
+// blocked). The stopper sends the signal again while the thread has not answered: the new one
+// is the current fiber's. A thread that answered meanwhile finds no stop in it (stop_requested).
+constexpr uint64_t kTsanResendNs = 10000000;
+
+// Waits until `answered()`; under TSan, signals `r` again every kTsanResendNs meanwhile.
+// Each wait is bounded under TSan (futex_wait's slices), so the clock is looked at in time.
+template <class Answered, class Wait>
+void await_answer(ThreadRecord* r, Answered&& answered, Wait&& wait) {
+  uint64_t sent = kThreadSanitizer ? nanotime() : 0;
+  while (!answered()) {
+    if (kThreadSanitizer && nanotime() - sent > kTsanResendNs) {
+      pthread_kill(r->thread, kSuspendSignal);  // an error: it is exiting, and answers on the way out
+      sent = nanotime();
+    }
+    wait();
+  }
+}
+}  // namespace
+
 int stop_the_world() {
   lock_stoppable(g_registry_lock);
   g_world_epoch.fetch_add(1, std::memory_order_seq_cst);
@@ -473,11 +499,14 @@ int stop_the_world() {
   }
   for (ThreadRecord* r = g_threads; r; r = r->next) {
     if (r == self) continue;
-    for (uint32_t a = g_acks.load(std::memory_order_acquire); r->parked_epoch.load(std::memory_order_acquire) != epoch;
-         a = g_acks.load(std::memory_order_acquire)) {
-      if (r->parked_epoch.load(std::memory_order_acquire) == epoch) break;
-      futex_wait(&g_acks, a);
-    }
+    uint32_t acks = 0;
+    await_answer(
+        r,
+        [&] {
+          acks = g_acks.load(std::memory_order_acquire);
+          return r->parked_epoch.load(std::memory_order_acquire) == epoch;
+        },
+        [&] { futex_wait(&g_acks, acks); });
   }
   if (self) {
     ucontext_t uc;
@@ -506,8 +535,10 @@ bool stop_thread(ThreadRecord* r, uint64_t attach_id, void (*fn)(ThreadRecord*, 
     if (kThreadSanitizer) r->signaled_single.store(id, std::memory_order_release);  // stop_requested
     int err = pthread_kill(r->thread, kSuspendSignal);
     if (err != 0) fatal("cannot stop an attached thread (did it exit without detaching?): %s", strerror(err));
-    for (uint32_t seen; (seen = r->single_parked.load(std::memory_order_acquire)) != id;)
-      futex_wait(&r->single_parked, seen);
+    uint32_t seen = 0;
+    await_answer(
+        r, [&] { return (seen = r->single_parked.load(std::memory_order_acquire)) == id; },
+        [&] { futex_wait(&r->single_parked, seen); });
   }
   fn(r, arg);
   r->single_stop.store(0, std::memory_order_release);
