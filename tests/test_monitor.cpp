@@ -14,7 +14,6 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "runtime/core/sanitizer.hpp"
 #include "runtime/monitor/goformat.hpp"
 #include "test_util.hpp"
 

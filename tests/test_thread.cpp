@@ -201,9 +201,23 @@ __attribute__((noinline)) uintptr_t make_hidden_tree(gort::Weak<gort_test::TreeN
 // other vector register and the caller-saved general ones cleared, says so through `ready`,
 // spins without touching that register until `release` is set, and returns the address read
 // back from it.
+// The part both variants share: the caller-saved general registers cleared, `ready` set, the
+// spin until `release`; the operands and clobbers of both.
+#define GORT_TEST_CLEAR_AND_SPIN                                                                      \
+  "xorl %k[h], %k[h]\n\t"                                                                            \
+  "xorl %%ecx, %%ecx\n\t xorl %%edx, %%edx\n\t xorl %%esi, %%esi\n\t xorl %%edi, %%edi\n\t"             \
+  "xorl %%r8d, %%r8d\n\t xorl %%r9d, %%r9d\n\t xorl %%r10d, %%r10d\n\t xorl %%r11d, %%r11d\n\t"        \
+  "movl $1, (%[ready])\n\t"                                                                          \
+  "1: pause\n\t"                                                                                     \
+  "cmpl $0, (%[release])\n\t"                                                                        \
+  "je 1b\n\t"
+#define GORT_TEST_OPERANDS                                                                            \
+  : [h] "+a"(hidden)                                                                                 \
+  : [key] "r"(kHideKey), [ready] "r"(ready), [release] "r"(release)                                  \
+  : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", \
+    "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc"
 __attribute__((noinline)) uintptr_t hold_in_vector_register(uintptr_t hidden, bool avx512, std::atomic<int>* ready,
                                                            const std::atomic<int>* release) {
-  uintptr_t out;
   if (avx512) {
     asm volatile(
         "vzeroall\n\t"
@@ -211,47 +225,26 @@ __attribute__((noinline)) uintptr_t hold_in_vector_register(uintptr_t hidden, bo
         "xorq %[key], %[h]\n\t"
         "vmovq %[h], %%xmm1\n\t"
         "vinserti64x4 $1, %%ymm1, %%zmm16, %%zmm16\n\t"  // zmm16's fifth quadword; the rest is 0
-        "vzeroall\n\t"
-        "xorl %k[h], %k[h]\n\t"
-        "xorl %%ecx, %%ecx\n\t xorl %%edx, %%edx\n\t xorl %%esi, %%esi\n\t xorl %%edi, %%edi\n\t"
-        "xorl %%r8d, %%r8d\n\t xorl %%r9d, %%r9d\n\t xorl %%r10d, %%r10d\n\t xorl %%r11d, %%r11d\n\t"
-        "movl $1, (%[ready])\n\t"
-        "1: pause\n\t"
-        "cmpl $0, (%[release])\n\t"
-        "je 1b\n\t"
+        "vzeroall\n\t" GORT_TEST_CLEAR_AND_SPIN
         "vextracti64x4 $1, %%zmm16, %%ymm1\n\t"
         "vmovq %%xmm1, %[h]\n\t"
         "vpxorq %%zmm16, %%zmm16, %%zmm16\n\t"
-        "vzeroupper"
-        : [h] "+a"(hidden)
-        : [key] "r"(kHideKey), [ready] "r"(ready), [release] "r"(release)
-        : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
-          "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+        "vzeroupper" GORT_TEST_OPERANDS);
   } else {
     asm volatile(
         "vzeroall\n\t"
         "xorq %[key], %[h]\n\t"
         "vmovq %[h], %%xmm1\n\t"
         "vinserti128 $1, %%xmm1, %%ymm15, %%ymm15\n\t"  // ymm15's upper half; its lower half is 0
-        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t"
-        "xorl %k[h], %k[h]\n\t"
-        "xorl %%ecx, %%ecx\n\t xorl %%edx, %%edx\n\t xorl %%esi, %%esi\n\t xorl %%edi, %%edi\n\t"
-        "xorl %%r8d, %%r8d\n\t xorl %%r9d, %%r9d\n\t xorl %%r10d, %%r10d\n\t xorl %%r11d, %%r11d\n\t"
-        "movl $1, (%[ready])\n\t"
-        "1: pause\n\t"
-        "cmpl $0, (%[release])\n\t"
-        "je 1b\n\t"
+        "vpxor %%xmm1, %%xmm1, %%xmm1\n\t" GORT_TEST_CLEAR_AND_SPIN
         "vextracti128 $1, %%ymm15, %%xmm1\n\t"
         "vmovq %%xmm1, %[h]\n\t"
-        "vzeroupper"
-        : [h] "+a"(hidden)
-        : [key] "r"(kHideKey), [ready] "r"(ready), [release] "r"(release)
-        : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
-          "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc");
+        "vzeroupper" GORT_TEST_OPERANDS);
   }
-  out = hidden;
-  return out;
+  return hidden;
 }
+#undef GORT_TEST_CLEAR_AND_SPIN
+#undef GORT_TEST_OPERANDS
 }  // namespace
 
 // A stopped thread's vector registers are scanned whole (the kernel's XSAVE image): code built

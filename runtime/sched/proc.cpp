@@ -998,24 +998,22 @@ bool g_async_preempt = true;
 std::atomic<uint64_t> g_preemptions{0};
 
 // Called by the interrupted goroutine itself, as if its interrupted instruction had called it
-// (core/signalcall.hpp): yields the processor as Gosched does. `frame`: the copy of the signal
-// frame on its stack (every register of the interrupted code, vector ones included).
-void async_preempted(void* frame) {
+// (core/signalcall.hpp): yields the processor as Gosched does. The copy of the signal frame on
+// its stack (every register of the interrupted code, vector ones included) spans
+// [injected_lo, injected_hi) of the thread's record, set by the handler that injected the call.
+void async_preempted(void*) {
   g_preemptions.fetch_add(1, std::memory_order_relaxed);
+  ThreadRecord* r = t_local.record;
   // Checkmark (gc/mgcmark.hpp): if this stack was scanned already this cycle, the copy is words
   // written after the scan, dead registers included (a vector register's or a loop's last
   // pointer into an object long dropped); parked in yield, it is live stack, and the checking
   // mark would take those for pointers the concurrent mark missed. It scans them now instead.
-  if (checkmark_scrubs_stacks() && gc_marking()) [[unlikely]] {
-    uintptr_t lo, hi;
-    injected_frame_range(frame, &lo, &hi);
-    scan_range_of_black_stack(lo, hi);
-  }
+  if (checkmark_scrubs_stacks() && gc_marking()) [[unlikely]]
+    scan_range_of_black_stack(r->injected_lo, r->injected_hi);
   // From here the copy is part of this goroutine's stack, scanned with it (or just now): no
   // longer registers of the thread's (ThreadRecord::injected_lo). Cleared after the scan above:
   // a mark termination between the two still finds it as registers. A stop that reads the
   // fields has this thread stopped (its signal handler orders them).
-  ThreadRecord* r = t_local.record;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   r->injected_lo = r->injected_hi = 0;
   yield();
