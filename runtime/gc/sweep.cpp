@@ -10,6 +10,7 @@
 #include "runtime/core/os.hpp"
 #include "runtime/core/queue.hpp"
 #include "runtime/core/thread.hpp"
+#include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mfinal.hpp"
 #include "runtime/gc/mgc.hpp"
 #include "runtime/gc/typeinfo.hpp"
@@ -202,6 +203,11 @@ __attribute__((noinline)) bool destroy_one() {
   {
     CriticalSection cs;
     if (!g_destroy.pop(&obj)) return false;
+    // Off the queue (runtime metadata, not a root) onto this thread's stack, which a running
+    // mark may have scanned already: shaded, as the finalizer goroutine shades what it takes, so
+    // that nothing a scanned stack holds is white (only GODEBUG=gccheckmark=1 would notice: the
+    // queue's states, not the mark, decide when this slot is freed).
+    if (gc_marking()) shade(obj);
     Span* s = mheap().arenas().span_of(reinterpret_cast<uintptr_t>(obj));
     uint16_t* slot = &s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))];
     type = load_type(slot) & ~kPendingDestroy;
