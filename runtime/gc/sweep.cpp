@@ -30,7 +30,7 @@ EventCount g_destroy_event;
 
 // Decides the fate of an unmarked object with a type entry: true when its slot can be freed.
 bool reclaimable(uint16_t* type_slot, uintptr_t obj) {
-  uint16_t t = load_type(type_slot);
+  uint16_t t = load_type_acquire(type_slot);  // 0 after a destructor: its writes came first
   if (t == 0) return true;
   if (t == kDestroying || (t & kPendingDestroy)) return false;  // destructor queued or running
   if (type_info(t).destroy) {
@@ -217,7 +217,7 @@ __attribute__((noinline)) bool destroy_one() {
   type_info(type).destroy(obj);
   CriticalSection cs;
   Span* s = mheap().arenas().span_of(reinterpret_cast<uintptr_t>(obj));
-  store_type(&s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))], 0);
+  store_type_release(&s->types[s->object_index(reinterpret_cast<uintptr_t>(obj))], 0);
   asm volatile("" : : "r"(obj) : "memory");
   return true;
 }
