@@ -3,8 +3,8 @@
 // Three paths, chosen by size and by whether the object has pointers:
 //   tiny   pointer-free, trivially destructible, under 16 bytes: packed into the cache's 16-byte
 //          tiny block;
-//   small  up to 32 KiB: a pop from the thread cache's free list for the object's span class
-//          (scan or noscan); the object's type is the span's own (alloc/span.hpp: one compare)
+//   small  up to 32 KiB: the lowest bit of the thread cache's window of free slots for the
+//          object's span class (scan or noscan); the object's type is the span's own (alloc/span.hpp: one compare)
 //          or goes into the span's side table;
 //   large  over 32 KiB: a dedicated span straight from the page heap.
 // Memory is handed out zeroed. All of it runs inside a critical section, so a collection never
@@ -56,28 +56,23 @@ inline void zero_small(void* p, size_t size) {
   }
 }
 
-// The slow paths (a new span from the central lists or the page heap, which may map memory) run
-// on the M's own stack when called on a goroutine (on_system_stack): they call into libc.
-// While a mark runs, the first refill of each goroutine or thread scans its own stack (a safe
-// point): from then on its allocations and stores need no shading (mbarrier.cpp).
-// The slot may instead have run out at the heap profiler's sample (its held list): that object
-// comes next, flagged.
-__attribute__((noinline)) FreeObject* refill(Cache* c, int spc, unsigned* follow_up) {
-  FreeObject* o;
+// The slow paths (a new span from the central lists or the page heap, which may map memory;
+// the heap profiler's sample, which draws the next distance with libm) run on the M's own stack
+// when called on a goroutine (on_system_stack): they call into libc. While a mark runs, the
+// first of them in each goroutine or thread scans its own stack (a safe point): from then on its
+// allocations and stores need no shading (mbarrier.cpp).
+__attribute__((noinline)) void* refill(Cache* c, int spc, unsigned* follow_up) {
+  if (cache_next_window(c, spc)) return take_from_window(c->slots[spc]);  // the span's next 64 slots
+  void* o;
   on_system_stack([&] {
-    if (c->slots[spc].held) {  // the heap profiler's sample (draws the next distance: libm)
-      *follow_up |= kSampled;
-      o = take_held_object(c, c->slots[spc]);
-      return;
-    }
     if (gc_marking()) scan_own_stack();
-    o = cache_refill(c, spc, follow_up);
+    o = cache_next_object(c, spc, follow_up);
   });
   return o;
 }
 
 // Records the type of a new object in a span whose objects do not all share one type.
-inline void set_type_in_table(Span* s, uint16_t* table, FreeObject* o, uint16_t type) {
+inline void set_type_in_table(Span* s, uint16_t* table, void* o, uint16_t type) {
   store_type(&table[s->object_index(reinterpret_cast<uintptr_t>(o))], type);  // a dead slot's entry is stale
   if (type && !s->destructors && type_info(type).destroy) s->destructors = true;
 }
@@ -85,7 +80,7 @@ inline void set_type_in_table(Span* s, uint16_t* table, FreeObject* o, uint16_t 
 // A new object whose type is not the span's: the span takes the type if it has none yet (and the
 // type needs no destructor), or switches to a side table filled with the type it had (span.hpp).
 // Only this thread's cache allocates from s, so nothing else writes its type fields.
-__attribute__((noinline)) void adopt_type(Span* s, FreeObject* o, uint16_t type) {
+__attribute__((noinline)) void adopt_type(Span* s, void* o, uint16_t type) {
   bool destroy = type && type_info(type).destroy;
   if (s->type == 0 && !destroy && !s->noscan) {
     std::atomic_ref<uint16_t>(s->type).store(type, std::memory_order_relaxed);  // first object
@@ -102,14 +97,10 @@ inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, unsi
   int cls = size_to_class(size);
   int spc = span_class(cls, noscan);
   CacheSlot& slot = c->slots[spc];
-  FreeObject* o = slot.free;
-  if (!o) [[unlikely]] o = refill(c, spc, follow_up);
-  slot.free = o->next;
-  __builtin_prefetch(slot.free, 1);  // the next allocation reads its link: no miss then
-  count_own(c->nmalloc[cls]);
+  void* o = slot.bits ? take_from_window(slot) : refill(c, spc, follow_up);
+  count_own(slot.taken);
   Span* s = slot.span;
-  if (!s->needzero) o->next = nullptr;
-  else zero_small(o, s->elemsize);
+  if (s->needzero) zero_small(o, s->elemsize);
   if (s->types) [[unlikely]] set_type_in_table(s, s->types, o, type);
   else if (type != s->type) [[unlikely]] adopt_type(s, o, type);
   return o;
@@ -208,8 +199,8 @@ __attribute__((noinline)) void* allocate_slow(Cache* c, size_t size, uint16_t ty
 
 }  // namespace
 
-// The fast path (mimalloc's, in one screen): a small object that is not tiny, popped from a
-// non-empty free list of a span that holds its type already; everything else, the slow path.
+// The fast path (mimalloc's, in one screen): a small object that is not tiny, taken from the
+// window of free slots of a span that holds its type already; everything else, the slow path.
 // assist_debt only grows in the slow paths (refills, large objects), so none is due here.
 void* allocate(size_t size, uint16_t type, bool noscan) {
   Cache* c = t_local.cache;
@@ -217,14 +208,11 @@ void* allocate(size_t size, uint16_t type, bool noscan) {
     enter_critical();
     int cls = size_to_class(size);
     CacheSlot& slot = c->slots[span_class(cls, noscan)];
-    FreeObject* o = slot.free;
     Span* s = slot.span;
-    if (o && !s->types && type == s->type) [[likely]] {
-      slot.free = o->next;
-      __builtin_prefetch(slot.free, 1);  // the next allocation reads its link: no miss then
-      count_own(c->nmalloc[cls]);
-      if (!s->needzero) o->next = nullptr;
-      else zero_small(o, s->elemsize);
+    if (slot.bits && !s->types && type == s->type) [[likely]] {
+      void* o = take_from_window(slot);
+      count_own(slot.taken);
+      if (s->needzero) zero_small(o, slot.elemsize);  // else fresh from the OS: zero
       leave_critical();
       return o;
     }

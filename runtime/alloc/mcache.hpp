@@ -1,14 +1,15 @@
 // The per-thread allocation cache (Go's mcache).
 //
 // Each attached thread owns one Cache; only that thread touches it, except the collector while
-// the world is stopped. For every span class the cache holds one span and a free list threaded
-// through that span's free slots, so the fast path of allocation is a pop from a thread-local
-// list: no lock, no atomic. Allocation counts are kept per cache and flushed to the global
+// the world is stopped. For every span class the cache holds one span and a 64-slot window of
+// that span's free-slot bitmap (CacheSlot), so the fast path of allocation takes the lowest bit of
+// a thread-local word: no lock, no atomic, no read of the object's memory. Allocation counts are kept per cache and flushed to the global
 // statistics when the cache gives its spans back (at each collection, or when the thread detaches).
 //
 // The tiny allocator (Go's) packs pointer-free objects under 16 bytes into one 16-byte block of
 // the noscan class 2; the block is freed when none of its objects is reachable.
 #pragma once
+#include <bit>
 #include <cstdint>
 
 #include "runtime/alloc/mcentral.hpp"
@@ -17,18 +18,28 @@
 
 namespace gort::internal {
 
-struct FreeObject {
-  FreeObject* next;
-};
-
-struct CacheSlot {
-  FreeObject* free = nullptr;  // free slots of span, in address order
+// One span class's cached span and, of its slots, the window of 64 the fast path allocates from
+// (Go's allocCache): bit i of `bits` set means the slot at window + i*elemsize is free. The fast
+// path takes the lowest bit: no read of the object's memory (a free list would have written a
+// link into every free slot at refill and read it back at allocation). The hot fields come
+// first, on the slot's one cache line.
+struct alignas(64) CacheSlot {
+  uint64_t bits = 0;      // the window's free slots, not yet handed out, before any held one
+  uintptr_t window = 0;   // address of the window's first slot
   Span* span = nullptr;
-  uint32_t nfree = 0;          // slots on the list when the span was cached
-  // Heap profiling: the free slots from the one the profiler samples on; `free` ends before it,
-  // so the fast path runs out exactly there and the refill path hands it out (stats/mprof.hpp).
-  FreeObject* held = nullptr;
+  uint32_t elemsize = 0;  // the span's
+  // Objects handed out from this slot not yet added to the cache's nmalloc (count_own, on the
+  // fast path: the slot's own cache line, no other). Moved there at each refill and flush, in a
+  // statistics batch; a reader adds both.
+  uint32_t taken = 0;
+  // Heap profiling: the window's free slots from the one the profiler samples on (the lowest
+  // bit); `bits` ends before it, so the fast path runs out exactly there and the slow path hands
+  // it out (stats/mprof.hpp).
+  uint64_t held = 0;
+  uint32_t nfree = 0;  // free slots of the span when it was cached
+  uint16_t word = 0;   // the window's word of the span's bitmaps (words before it: all taken)
 };
+static_assert(sizeof(CacheSlot) == 64);
 
 // What an allocation must do once out of its critical section (allocate()).
 enum AllocFollowUp : unsigned {
@@ -38,7 +49,7 @@ enum AllocFollowUp : unsigned {
 
 struct Cache {
   CacheSlot slots[kNumSpanClasses];
-  uint64_t nmalloc[kNumSizeClasses] = {};  // objects allocated since the last flush (count_own)
+  uint64_t nmalloc[kNumSizeClasses] = {};  // objects allocated since the last flush, but the slots' `taken`
   uintptr_t tiny = 0;                      // current tiny block, or 0
   uintptr_t tiny_offset = 0;
   uint64_t tiny_allocs = 0;                // tiny objects placed in an existing block
@@ -46,7 +57,7 @@ struct Cache {
   // objects) not yet paid for with mark assists (gc/assist.cpp); negative: credit.
   int64_t assist_debt = 0;
   // Bytes this thread may still allocate before the heap profiler samples (stats/mprof.hpp):
-  // counted per span's free list at refill (held), never on the fast path.
+  // counted per window of free slots when loaded (held), never on the fast path.
   int64_t next_sample = 0;
   WbBuf wb;                                // the write barrier's buffer (gc/mbarrier.cpp)
 };
@@ -55,14 +66,22 @@ Cache* cache_create();
 // Gives a cache's spans, counts and barrier buffer back (its thread detaches), then frees it.
 void cache_release(Cache* c);
 void cache_free(Cache* c);
-// Refills the slot of `spanclass` with a span that has free slots; returns its first free object.
-// Adds kGcNeeded to *follow_up when the heap has grown past the collector's trigger. While a mark runs, the
-// span's free slots are marked (allocate-black: whatever is allocated from them survives the
-// cycle) and their bytes are charged to the thread's assist debt.
-FreeObject* cache_refill(Cache* c, int spanclass, unsigned* follow_up);
-// The slot ran out at its held object (the profiler's sample): takes it off, splits the rest at
-// the next sample, and returns it with its `next` set to the slot's new free list.
-FreeObject* take_held_object(Cache* c, CacheSlot& slot);
+// The next object of the slot of `spanclass`, whose window ran out: from the span's next window
+// with free slots, the profiler's held sample (adds kSampled to *follow_up), or a new span.
+// Adds kGcNeeded to *follow_up when a new span took the heap past the collector's trigger. While
+// a mark runs, a new span's free slots are marked (allocate-black: whatever is allocated from
+// them survives the cycle) and their bytes are charged to the thread's assist debt.
+void* cache_next_object(Cache* c, int spanclass, unsigned* follow_up);
+// Moves the slot's window to the span's next word with free slots, on the thread's own stack (no
+// libc, no lock); false when the slow path must run: no such word, or the window starts at the
+// profiler's sample.
+bool cache_next_window(Cache* c, int spanclass);
+// Takes the lowest free slot of the slot's window (bits != 0).
+inline void* take_from_window(CacheSlot& slot) {
+  uint64_t bits = slot.bits;
+  slot.bits = bits & (bits - 1);
+  return reinterpret_cast<void*>(slot.window + uintptr_t(std::countr_zero(bits)) * slot.elemsize);
+}
 // Gives every span back to the central lists and the counts to the global statistics.
 void cache_flush(Cache* c);
 // Adds the cache's not-yet-flushed counts to per-class malloc counts (its thread may be

@@ -23,7 +23,8 @@
 // Only the thread whose cache owns the span sets `type` or switches it to a table; the table is
 // filled with `type` before it is published (release), so a marker reading either way sees every
 // object allocated before the switch with its type.
-// A slot that is neither allocated nor on a cache's free list is free. Sweeping replaces
+// A slot that is neither allocated nor taken from a cache's window is free (a cached span's
+// allocbits are brought up to date when the cache gives it back). Sweeping replaces
 // allocbits with the mark bytes (Go's gcmarkBits -> allocBits flip).
 //
 // sweepgen follows Go's protocol, relative to the heap's sweepgen sg (which grows by 2 per cycle):

@@ -67,8 +67,15 @@ __attribute__((always_inline)) inline void count_own(uint64_t& n, uint64_t by = 
   std::atomic_ref<uint64_t> a(n);
   a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
 }
+__attribute__((always_inline)) inline void count_own(uint32_t& n) {
+  std::atomic_ref<uint32_t> a(n);
+  a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 __attribute__((always_inline)) inline uint64_t read_count(uint64_t& n) {
   return std::atomic_ref<uint64_t>(n).load(std::memory_order_relaxed);
+}
+__attribute__((always_inline)) inline uint32_t read_count(uint32_t& n) {
+  return std::atomic_ref<uint32_t>(n).load(std::memory_order_relaxed);
 }
 
 // Runs read(arg) until one run overlaps no batch (see above); returns how many runs it took.

@@ -7,6 +7,7 @@
 
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
+#include "runtime/core/bits.hpp"
 #include "runtime/core/os.hpp"
 #include "runtime/core/queue.hpp"
 #include "runtime/core/thread.hpp"
@@ -79,8 +80,8 @@ bool sweep_span(Span* s, bool may_free) {
       queued_destructors = true;  // (or found some queued already: a spare notification)
       dead = alloc & ~live;
     }
-    nfreed += static_cast<uint64_t>(std::popcount(dead));
-    nalloc += static_cast<uint32_t>(std::popcount(live));
+    nfreed += static_cast<uint64_t>(popcount64(dead));
+    nalloc += static_cast<uint32_t>(popcount64(live));
     s->set_alloc_word(w, live);
   }
   if (queued_destructors) g_destroy_event.notify();

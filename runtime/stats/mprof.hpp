@@ -4,9 +4,9 @@
 // each distance is drawn from an exponential distribution whose mean is MemProfileRate: the
 // samples form a Poisson process over allocated bytes, as in Go, so an allocation of n bytes is
 // sampled with probability 1 - exp(-n / rate) and the profile's writer scales each record up by
-// its inverse. Unlike Go, the fast path does not count: a span's free list is counted when the
-// cache takes it (alloc/mcache.cpp), and cut where the sample falls, so the fast path runs out of
-// objects at the sampled one and the refill path hands it out flagged (large objects count on
+// its inverse. Unlike Go, the fast path does not count: a window of a span's free slots is
+// counted when the cache loads it (alloc/mcache.cpp), and cut where the sample falls, so the fast
+// path runs out of objects at the sampled one and the slow path hands it out flagged (large objects count on
 // their own slow path; tiny objects count as the 16-byte blocks they are packed into). allocate()
 // then calls profile_alloc.
 // With MemProfileRate == 0 the distance is kRecheckBytes: the rate is looked at again after that
