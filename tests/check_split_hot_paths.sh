@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Split stacks: the paths a goroutine runs for every allocation, channel operation and switch
-# must not call code built without split-stack.
+# Split stacks: the paths a goroutine runs for every allocation, channel operation and switch,
+# and those an M runs on its own 256 KiB stack for every span it caches or sweeps, must not call
+# code built without split-stack.
 #
 # gold gives a split-stack function that calls such code (libc, libstdc++, or libgcc's
 # _Unwind_Resume from an exception cleanup the compiler added) a prologue that asks libgcc for
@@ -12,7 +13,7 @@
 # usage: check_split_hot_paths.sh BINARY   (a binary linked with the split-stack build of gort)
 set -euo pipefail
 bin=$1
-hot='gort::internal::(allocate|cache_next_window|cache_next_object|\(anonymous namespace\)::refill|sweep_on_alloc|chan_send|chan_recv|chan_select|chan_close|chan_make|park|park_with|ready|spawn|spawn_goroutine|yield|sleep_ns)\('
+hot='gort::internal::(allocate|cache_next_window|cache_next_object|Central::cache_span|PageHeap::alloc|sweep_span|sweep_one|\(anonymous namespace\)::refill|sweep_on_alloc|chan_send|chan_recv|chan_select|chan_close|chan_make|park|park_with|ready|spawn|spawn_goroutine|yield|sleep_ns)\('
 found=0
 bad=0
 while read -r addr size _ name; do
