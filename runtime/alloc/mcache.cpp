@@ -121,7 +121,8 @@ void* take_held_object(Cache* c, CacheSlot& slot) {
 // Allocate-black: marks every free slot of a span being cached while a mark runs.
 void mark_free_slots(Span* s) {
   for (int w = 0; w < bitmap_words(s); ++w)
-    for (uint64_t free_bits = free_word(s, w); free_bits; free_bits &= free_bits - 1)  // relaxed: markers mark the span meanwhile
+    for (uint64_t free_bits = free_word(s, w); free_bits; free_bits &= free_bits - 1)
+      // relaxed: markers mark the span meanwhile
       std::atomic_ref<uint8_t>(s->markbytes[w * 64 + std::countr_zero(free_bits)]).store(1, std::memory_order_relaxed);
 }
 

@@ -2,9 +2,10 @@
 //
 // Each attached thread owns one Cache; only that thread touches it, except the collector while
 // the world is stopped. For every span class the cache holds one span and a 64-slot window of
-// that span's free-slot bitmap (CacheSlot), so the fast path of allocation takes the lowest bit of
-// a thread-local word: no lock, no atomic, no read of the object's memory. Allocation counts are kept per cache and flushed to the global
-// statistics when the cache gives its spans back (at each collection, or when the thread detaches).
+// that span's free-slot bitmap (CacheSlot), so the fast path of allocation takes the lowest bit
+// of a thread-local word: no lock, no atomic, no read of the object's memory. Allocation counts
+// are kept per cache and flushed to the global statistics when the cache gives its spans back
+// (at each collection, or when the thread detaches).
 //
 // The tiny allocator (Go's) packs pointer-free objects under 16 bytes into one 16-byte block of
 // the noscan class 2; the block is freed when none of its objects is reachable.
