@@ -222,13 +222,13 @@ T* construct_at(void* mem, A&&... args) {
 // Like Go's new(T): T(args...) on the garbage-collected heap. T() is value-initialized; an
 // aggregate may be given its members' values, make<Point>(1, 2). Always inlined: the call site
 // is the allocation's first frame in heap profiles (and compilers weighed the Ref<T> field
-// initializations as too costly to inline it into recursive callers).
+// initializations as too costly to inline it into recursive callers). A constructor that throws
+// leaves nothing behind (the slot is abandoned); built with -fno-exceptions, nothing is caught.
 template <class T, class... A>
 [[gnu::always_inline]] inline T* make(A&&... args) {
   void* mem = internal::allocate(sizeof(T), internal::type_index<T>(), !internal::Traceable<T>);
-  if constexpr (std::is_nothrow_constructible_v<T, A...>) {
-    return internal::made(internal::construct_at<T>(mem, std::forward<A>(args)...));
-  } else {
+#if defined(__cpp_exceptions)
+  if constexpr (!std::is_nothrow_constructible_v<T, A...>) {
     try {
       return internal::made(internal::construct_at<T>(mem, std::forward<A>(args)...));
     } catch (...) {
@@ -236,6 +236,8 @@ template <class T, class... A>
       throw;
     }
   }
+#endif
+  return internal::made(internal::construct_at<T>(mem, std::forward<A>(args)...));
 }
 
 // A managed array of n value-initialized (zeroed) elements.
