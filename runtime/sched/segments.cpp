@@ -35,7 +35,10 @@ void count_idle(int64_t delta) {
 
 // Unmaps one segment through libgcc (which also frees the blocks of dynamic allocations, alloca
 // in split-stack code, that it may carry). The caller moves its accounting.
-void unmap_segment(Segment* x) {
+// Out of line (as chunks_allowed): a function that calls libgcc's __splitstack_* or libc gets
+// the linker's 1 MiB prologue (core/splitstack.hpp), which segments_lend and
+// segments_take_spares, run at every switch, should not.
+__attribute__((noinline)) void unmap_segment(Segment* x) {
   x->next = nullptr;
   void* ctx[10] = {};
   ctx[0] = x;
@@ -50,7 +53,7 @@ void unmap_segment(Segment* x) {
 // libgcc then also unmaps the page below each segment, which here is another segment's end.
 constexpr size_t kSegmentBytes = (1 << 20) + (64 << 10);
 constexpr int kSegmentsPerChunk = 4;
-bool chunks_allowed() {
+__attribute__((noinline)) bool chunks_allowed() {
   static const bool allowed = std::getenv("SPLIT_STACK_GUARD") == nullptr;
   return allowed;
 }

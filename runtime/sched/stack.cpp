@@ -81,8 +81,10 @@ constexpr size_t kStackChunk = 1 << 20;
 uintptr_t g_chunk_next = 0, g_chunk_end = 0;
 std::atomic<uint64_t> g_segment_bytes{0};
 
-void release_segments(Stack& s) {
-  if (!s.segments) return;
+// Out of line, as every function here that calls libgcc's __splitstack_* (built without
+// split-stack): the linker gives such a caller the 1 MiB prologue (core/splitstack.hpp), a call
+// to __morestack_non_split each time, which stack_free should not pay for every goroutine.
+__attribute__((noinline)) void release_segments(Stack& s) {
   if (s.lent_bytes) segments_note_lent(s);
   void* ctx[10] = {};
   ctx[0] = s.segments;
@@ -153,7 +155,7 @@ Stack stack_alloc() {
 }
 
 void stack_free(Stack s) {
-  release_segments(s);
+  if (s.segments) release_segments(s);
   LockGuard g(g_lock);
   *reinterpret_cast<uintptr_t*>(s.hi - sizeof(uintptr_t)) = g_free;
   g_free = s.hi;
