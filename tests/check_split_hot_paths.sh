@@ -13,7 +13,7 @@
 # usage: check_split_hot_paths.sh BINARY   (a binary linked with the split-stack build of gort)
 set -euo pipefail
 bin=$1
-hot='gort::internal::(allocate|segments_lend|segments_take_spares|stack_free|cache_next_window|cache_next_object|Central::cache_span|PageHeap::alloc|sweep_span|sweep_one|\(anonymous namespace\)::refill|sweep_on_alloc|chan_send|chan_recv|chan_select|chan_close|chan_make|park|park_with|ready|spawn|spawn_goroutine|yield|sleep_ns)\('
+hot='gort::internal::(allocate|root_job|segments_lend|segments_take_spares|stack_free|cache_next_window|cache_next_object|Central::cache_span|PageHeap::alloc|sweep_span|sweep_one|\(anonymous namespace\)::refill|sweep_on_alloc|chan_send|chan_recv|chan_select|chan_close|chan_make|park|park_with|ready|spawn|spawn_goroutine|yield|sleep_ns)\('
 found=0
 bad=0
 while read -r addr size _ name; do

@@ -8,6 +8,7 @@
 
 #include "runtime/alloc/mheap.hpp"
 #include "runtime/core/lock.hpp"
+#include "runtime/core/mem.hpp"
 #include "runtime/core/os.hpp"
 #include "runtime/core/persistent.hpp"
 #include "runtime/core/sanitizer.hpp"
@@ -269,8 +270,10 @@ void MarkWorker::balance() {
     return;
   WorkBuf* b = g_work.get_empty();
   uint64_t half = cur_->n / 2;
-  memcpy(b->e, cur_->e, half * sizeof(uint64_t));
-  memmove(cur_->e, cur_->e + half, (cur_->n - half) * sizeof(uint64_t));
+  // Inline copies, not libc's (a call into libc would give this function the linker's 1 MiB
+  // prologue, core/splitstack.hpp); the second overlaps, moving down: a forward copy is right.
+  mem_copy(b->e, cur_->e, half * sizeof(uint64_t));
+  mem_copy(cur_->e, cur_->e + half, (cur_->n - half) * sizeof(uint64_t));
   b->n = half;
   cur_->n -= half;
   g_work.put_full(b);
