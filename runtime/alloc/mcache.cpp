@@ -19,15 +19,8 @@ FixAlloc<Cache>& cache_alloc() {
   return a;
 }
 
-// The bits of word w of a span's bitmaps that stand for slots (none past nelems).
-uint64_t slot_bits(const Span* s, int w) {
-  int limit = s->nelems - w * 64;
-  return limit < 64 ? (uint64_t{1} << limit) - 1 : ~uint64_t{0};
-}
 // The free slots of word w of a span's bitmap.
-uint64_t free_word(const Span* s, int w) { return ~s->alloc_word(w) & slot_bits(s, w); }
-
-int bitmap_words(const Span* s) { return (s->nelems + 63) / 64; }
+uint64_t free_word(const Span* s, int w) { return ~s->alloc_word(w) & s->slot_mask(w); }
 
 // Moves a slot's count of objects handed out into the cache's count for the size class, in a
 // statistics batch: a reader (cache_add_counts) adds both, and must see those objects in exactly
@@ -48,10 +41,10 @@ void fold_taken(Cache* c, int spanclass) {
 uint32_t uncache(CacheSlot& slot, int spanclass) {
   Span* s = slot.span;
   uint32_t nleft = 0;
-  for (int w = 0; w < bitmap_words(s); ++w) {
+  for (int w = 0; w < s->bitmap_words(); ++w) {
     uint64_t free_bits = w < slot.word ? 0 : w == slot.word ? slot.bits | slot.held : free_word(s, w);
     nleft += static_cast<uint32_t>(popcount64(free_bits));
-    s->set_alloc_word(w, slot_bits(s, w) & ~free_bits);
+    s->set_alloc_word(w, s->slot_mask(w) & ~free_bits);
   }
   s->nalloc = static_cast<uint16_t>(s->nelems - nleft);
   // The heap counted every free slot as live when the span was cached; undo the unused ones.
@@ -97,7 +90,7 @@ void split_at_sample(Cache* c, CacheSlot& slot, uint64_t free_bits) {
 // Loads the span's first word from `from` on with free slots into the window; false when none.
 bool load_window(Cache* c, CacheSlot& slot, int from) {
   Span* s = slot.span;
-  for (int w = from; w < bitmap_words(s); ++w) {
+  for (int w = from; w < s->bitmap_words(); ++w) {
     if (uint64_t free_bits = free_word(s, w)) {
       slot.word = static_cast<uint16_t>(w);
       slot.window = s->object_addr(static_cast<uint32_t>(w * 64));
@@ -120,7 +113,7 @@ void* take_held_object(Cache* c, CacheSlot& slot) {
 
 // Allocate-black: marks every free slot of a span being cached while a mark runs.
 void mark_free_slots(Span* s) {
-  for (int w = 0; w < bitmap_words(s); ++w)
+  for (int w = 0; w < s->bitmap_words(); ++w)
     for (uint64_t free_bits = free_word(s, w); free_bits; free_bits &= free_bits - 1)
       // relaxed: markers mark the span meanwhile
       std::atomic_ref<uint8_t>(s->markbytes[w * 64 + std::countr_zero(free_bits)]).store(1, std::memory_order_relaxed);
@@ -133,7 +126,7 @@ void cache_new_span(Cache* c, int spanclass, unsigned* follow_up) {
   if (slot.span) uncache(slot, spanclass);
   Span* s = central(spanclass).cache_span();
   uint32_t nfree = 0;
-  for (int w = 0; w < bitmap_words(s); ++w) nfree += static_cast<uint32_t>(popcount64(free_word(s, w)));
+  for (int w = 0; w < s->bitmap_words(); ++w) nfree += static_cast<uint32_t>(popcount64(free_word(s, w)));
   slot.span = s;
   slot.elemsize = s->elemsize;
   slot.nfree = nfree;
@@ -156,7 +149,9 @@ bool cache_next_window(Cache* c, int spanclass) {
 
 void* cache_next_object(Cache* c, int spanclass, unsigned* follow_up) {
   CacheSlot& slot = c->slots[spanclass];
-  if (!slot.held && !(slot.span && load_window(c, slot, slot.word + 1))) {
+  // After cache_next_window: either the window it loaded starts at the held sample, or the span
+  // has no free slot left (or there is none).
+  if (!slot.held) {
     cache_new_span(c, spanclass, follow_up);
     if (!load_window(c, slot, 0)) fatal("a span with no free slot was cached (class %d)", spanclass);
   }

@@ -67,8 +67,9 @@ Cache* cache_create();
 // Gives a cache's spans, counts and barrier buffer back (its thread detaches), then frees it.
 void cache_release(Cache* c);
 void cache_free(Cache* c);
-// The next object of the slot of `spanclass`, whose window ran out: from the span's next window
-// with free slots, the profiler's held sample (adds kSampled to *follow_up), or a new span.
+// The next object of the slot of `spanclass`, whose window ran out and for which
+// cache_next_window found no next window of free slots before the sample: the profiler's held
+// sample (adds kSampled to *follow_up), or the first free slot of a new span.
 // Adds kGcNeeded to *follow_up when a new span took the heap past the collector's trigger. While
 // a mark runs, a new span's free slots are marked (allocate-black: whatever is allocated from
 // them survives the cycle) and their bytes are charged to the thread's assist debt.

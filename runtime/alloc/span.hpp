@@ -107,6 +107,13 @@ struct alignas(64) Span {
 
   // Relaxed atomics (plain moves on x86-64): a marker reads the bits of a span whose cache
   // stores them (uncache).
+  // The number of 64-bit words of the span's slot bitmaps, and the bits of word w that stand for
+  // slots (none past nelems).
+  int bitmap_words() const { return (nelems + 63) / 64; }
+  uint64_t slot_mask(int w) const {
+    int n = nelems - w * 64;
+    return n < 64 ? (uint64_t{1} << n) - 1 : ~uint64_t{0};
+  }
   bool is_allocated(uint32_t i) const { return (alloc_word(i >> 6) >> (i & 63)) & 1; }
   uint64_t alloc_word(int w) const { return std::atomic_ref<const uint64_t>(allocbits[w]).load(std::memory_order_relaxed); }
   void set_alloc_word(int w, uint64_t bits) { std::atomic_ref<uint64_t>(allocbits[w]).store(bits, std::memory_order_relaxed); }

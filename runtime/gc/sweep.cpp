@@ -67,8 +67,7 @@ bool sweep_span(Span* s, bool may_free) {
   uint64_t nfreed = 0;
   uint32_t nalloc = 0;
   bool queued_destructors = false;
-  int nwords = (s->nelems + 63) / 64;
-  for (int w = 0; w < nwords; ++w) {
+  for (int w = 0; w < s->bitmap_words(); ++w) {
     uint64_t alloc = s->allocbits[w];
     uint64_t live = s->mark_word(w) & alloc;
     uint64_t dead = alloc & ~live;
