@@ -20,6 +20,7 @@
 #include "runtime/core/os.hpp"
 #include "runtime/core/panic.hpp"
 #include "runtime/core/persistent.hpp"
+#include "runtime/core/regs.hpp"
 #include "runtime/core/sanitizer.hpp"
 #include "runtime/core/symbolize.hpp"
 #include "runtime/core/signalcall.hpp"
@@ -492,25 +493,8 @@ GORT_NO_SPLIT __attribute__((noinline)) bctx::transfer_t jump_to_scheduler(M* m)
 
 // The caller-saved registers are dead across a switch, and the side that resumes would inherit
 // them from the other: a goroutine, the scheduler's leftovers (the first object of a span a
-// refill just handed out, say); the scheduler, a goroutine's. The collector scans registers
-// conservatively, so stale pointers there would keep garbage alive for as long as the code that
-// resumes leaves those registers alone. Cleared at every switch (rax, rdx, rdi and rsi carry the
-// switch's own arguments and results).
-__attribute__((always_inline)) inline void clear_scratch_registers() {
-#if defined(__x86_64__)
-  asm volatile(
-      "xorl %%ecx, %%ecx\n\txorl %%r8d, %%r8d\n\txorl %%r9d, %%r9d\n\txorl %%r10d, %%r10d\n\txorl %%r11d, %%r11d\n\t"
-      "pxor %%xmm0, %%xmm0\n\tpxor %%xmm1, %%xmm1\n\tpxor %%xmm2, %%xmm2\n\tpxor %%xmm3, %%xmm3\n\t"
-      "pxor %%xmm4, %%xmm4\n\tpxor %%xmm5, %%xmm5\n\tpxor %%xmm6, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\t"
-      "pxor %%xmm8, %%xmm8\n\tpxor %%xmm9, %%xmm9\n\tpxor %%xmm10, %%xmm10\n\tpxor %%xmm11, %%xmm11\n\t"
-      "pxor %%xmm12, %%xmm12\n\tpxor %%xmm13, %%xmm13\n\tpxor %%xmm14, %%xmm14\n\tpxor %%xmm15, %%xmm15"
-      :
-      :
-      : "rcx", "r8", "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
-        "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
-#endif
-}
-
+// refill just handed out, say); the scheduler, a goroutine's. Cleared at every switch
+// (core/regs.hpp).
 bctx::transfer_t jump_to_goroutine(M* m, G* g) {
 #if GORT_SPLIT_STACK
   stack_context_install(g->split);
