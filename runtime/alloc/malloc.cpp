@@ -101,12 +101,8 @@ inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, unsi
   count_own(slot.taken);
   Span* s = slot.span;
   if (s->needzero) zero_small(o, s->elemsize);
-  if (s->types) [[unlikely]] {
-    set_type_in_table(s, s->types, o, type);
-  } else if (type != s->type) [[unlikely]] {
-    adopt_type(s, o, type);
-    cache_sync_span(slot);
-  }
+  if (s->types) [[unlikely]] set_type_in_table(s, s->types, o, type);
+  else if (type != s->type) [[unlikely]] adopt_type(s, o, type);
   return o;
 }
 
@@ -212,10 +208,11 @@ void* allocate(size_t size, uint16_t type, bool noscan) {
     enter_critical();
     int cls = size_to_class(size);
     CacheSlot& slot = c->slots[span_class(cls, noscan)];
-    if (slot.bits && type == slot.fast_type) [[likely]] {  // this line only, not the span's
+    Span* s = slot.span;
+    if (slot.bits && !s->types && type == s->type) [[likely]] {
       void* o = take_from_window(slot);
       count_own(slot.taken);
-      if (slot.needzero) zero_small(o, slot.elemsize);  // else fresh from the OS: zero
+      if (s->needzero) zero_small(o, slot.elemsize);  // else fresh from the OS: zero
       leave_critical();
       return o;
     }

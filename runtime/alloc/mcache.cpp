@@ -58,7 +58,6 @@ uint32_t uncache(CacheSlot& slot, int spanclass) {
   slot.elemsize = 0;
   slot.held = 0;
   slot.nfree = 0;
-  cache_sync_span(slot);
   slot.word = 0;
   return counted;
 }
@@ -131,7 +130,6 @@ void cache_new_span(Cache* c, int spanclass, unsigned* follow_up) {
   slot.span = s;
   slot.elemsize = s->elemsize;
   slot.nfree = nfree;
-  cache_sync_span(slot);
   sweep_on_alloc(uint64_t{nfree} * s->elemsize);
   if (gc_marking()) {
     mark_free_slots(s);

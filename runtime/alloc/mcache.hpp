@@ -39,23 +39,8 @@ struct alignas(64) CacheSlot {
   uint64_t held = 0;
   uint32_t nfree = 0;  // free slots of the span when it was cached
   uint16_t word = 0;   // the window's word of the span's bitmaps (words before it: all taken)
-  // The span's type fields as the fast path needs them, so that it reads no more than this line:
-  // the one type it may hand out without recording it (the span's, while its objects share one;
-  // kNoFastType once it has a side table, or with no span), and whether a slot must be zeroed.
-  // Only this cache allocates from the span, so only its slow path changes them (cache_sync_span).
-  uint16_t fast_type = kNoFastType;
-  bool needzero = false;
-  static constexpr uint16_t kNoFastType = 0xffff;  // no type index (typeinfo.hpp: at most 0x7ffe)
 };
 static_assert(sizeof(CacheSlot) == 64);
-
-// Copies the cached span's type fields into its slot (CacheSlot::fast_type): after caching a span,
-// and after the slow path changed the span's type.
-inline void cache_sync_span(CacheSlot& slot) {
-  const Span* s = slot.span;
-  slot.fast_type = !s || s->types ? CacheSlot::kNoFastType : s->type;
-  slot.needzero = s && s->needzero;
-}
 
 // What an allocation must do once out of its critical section (allocate()).
 enum AllocFollowUp : unsigned {
