@@ -1264,6 +1264,10 @@ void on_system_stack(void (*fn)(void*) noexcept, void* arg) {
   // registers); a later call on this stack could expose them, in slots it has not written yet,
   // to the checking mark, which would report the objects they name if they died meanwhile.
   if (checkmark_scrubs_stacks()) [[unlikely]] scrub_stack_below(top, m->rec->stack_lo);
+  // The same for registers: fn's work (marking, a barrier flush) leaves pointers in caller-saved
+  // registers that no scan of the goroutine saw, and a later frame or signal frame could store
+  // them on its stack (core/regs.hpp). They are dead here (a void call returns).
+  clear_caller_saved_registers();
 #else
   fn(arg);
 #endif
