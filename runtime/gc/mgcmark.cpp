@@ -74,7 +74,8 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     bool on_m = r->g_sys_sp && stopped_sp >= r->stack_lo && stopped_sp < r->stack_hi;
     if (goroutine) {
       uintptr_t g_sp = on_m ? r->g_sys_sp : stopped_sp;
-      for_each_stack_range(g_sp, red_zone(), r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan);
+      for_each_stack_range(g_sp, red_zone(), r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, scan,
+                           g_checkmark_scanning);
       // The next spare segment too: a deeper call reuses it, and its uninitialized slots would
       // show the checking mark words left there before this scan. Safe while the goroutine is
       // stopped: under checkmark, goroutines block signals inside __morestack (stack.cpp), the
@@ -95,7 +96,8 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     if (on_m && g_checkmark && !g_checkmark_scanning && r->stopped_on_alt_stack)
       scrub_stack_below(stopped_sp - kRedZone, r->stack_lo);
   } else if (own) {
-    for_each_stack_range(stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan);
+    for_each_stack_range(stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan,
+                         g_checkmark_scanning);
     // Checkmark: the words between the handler and the stopped stack pointer (the kernel's
     // signal frame, which does not overwrite every byte: XSAVE skips unused register states, and
     // the handler's frames) are dead after the stop but may hold stale pointers written before
@@ -191,6 +193,7 @@ void scan_goroutine_job(G* g, MarkWorker& w, uint32_t gen) {
 }  // namespace
 
 void set_checkmark_scanning(bool on) { g_checkmark_scanning = on; }
+bool checkmark_scanning() { return g_checkmark_scanning; }
 
 void set_checkmark(bool on) {
   g_checkmark = on;

@@ -82,5 +82,6 @@ size_t flush_barrier_buffers_stopped();
 void set_checkmark(bool on);
 bool checkmark_scrubs_stacks();
 void set_checkmark_scanning(bool on);
+bool checkmark_scanning();
 
 }  // namespace gort::internal

@@ -1762,10 +1762,13 @@ void mark_goroutines(MarkWorker& w, uint64_t* stack_bytes) {
     if (st == GStatus::Running || !g->ctx) continue;  // scanned with its M, or not started yet
     auto sp = reinterpret_cast<uintptr_t>(g->ctx);
     // Switched out: nothing under the saved context is live (no red zone).
-    for_each_stack_range(sp, 0, g->stack.lo, g->stack.hi, g->split.segments(), g->split.current(), [&](uintptr_t lo, uintptr_t hi) {
-      w.scan_conservative(lo, hi);
-      *stack_bytes += hi - lo;
-    });
+    for_each_stack_range(
+        sp, 0, g->stack.lo, g->stack.hi, g->split.segments(), g->split.current(),
+        [&](uintptr_t lo, uintptr_t hi) {
+          w.scan_conservative(lo, hi);
+          *stack_bytes += hi - lo;
+        },
+        checkmark_scanning());
   }
 }
 

@@ -160,9 +160,23 @@ uint64_t stack_depth_bytes(void* current, uint64_t limit);
 // that owns the stack is stopped, possibly inside __morestack: the walk follows only links that
 // libgcc keeps valid there (stack.cpp's opening comment). A stack pointer found nowhere gets
 // every range visited whole: conservative, never missing.
+// `skip_morestack_saves`: leave out, on each older stack, the registers __morestack saved there
+// (kMorestackSaves); only for a stack whose owner cannot be inside __morestack (checkmark).
 template <class Visit>
 void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void* segments, void* current,
-                          Visit&& visit);
+                          Visit&& visit, bool skip_morestack_saves = false);
+
+// Where an older stack's live part begins, libgcc's __splitstack_find puts the twelve words
+// __morestack pushed when it left that stack: r11, r9, r8, rcx, rdx, rsi, rdi, rax and r10 (the
+// arguments of the function it went on to call, and scratch), then its frame pointer and two
+// return addresses. The nine registers are read back once, before that call; from then on they
+// are dead, but whatever the caller-saved ones held is there: a pointer the goroutine's code
+// left in r9 before calling a function with four arguments, long dead, stays in a live frame
+// for as long as the call runs on the newer stack. libgcc counts them live for a thread stopped
+// inside __morestack's own instructions, where they are the only copy of the arguments; under
+// checkmark no goroutine is stopped there (signals are blocked inside __morestack, stack.cpp),
+// so the checking mark leaves them out, as the words it may skip (docs/gc.md, "Checking").
+constexpr uintptr_t kMorestackSaves = 9 * sizeof(void*);
 
 // Zeroes the dead part of a stopped stack: below sp (less the red zone) on the stack sp is on,
 // below the live part of each older stack the walk continues on, and, with `spares`, the top of every spare segment after it (only for a stack whose spares hold
@@ -190,7 +204,7 @@ void stack_segment_ranges(void* current, void (*visit)(void*, uintptr_t, uintptr
 
 template <class Visit>
 void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t hi, void* segments, void* current,
-                          Visit&& visit) {
+                          Visit&& visit, [[maybe_unused]] bool skip_morestack_saves) {
   StackLocation at = stack_locate(sp, lo, hi, segments, current);
   if (!at.stack) {
     visit(lo, hi);
@@ -218,6 +232,7 @@ void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t
     if (next_seg == reinterpret_cast<void*>(uintptr_t{2})) return;  // the list's end
     seg = next_seg;
     cursor = next_sp;
+    if (skip_morestack_saves) cursor = static_cast<char*>(cursor) + kMorestackSaves;
   }
   from = reinterpret_cast<uintptr_t>(cursor);
   if (from < lo) from = lo;
