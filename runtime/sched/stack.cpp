@@ -199,6 +199,16 @@ bool in_segment(uintptr_t sp, const Segment* x) {
 }
 }  // namespace
 
+uintptr_t morestack_returning_saves(const StackLocation& at, uintptr_t from, uintptr_t hi, void* segments,
+                                    void* current) {
+  auto* cur = static_cast<Segment*>(current);
+  Segment* popped = cur ? cur->next : static_cast<Segment*>(segments);
+  if (!popped || !popped->old_stack) return 0;
+  uintptr_t saves = reinterpret_cast<uintptr_t>(popped->old_stack) - 12 * sizeof(void*);
+  uintptr_t top = at.stack == kFirstStack ? hi : seg_hi(static_cast<const Segment*>(at.stack));
+  return saves > from && saves + kMorestackReturningSaves <= top ? saves : 0;
+}
+
 StackLocation stack_locate(uintptr_t sp, uintptr_t lo, uintptr_t hi, void* segments, void* current) {
   auto* cur = static_cast<Segment*>(current);
   for (Segment* x = cur; x; x = x->prev)

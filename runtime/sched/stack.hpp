@@ -177,6 +177,18 @@ void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t
 // checkmark no goroutine is stopped there (signals are blocked inside __morestack, stack.cpp),
 // so the checking mark leaves them out, as the words it may skip (docs/gc.md, "Checking").
 constexpr uintptr_t kMorestackSaves = 9 * sizeof(void*);
+// The same frame on the stack sp is on, when the thread is in __morestack's return path (the
+// signal that stops it is delivered as __morestack unblocks signals, on the way back): the
+// block of its saved argument registers that the return values have not overwritten, from the
+// start of the twelve words; 0 unless the segment just left records such a frame between `from`
+// and the end of the stack sp is on (`at`, as stack_locate found it; `hi`: the first stack's end;
+// `segments`, `current`: libgcc's list and segment in use, as the walk has them). A spare's
+// record may be stale: then the block skipped is some other frame's, which only makes the
+// checking mark see less.
+struct StackLocation;
+uintptr_t morestack_returning_saves(const StackLocation& at, uintptr_t from, uintptr_t hi, void* segments,
+                                    void* current);
+constexpr uintptr_t kMorestackReturningSaves = 6 * sizeof(void*);  // r11, r9, r8, rcx, rdx, rsi
 
 // Zeroes the dead part of a stopped stack: below sp (less the red zone) on the stack sp is on,
 // below the live part of each older stack the walk continues on, and, with `spares`, the top of every spare segment after it (only for a stack whose spares hold
@@ -214,6 +226,14 @@ void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t
   }
   // The red zone lies on the stack sp is on, never past its start.
   uintptr_t from = sp - at.base > below ? sp - below : at.base;
+#if GORT_SPLIT_STACK
+  if (skip_morestack_saves) {  // the stack sp is on, in two parts around the dead saves
+    if (uintptr_t saves = morestack_returning_saves(at, from, hi, segments, current)) {
+      visit(from, saves);
+      from = saves + kMorestackReturningSaves;
+    }
+  }
+#endif
   if (at.stack == kFirstStack) {  // on the first stack: everything live is there
     visit(from, hi);
     return;
