@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <future>
 #include <iomanip>
 #include <limits>
@@ -699,13 +700,16 @@ TEST_CASE("cxx on goroutines: an attached std::thread sends to a goroutine; a go
 // ---- 5. recursion that calls libc at every level -----------------------------------------------
 
 namespace {
-// Each level formats its number with snprintf into a local buffer, recurses, then appends its
-// text (libstdc++): `out` gets every level's text, deepest first. The deepest level waits on
-// `release` with every frame live, after saying so on `at_bottom`.
+// Each level formats its number with snprintf into a local buffer, reads it back with strtol
+// (libc: gort runs snprintf on the M's stack, strtol stays a call that gives the level the 1 MiB
+// prologue), recurses, then appends its text (libstdc++): `out` gets every level's text, deepest
+// first. The deepest level waits on `release` with every frame live, after saying so on
+// `at_bottom`.
 __attribute__((noinline)) void levels(int level, int depth, std::string& out, gort::Chan<int>& at_bottom,
                                       gort::Chan<int>& release) {
   char buf[32];
   int n = std::snprintf(buf, sizeof buf, "<%d:%x>", level, level * level);
+  if (std::strtol(buf + 1, nullptr, 10) != level) n = 0;  // then `out` misses the level
   if (level + 1 < depth) {
     levels(level + 1, depth, out, at_bottom, release);
   } else {
@@ -735,7 +739,7 @@ std::string expected_levels(int depth) {
 TEST_CASE("cxx on goroutines: recursion that calls snprintf at every level works, and its stack goes back once it ended") {
   using gort::internal::kSplitStacks;
   using gort::internal::kStackSize;
-  // Segmented stacks: a level that calls libc wants 1 MiB free, so the recursion takes a new
+  // Segmented stacks: a level that calls libc (strtol) wants 1 MiB free, so the recursion takes a new
   // segment (~1 MiB) every few dozen levels: 1000 levels, ~15 MiB each. Fixed: 200 levels of
   // ~100 bytes fit in the 64 KiB stack.
   constexpr int kG = 50, kDepth = kSplitStacks ? 1000 : 200;
@@ -920,12 +924,12 @@ TEST_CASE("cxx on goroutines: qsort and bsearch from libc call back into the pro
   collector.stop();
 }
 
-// ---- 7. operator new, operator delete and cleanup pads on the goroutine's own stack ----------
-// With split stacks, gold gives a function that calls operator new or delete, or whose cleanup
-// pad calls _Unwind_Resume, the 1 MiB prologue unless those are split-stack code: libgort
-// defines all three (runtime/sched/cxxcall.cpp). These are the functions of that kind the tests
-// below run on goroutines; tests/check_split_hot_paths.sh checks that gold left their prologues
-// alone.
+// ---- 7. ordinary C++ in a goroutine's body, which then waits on its first stack --------------
+// With split stacks, gold gives a function that calls code built without split-stack (operator
+// new and delete, _Unwind_Resume from a cleanup pad, memcpy, snprintf, libstdc++'s throw helpers)
+// the 1 MiB prologue unless gort defines that callee as split-stack code, which it does for
+// those (runtime/sched/cxxcall.cpp). These are the functions of that kind the tests below run on
+// goroutines; tests/check_split_hot_paths.sh checks that gold left their prologues alone.
 
 namespace {
 
@@ -954,9 +958,16 @@ extern "C" [[gnu::noinline]] void gort_test_allocating_body(long i, gort::Chan<i
   for (int k = 0; k < 32; ++k) many[k] = static_cast<int>(i) + k;
   (*owned)[15] = many[31];
   aligned->v[7] = reinterpret_cast<uintptr_t>(aligned) % alignof(Aligned) == 0 ? (*owned)[15] : -1;
+  // What bench-parked's "inline" mode does: a string, a vector grown element by element, snprintf.
+  std::string name = "goroutine " + std::to_string(i);
+  std::vector<long> values;
+  for (long k = 0; k < 100; ++k) values.push_back(k * i);
+  char line[64];
+  int n = std::snprintf(line, sizeof line, "%s: %zu values", name.c_str(), values.size());
   started->Done();
   release.recv();
-  sums[i] = aligned->v[7];
+  const std::string want = "goroutine " + std::to_string(i) + ": 100 values";
+  sums[i] = n == static_cast<int>(want.size()) && want == line && values[99] == 99 * i ? aligned->v[7] : -2;
   delete aligned;
   done->Done();
 }
@@ -974,7 +985,7 @@ extern "C" [[gnu::noinline]] int gort_test_unwinding_level(int depth, int bottom
   return gort_test_unwinding_level(depth + 1, bottom, cleanups) + static_cast<int>(*heap) + pad[0];
 }
 
-TEST_CASE("cxx on goroutines: a goroutine that allocates with new and has cleanup pads waits on its first stack") {
+TEST_CASE("cxx on goroutines: a goroutine that allocates, formats and has cleanup pads in its body waits on its first stack") {
   using gort::internal::kStackSize;
   constexpr long kG = 2000;
   int baseline = gort::NumGoroutine();
@@ -996,13 +1007,14 @@ TEST_CASE("cxx on goroutines: a goroutine that allocates with new and has cleanu
   done.Wait();
   for (long i = 0; i < kG; ++i) {
     CAPTURE(i);
-    REQUIRE(sums[i] == i + 31);  // -1: the aligned object was not 64-byte aligned
+    REQUIRE(sums[i] == i + 31);  // -1: the aligned object was not 64-byte aligned; -2: a wrong line
   }
   eventually([&] { return gort::NumGoroutine() <= baseline; }, 5000ms);
   // Each waited on its first stack: nothing beyond it (with the 1 MiB prologue, each held a
   // 1 MiB segment while it waited: about 1 GiB here).
   const int64_t grew = static_cast<int64_t>(during.StackInuse) - static_cast<int64_t>(before.StackInuse);
-  MESSAGE(kG << " goroutines waiting after new/delete: StackInuse grew by " << grew / kG << " bytes each");
+  MESSAGE(kG << " goroutines waiting after new, std::string, vector and snprintf: StackInuse grew by " << grew / kG
+              << " bytes each");
   CHECK(grew <= kG * static_cast<int64_t>(kStackSize + 8192));
 }
 
@@ -1098,4 +1110,46 @@ TEST_CASE("cxx on goroutines: operator new keeps libstdc++'s behaviour: new_hand
     CHECK(r.aligned_ok);
     CHECK(r.aligned_nothrow_null);
   }
+}
+
+TEST_CASE("cxx on goroutines: libstdc++'s range checks throw what libstdc++ throws, with its messages") {
+  auto check_all = [] {
+    std::vector<std::string> what;
+    std::vector<int> v{1, 2, 3};
+    try {
+      (void)v.at(10);
+    } catch (const std::out_of_range& e) {
+      what.push_back(e.what());
+    }
+    std::string s = "abc";
+    try {
+      (void)s.substr(10);
+    } catch (const std::out_of_range& e) {
+      what.push_back(e.what());
+    }
+    try {
+      v.reserve(v.max_size() + 1);
+    } catch (const std::length_error& e) {
+      what.push_back(e.what());
+    }
+    try {
+      std::function<int()> empty;
+      (void)empty();
+    } catch (const std::bad_function_call& e) {
+      what.push_back("bad_function_call");
+    }
+    return what;
+  };
+  const std::vector<std::string> want = {
+      "vector::_M_range_check: __n (which is 10) >= this->size() (which is 3)",
+      "basic_string::substr: __pos (which is 10) > this->size() (which is 3)", "vector::reserve", "bad_function_call"};
+  CHECK(check_all() == want);
+  std::vector<std::string> on_goroutine;
+  gort::Chan<int> done;
+  gort::go([&, done]() mutable {
+    on_goroutine = check_all();
+    done.send(1);
+  });
+  done.recv();
+  CHECK(on_goroutine == want);
 }
