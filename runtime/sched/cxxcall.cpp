@@ -7,7 +7,7 @@
 // every function is such a function, for a handful of callees the compiler and the standard
 // headers put everywhere: operator new and delete, _Unwind_Resume (the cleanup pad of any
 // function with a destructor to run calls it), memcpy, memmove, memset, memcmp and strlen (copies,
-// comparisons, std::string), snprintf, and libstdc++'s throw helpers (the error paths of inline
+// comparisons, std::string; bcmp, which clang calls for equality), snprintf, and libstdc++'s throw helpers (the error paths of inline
 // container and string code). gold decides by where the callee is defined when the program is
 // linked; libgort, which comes before libstdc++ and libc on every link line (gort.pc), defines
 // those as split-stack code, so a function that calls only them keeps its ordinary prologue.
@@ -19,7 +19,7 @@
 //     thread, an M's stack). The operators keep libstdc++'s behaviour: the new_handler loop,
 //     std::bad_alloc, nullptr for the nothrow forms; the loop and the throw run on the caller's
 //     stack, out of line (they get the 1 MiB prologue: only a failure takes a segment).
-//   - memcpy, memmove, memset, memcmp and strlen jump to libc's, on the caller's stack: libc's
+//   - memcpy, memmove, memset, memcmp, bcmp and strlen jump to libc's, on the caller's stack: libc's
 //     are leaf functions that use a few words of stack at most, well within libgcc's reserve
 //     below the guard (next item).
 //   - _Unwind_Resume jumps to libgcc_s's, on the caller's stack. The cleanup pad that calls it
@@ -133,7 +133,7 @@ inline void release(void* p) noexcept {
 // Each entry point below is a jump through gort_libc_next[i], which the library's constructor
 // fills in (dlsym RTLD_NEXT: the definition gort's stands in front of). A call that comes first
 // (another library's constructor) finds the slot empty and resolves it on the way.
-enum NextIndex { kUnwindResume, kMemcpy, kMemmove, kMemset, kMemcmp, kStrlen, kVsnprintf, kNextCount };
+enum NextIndex { kUnwindResume, kMemcpy, kMemmove, kMemset, kMemcmp, kStrlen, kVsnprintf, kBcmp, kNextCount };
 
 }  // namespace gort::internal
 
@@ -145,8 +145,8 @@ __attribute__((visibility("hidden"))) void* gort_resolve_next(int index);
 namespace gort::internal {
 namespace {
 void* find_next(int index) {
-  static const char* const names[kNextCount] = {"_Unwind_Resume", "memcpy", "memmove", "memset",
-                                                "memcmp",         "strlen", "vsnprintf"};
+  static const char* const names[kNextCount] = {"_Unwind_Resume", "memcpy",    "memmove", "memset",
+                                                "memcmp",         "strlen",    "vsnprintf", "bcmp"};
   void* f = index == kUnwindResume ? dlvsym(RTLD_NEXT, names[index], "GCC_3.0") : nullptr;
   if (!f) f = dlsym(RTLD_NEXT, names[index]);
   if (!f) fatal("%s: no definition after gort's (%s)", names[index], dlerror());
@@ -197,9 +197,10 @@ void* gort_resolve_next(int index) {
 
 // The index numbers are NextIndex's.
 asm(GORT_FORWARD(_Unwind_Resume, 0) GORT_FORWARD(memcpy, 1) GORT_FORWARD(memmove, 2) GORT_FORWARD(memset, 3)
-        GORT_FORWARD(memcmp, 4) GORT_FORWARD(strlen, 5));
+        GORT_FORWARD(memcmp, 4) GORT_FORWARD(strlen, 5) GORT_FORWARD(bcmp, 7));
 static_assert(gort::internal::kUnwindResume == 0 && gort::internal::kMemcpy == 1 && gort::internal::kMemmove == 2 &&
-              gort::internal::kMemset == 3 && gort::internal::kMemcmp == 4 && gort::internal::kStrlen == 5);
+              gort::internal::kMemset == 3 && gort::internal::kMemcmp == 4 && gort::internal::kStrlen == 5 &&
+              gort::internal::kBcmp == 7);
 
 // ---- formatting, on the M's stack ----------------------------------------------------------
 
@@ -230,10 +231,29 @@ int format(char* buf, size_t size, const char* fmt, va_list args) {
 }  // namespace
 }  // namespace gort::internal
 
+// clang cannot give a variadic function the split-stack prologue: its variadic entry points are
+// no_split_stack there, and only pass their arguments on, in a frame of a few words (gcc gives
+// them the prologue, and refuses the attribute after the C library's declaration).
+#if defined(__clang__)
+#define GORT_NO_SPLIT_VARIADIC GORT_NO_SPLIT
+#else
+#define GORT_NO_SPLIT_VARIADIC
+#endif
+
+namespace gort::internal {
+namespace {
+[[noreturn, gnu::noinline]] void throw_out_of_range_formatted(const char* fmt, va_list args) {
+  char what[512];
+  format(what, sizeof what, fmt, args);
+  throw std::out_of_range(what);
+}
+}  // namespace
+}  // namespace gort::internal
+
 extern "C" int vsnprintf(char* buf, size_t size, const char* fmt, va_list args) {
   return gort::internal::format(buf, size, fmt, args);
 }
-extern "C" int snprintf(char* buf, size_t size, const char* fmt, ...) {
+extern "C" GORT_NO_SPLIT_VARIADIC int snprintf(char* buf, size_t size, const char* fmt, ...) {
   va_list args;
   va_start(args, fmt);
   int n = gort::internal::format(buf, size, fmt, args);
@@ -252,13 +272,11 @@ void __throw_logic_error(const char* what) { throw logic_error(what); }
 void __throw_invalid_argument(const char* what) { throw invalid_argument(what); }
 void __throw_length_error(const char* what) { throw length_error(what); }
 void __throw_out_of_range(const char* what) { throw out_of_range(what); }
-void __throw_out_of_range_fmt(const char* fmt, ...) {
+// The formatting and the throw happen in a function of its own (GORT_NO_SPLIT_VARIADIC).
+GORT_NO_SPLIT_VARIADIC void __throw_out_of_range_fmt(const char* fmt, ...) {
   va_list args;
   va_start(args, fmt);
-  char what[512];
-  gort::internal::format(what, sizeof what, fmt, args);
-  va_end(args);
-  throw out_of_range(what);
+  gort::internal::throw_out_of_range_formatted(fmt, args);
 }
 }  // namespace std
 

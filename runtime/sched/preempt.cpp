@@ -40,7 +40,7 @@ bool system_or_runtime_object(const std::string& file) {
 // memcpy..., snprintf, libstdc++'s throw helpers: sched/cxxcall.cpp; a program's own
 // replacements of them are not preempted either).
 bool runtime_or_morestack_symbol(const std::string& mangled) {
-  for (std::string_view c : {"memcpy", "memmove", "memset", "memcmp", "strlen", "snprintf", "vsnprintf"})
+  for (std::string_view c : {"memcpy", "memmove", "memset", "memcmp", "bcmp", "strlen", "snprintf", "vsnprintf"})
     if (mangled == c) return true;
   if (starts_with(mangled, "_ZSt") && mangled.find("__throw_") != std::string::npos) return true;
   for (std::string_view p : {"_Znw", "_Zna", "_Zdl", "_Zda", "_Unwind_Resume", "_ZN4gort", "_ZNK4gort", "_ZZN4gort",
