@@ -149,6 +149,10 @@ void* find_next(int index) {
                                                 "memcmp",         "strlen",    "vsnprintf", "bcmp"};
   void* f = index == kUnwindResume ? dlvsym(RTLD_NEXT, names[index], "GCC_3.0") : nullptr;
   if (!f) f = dlsym(RTLD_NEXT, names[index]);
+  if (!f) {  // gort loaded after the library (dlopen): ask the library itself, never gort again
+    void* lib = dlopen(index == kUnwindResume ? "libgcc_s.so.1" : "libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (lib) f = dlsym(lib, names[index]);
+  }
   if (!f) fatal("%s: no definition after gort's (%s)", names[index], dlerror());
   return f;
 }
