@@ -18,6 +18,7 @@
 // The collector takes no runtime lock before the world is stopped.
 #pragma once
 #include <pthread.h>
+#include <time.h>
 #include <ucontext.h>
 
 #include <atomic>
@@ -297,11 +298,19 @@ void blocked_wait(F&& wait) {
 // Locks a mutex whose holder may stop this thread meanwhile (a stop-the-world holds the registry
 // and world locks throughout). Elsewhere the stop signal interrupts the wait for the mutex; a
 // ThreadSanitizer build delivers it only once the thread has the mutex, so there an attached
-// thread waits for it as blocked_wait does, counted as stopped.
+// thread waits for it as blocked_wait does, counted as stopped, and polls it with short sleeps:
+// a stop that signaled the thread just before it counted as blocked (and whose signal it could
+// not answer then, thread.cpp) has it delivered during a sleep, where TSan delivers signals (in
+// pthread_mutex_lock it waited for the lock the stopper held: the suite hung, ci39).
 template <class M>
 void lock_stoppable(M& m) {
   if (kThreadSanitizer && t_local.record && !t_local.critical) {
-    if (!m.try_lock()) blocked_wait([&m] { m.lock(); });
+    if (!m.try_lock()) blocked_wait([&m] {
+      while (!m.try_lock()) {
+        timespec pause{0, 20000};
+        nanosleep(&pause, nullptr);
+      }
+    });
     return;
   }
   m.lock();
