@@ -7,10 +7,11 @@
 // every function is such a function, for a handful of callees the compiler and the standard
 // headers put everywhere: operator new and delete, _Unwind_Resume (the cleanup pad of any
 // function with a destructor to run calls it), memcpy, memmove, memset, memcmp and strlen (copies,
-// comparisons, std::string; bcmp, which clang calls for equality), snprintf, and libstdc++'s throw helpers (the error paths of inline
-// container and string code). gold decides by where the callee is defined when the program is
-// linked; libgort, which comes before libstdc++ and libc on every link line (gort.pc), defines
-// those as split-stack code, so a function that calls only them keeps its ordinary prologue.
+// comparisons, std::string; bcmp, which clang calls for equality), snprintf, and libstdc++'s
+// throw helpers (the error paths of inline container and string code). gold decides by where
+// the callee is defined when the program is linked; libgort, which comes before libstdc++ and
+// libc on every link line (gort.pc), defines those as split-stack code, so a function that calls
+// only them keeps its ordinary prologue.
 // Each is defined to behave exactly as the library's own, and runs where it is safe:
 //
 //   - operator new and delete (every replaceable form), snprintf and vsnprintf call malloc,
@@ -19,9 +20,9 @@
 //     thread, an M's stack). The operators keep libstdc++'s behaviour: the new_handler loop,
 //     std::bad_alloc, nullptr for the nothrow forms; the loop and the throw run on the caller's
 //     stack, out of line (they get the 1 MiB prologue: only a failure takes a segment).
-//   - memcpy, memmove, memset, memcmp, bcmp and strlen jump to libc's, on the caller's stack: libc's
-//     are leaf functions that use a few words of stack at most, well within libgcc's reserve
-//     below the guard (next item).
+//   - memcpy, memmove, memset, memcmp, bcmp and strlen jump to libc's, on the caller's stack:
+//     libc's are leaf functions that use a few words of stack at most, well within libgcc's
+//     reserve below the guard (next item).
 //   - _Unwind_Resume jumps to libgcc_s's, on the caller's stack. The cleanup pad that calls it
 //     runs in a frame whose prologue checked for room, so libgcc's reserve below the guard
 //     (0xe00 bytes, __morestack_make_guard) is left for the unwinder: the room libgcc's own
@@ -81,12 +82,13 @@ void libc_allocate(void* p) noexcept {
 [[gnu::noinline]] GORT_NO_SPLIT void libc_free(void* p) noexcept;
 void libc_free(void* p) noexcept { std::free(static_cast<LibcCall*>(p)->ptr); }
 
-// A goroutine's stack is the only one with a guard above 0 that an M runs (the M's own, its
-// signal stack and on_system_stack's calls run with 0); on_system_stack tells a goroutine from a
-// thread of the program's.
-inline void on_libc_stack(void (*fn)(void*) noexcept, LibcCall* c) {
-  if (split_guard() == 0) fn(c);
-  else on_system_stack(fn, c);
+// Runs fn(arg), a call into libc, on the M's stack when called on a goroutine's. A goroutine's
+// stack is the only one with a guard above 0 that an M runs (the M's own, its signal stack and
+// on_system_stack's calls run with 0); on_system_stack tells a goroutine from a thread of the
+// program's.
+inline void on_libc_stack(void (*fn)(void*) noexcept, void* arg) {
+  if (split_guard() == 0) fn(arg);
+  else on_system_stack(fn, arg);
 }
 
 inline void* try_allocate(size_t size, size_t align) {
@@ -227,8 +229,7 @@ void libc_format(void* p) noexcept {
 int format(char* buf, size_t size, const char* fmt, va_list args) {
   FormatCall c{buf, size, fmt, {}, 0};
   va_copy(c.args, args);
-  if (split_guard() == 0) libc_format(&c);
-  else on_system_stack(libc_format, &c);
+  on_libc_stack(libc_format, &c);
   va_end(c.args);
   return c.result;
 }

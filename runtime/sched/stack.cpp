@@ -204,7 +204,7 @@ uintptr_t morestack_returning_saves(const StackLocation& at, uintptr_t from, uin
   auto* cur = static_cast<Segment*>(current);
   Segment* popped = cur ? cur->next : static_cast<Segment*>(segments);
   if (!popped || !popped->old_stack) return 0;
-  uintptr_t saves = reinterpret_cast<uintptr_t>(popped->old_stack) - 12 * sizeof(void*);
+  uintptr_t saves = reinterpret_cast<uintptr_t>(popped->old_stack) - kMorestackPushed;
   uintptr_t top = at.stack == kFirstStack ? hi : seg_hi(static_cast<const Segment*>(at.stack));
   return saves > from && saves + kMorestackReturningSaves <= top ? saves : 0;
 }

@@ -176,6 +176,7 @@ void for_each_stack_range(uintptr_t sp, uintptr_t below, uintptr_t lo, uintptr_t
 // inside __morestack's own instructions, where they are the only copy of the arguments; under
 // checkmark no goroutine is stopped there (signals are blocked inside __morestack, stack.cpp),
 // so the checking mark leaves them out, as the words it may skip (docs/gc.md, "Checking").
+constexpr uintptr_t kMorestackPushed = 12 * sizeof(void*);
 constexpr uintptr_t kMorestackSaves = 9 * sizeof(void*);
 // The same frame on the stack sp is on, when the thread is in __morestack's return path (the
 // signal that stops it is delivered as __morestack unblocks signals, on the way back): the
