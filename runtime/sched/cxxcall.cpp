@@ -53,10 +53,12 @@
 
 #include <cstdarg>
 #include <cstdlib>
+#include <iterator>
 #include <new>
 #include <stdexcept>
 
 #include "runtime/core/sysmem.hpp"
+#include "runtime/sched/cxxcall.hpp"
 #include "runtime/sched/proc.hpp"
 
 namespace gort::internal {
@@ -136,6 +138,8 @@ inline void release(void* p) noexcept {
 // fills in (dlsym RTLD_NEXT: the definition gort's stands in front of). A call that comes first
 // (another library's constructor) finds the slot empty and resolves it on the way.
 enum NextIndex { kUnwindResume, kMemcpy, kMemmove, kMemset, kMemcmp, kStrlen, kVsnprintf, kBcmp, kNextCount };
+static_assert(std::size(kForwardedNames) == kNextCount && kForwardedNames[kVsnprintf] == "vsnprintf" &&
+              kForwardedNames[kBcmp] == "bcmp");
 
 }  // namespace gort::internal
 
@@ -147,15 +151,15 @@ __attribute__((visibility("hidden"))) void* gort_resolve_next(int index);
 namespace gort::internal {
 namespace {
 void* find_next(int index) {
-  static const char* const names[kNextCount] = {"_Unwind_Resume", "memcpy",    "memmove", "memset",
-                                                "memcmp",         "strlen",    "vsnprintf", "bcmp"};
-  void* f = index == kUnwindResume ? dlvsym(RTLD_NEXT, names[index], "GCC_3.0") : nullptr;
-  if (!f) f = dlsym(RTLD_NEXT, names[index]);
+  // The names are NUL-terminated literals.
+  const char* const name = kForwardedNames[index].data();
+  void* f = index == kUnwindResume ? dlvsym(RTLD_NEXT, name, "GCC_3.0") : nullptr;
+  if (!f) f = dlsym(RTLD_NEXT, name);
   if (!f) {  // gort loaded after the library (dlopen): ask the library itself, never gort again
     void* lib = dlopen(index == kUnwindResume ? "libgcc_s.so.1" : "libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-    if (lib) f = dlsym(lib, names[index]);
+    if (lib) f = dlsym(lib, name);
   }
-  if (!f) fatal("%s: no definition after gort's (%s)", names[index], dlerror());
+  if (!f) fatal("%s: no definition after gort's (%s)", name, dlerror());
   return f;
 }
 __attribute__((constructor)) void resolve_next() {

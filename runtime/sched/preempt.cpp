@@ -14,6 +14,7 @@
 #include "runtime/core/sanitizer.hpp"
 #include "runtime/core/symbolize.hpp"
 #include "runtime/core/thread.hpp"
+#include "runtime/sched/cxxcall.hpp"
 
 namespace gort::internal {
 
@@ -37,13 +38,11 @@ bool system_or_runtime_object(const std::string& file) {
 // spdlog and fmt for its log; they count as the runtime's where it is linked statically), or of
 // libgcc's split-stack support, which a stop may find halfway through a stack switch, or of the
 // C and C++ runtimes' entry points gort defines (operator new and delete, _Unwind_Resume,
-// memcpy..., snprintf, libstdc++'s throw helpers: sched/cxxcall.cpp; a program's own
+// memcpy..., snprintf, libstdc++'s throw helpers: sched/cxxcall.hpp; a program's own
 // replacements of them are not preempted either).
 bool runtime_or_morestack_symbol(const std::string& mangled) {
-  for (std::string_view c : {"memcpy", "memmove", "memset", "memcmp", "bcmp", "strlen", "snprintf", "vsnprintf"})
-    if (mangled == c) return true;
-  if (starts_with(mangled, "_ZSt") && mangled.find("__throw_") != std::string::npos) return true;
-  for (std::string_view p : {"_Znw", "_Zna", "_Zdl", "_Zda", "_Unwind_Resume", "_ZN4gort", "_ZNK4gort", "_ZZN4gort",
+  if (stand_in_symbol(mangled)) return true;
+  for (std::string_view p : {"_ZN4gort", "_ZNK4gort", "_ZZN4gort",
                              "_ZZNK4gort", "gort_", "_ZN7httplib", "_ZNK7httplib", "_ZZN7httplib", "_ZN6spdlog",
                              "_ZNK6spdlog", "_ZN3fmt", "_ZNK3fmt", "__morestack", "__generic_morestack",
                              "__generic_releasestack", "__splitstack_", "__stack_split_"})
