@@ -128,7 +128,7 @@ TEST_CASE("memstats: sane values and identities after a forced GC (Go's TestMemS
   alloc_garbage<Rec48>(1000);
   // And a sampled allocation, whatever ran before (the profiler's table is mapped then): the
   // thread samples at its next span refill, within a span's worth of 48-byte objects.
-  gort::internal::t_local.cache->next_sample = 0;
+  gort::internal::t_front.cache->next_sample = 0;
   for (int i = 0; i < 8192 / 48 + 1; ++i) gort::KeepAlive(gort::make<Rec48>());
   gort::GC();
   gort::MemStats st = read_stats();

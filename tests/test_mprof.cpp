@@ -158,11 +158,11 @@ struct ProfileRate {
   int old = gort::MemProfileRate;
   explicit ProfileRate(int rate) {
     gort::MemProfileRate = rate;
-    gort::internal::t_local.cache->next_sample = gort::internal::next_sample_distance();
+    gort::internal::t_front.cache->next_sample = gort::internal::next_sample_distance();
   }
   ~ProfileRate() {
     gort::MemProfileRate = old;
-    gort::internal::t_local.cache->next_sample = gort::internal::next_sample_distance();
+    gort::internal::t_front.cache->next_sample = gort::internal::next_sample_distance();
   }
 };
 
@@ -285,7 +285,7 @@ TEST_CASE("mprof: a goroutine's sampled stack crosses its stack segments") {
     wg.Add(1);
     gort::go([&] {
       // The goroutine's thread has its own cache: make its next distance follow the rate.
-      gort::internal::t_local.cache->next_sample = 0;
+      gort::internal::t_front.cache->next_sample = 0;
       gort::KeepAlive(allocate_deep(kDepth));
       wg.Done();
     });
@@ -346,7 +346,7 @@ TEST_CASE("mprof: a sampled goroutine does not grow a 1 MiB stack segment for th
   for (int i = 0; i < kG; ++i) {
     started.Add(1);
     gort::go([&] {
-      gort::internal::t_local.cache->next_sample = 0;  // this M samples its next allocation
+      gort::internal::t_front.cache->next_sample = 0;  // this M samples its next allocation
       gort::KeepAlive(allocate_in_goroutine());
       started.Done();
       release.Wait();  // parked: its stack segments stay counted

@@ -12,6 +12,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <gort/internal/alloc.hpp>
+
 namespace gort {
 
 class Tracer;
@@ -224,9 +226,25 @@ T* construct_at(void* mem, A&&... args) {
 // is the allocation's first frame in heap profiles (and compilers weighed the Ref<T> field
 // initializations as too costly to inline it into recursive callers). A constructor that throws
 // leaves nothing behind (the slot is abandoned); built with -fno-exceptions, nothing is caught.
+namespace internal {
+// Zeroed memory for a T: from the inline path where it applies (internal/alloc.hpp: small objects
+// that the tiny allocator does not take; not in ThreadSanitizer builds, whose stops the library's
+// critical sections poll for), else from the library.
+template <class T>
+[[gnu::always_inline]] inline void* allocate_for() {
+  uint16_t type = type_index<T>();
+  constexpr bool noscan = !Traceable<T>;
+  constexpr bool tiny = noscan && std::is_trivially_destructible_v<T> && sizeof(T) < kTinySize;
+  if constexpr (kInlineAllocation && !tiny && sizeof(T) <= kMaxInlineSize) {
+    if (void* mem = allocate_inline<sizeof(T), noscan>(type)) [[likely]] return mem;
+  }
+  return allocate(sizeof(T), type, noscan);
+}
+}  // namespace internal
+
 template <class T, class... A>
 [[gnu::always_inline]] inline T* make(A&&... args) {
-  void* mem = internal::allocate(sizeof(T), internal::type_index<T>(), !internal::Traceable<T>);
+  void* mem = internal::allocate_for<T>();
 #if defined(__cpp_exceptions)
   if constexpr (!std::is_nothrow_constructible_v<T, A...>) {
     try {

@@ -101,8 +101,12 @@ inline void* alloc_small(Cache* c, size_t size, uint16_t type, bool noscan, unsi
   count_own(slot.taken);
   Span* s = slot.span;
   if (s->needzero) zero_small(o, s->elemsize);
-  if (s->types) [[unlikely]] set_type_in_table(s, s->types, o, type);
-  else if (type != s->type) [[unlikely]] adopt_type(s, o, type);
+  if (s->types) [[unlikely]] {
+    set_type_in_table(s, s->types, o, type);
+  } else if (type != s->type) [[unlikely]] {
+    adopt_type(s, o, type);
+    slot.type = window_type(s);  // the fast paths' copy
+  }
   return o;
 }
 
@@ -190,35 +194,42 @@ __attribute__((noinline)) void* allocate_slow(Cache* c, size_t size, uint16_t ty
     if (follow_up & kGcNeeded) gc_start_heap();
     // Waiting for the mark to start parks a goroutine, which may resume on another M: the cache
     // (and the debt) is that M's now, and the first one belongs to whatever runs there.
-    c = t_local.cache;
+    c = t_front.cache;
   }
   // Pays for what it took while a mark runs (Go's gcAssistAlloc), so the heap goal holds.
   if (c->assist_debt > 0 && gc_marking()) [[unlikely]] gc_assist(c);
   return p;
 }
 
+// The fast path's way into the slow path, a tail call from inside its critical section (so that
+// the fast path saves no register and builds no frame).
+__attribute__((noinline)) void* leave_then_allocate_slow(Cache* c, size_t size, uint16_t type, bool noscan) {
+  leave_critical();
+  return allocate_slow(c, size, type, noscan);
+}
+
 }  // namespace
 
-// The fast path (mimalloc's, in one screen): a small object that is not tiny, taken from the
-// window of free slots of a span that holds its type already; everything else, the slow path.
+void* stop_then_return(void* obj) {
+  suspend_self();
+  return obj;
+}
+
+// The fast path for sizes known only at run time (make_array, and make<T> where the inline path
+// of include/gort/internal/alloc.hpp missed or is not used): the same window, the class looked up.
 // assist_debt only grows in the slow paths (refills, large objects), so none is due here.
 void* allocate(size_t size, uint16_t type, bool noscan) {
-  Cache* c = t_local.cache;
-  if (c && size - 1 < kMaxSmallSize && (type != 0 || size >= kTinySize)) [[likely]] {
-    enter_critical();
-    int cls = size_to_class(size);
-    CacheSlot& slot = c->slots[span_class(cls, noscan)];
-    Span* s = slot.span;
-    if (slot.bits && !s->types && type == s->type) [[likely]] {
-      void* o = take_from_window(slot);
-      count_own(slot.taken);
-      if (s->needzero) zero_small(o, slot.elemsize);  // else fresh from the OS: zero
-      leave_critical();
-      return o;
-    }
-    leave_critical();
-  }
-  return allocate_slow(c, size, type, noscan);
+  Cache* c = t_front.cache;
+  if (!c || size - 1 >= kMaxSmallSize || (type == 0 && size < kTinySize)) [[unlikely]]
+    return allocate_slow(c, size, type, noscan);
+  CacheSlot& slot = c->slots[span_class(size_to_class(size), noscan)];
+  enter_critical();
+  if (!slot.bits || slot.type != type) [[unlikely]] return leave_then_allocate_slow(c, size, type, noscan);
+  void* o = take_from_window(slot);
+  count_own(slot.taken);
+  if (slot.needzero) zero_small(o, slot.elemsize);  // else fresh from the OS: zero
+  if (leave_critical_to_stop()) [[unlikely]] return stop_then_return(o);
+  return o;
 }
 
 // A constructor threw: the object must never be traced or destroyed. In a span with a table its

@@ -56,6 +56,8 @@ uint32_t uncache(CacheSlot& slot, int spanclass) {
   slot.window = 0;
   slot.span = nullptr;
   slot.elemsize = 0;
+  slot.type = kMixedTypes;
+  slot.needzero = false;
   slot.held = 0;
   slot.nfree = 0;
   slot.word = 0;
@@ -129,6 +131,8 @@ void cache_new_span(Cache* c, int spanclass, unsigned* follow_up) {
   for (int w = 0; w < s->bitmap_words(); ++w) nfree += static_cast<uint32_t>(popcount64(free_word(s, w)));
   slot.span = s;
   slot.elemsize = s->elemsize;
+  slot.type = window_type(s);
+  slot.needzero = s->needzero;
   slot.nfree = nfree;
   sweep_on_alloc(uint64_t{nfree} * s->elemsize);
   if (gc_marking()) {

@@ -20,19 +20,14 @@
 namespace gort::internal {
 
 // One span class's cached span and, of its slots, the window of 64 the fast path allocates from
-// (Go's allocCache): bit i of `bits` set means the slot at window + i*elemsize is free. The fast
-// path takes the lowest bit: no read of the object's memory (a free list would have written a
-// link into every free slot at refill and read it back at allocation). The hot fields come
-// first, on the slot's one cache line.
-struct alignas(64) CacheSlot {
-  uint64_t bits = 0;      // the window's free slots, not yet handed out, before any held one
-  uintptr_t window = 0;   // address of the window's first slot
+// (Go's allocCache): the AllocWindow that make<T>'s inline path reads (include/gort/internal/
+// alloc.hpp: bit i of `bits` set means the slot at window + i*elemsize is free; `type` and
+// `needzero` copied from the span, so that neither fast path reads the span), then what only the
+// library reads. The fast path takes the lowest bit: no read of the object's memory (a free list
+// would have written a link into every free slot at refill and read it back at allocation). One
+// cache line per slot.
+struct alignas(kAllocWindowStride) CacheSlot : AllocWindow {
   Span* span = nullptr;
-  uint32_t elemsize = 0;  // the span's
-  // Objects handed out from this slot not yet added to the cache's nmalloc (count_own, on the
-  // fast path: the slot's own cache line, no other). Moved there at each refill and flush, in a
-  // statistics batch; a reader adds both.
-  uint32_t taken = 0;
   // Heap profiling: the window's free slots from the one the profiler samples on (the lowest
   // bit); `bits` ends before it, so the fast path runs out exactly there and the slow path hands
   // it out (stats/mprof.hpp).
@@ -40,7 +35,10 @@ struct alignas(64) CacheSlot {
   uint32_t nfree = 0;  // free slots of the span when it was cached
   uint16_t word = 0;   // the window's word of the span's bitmaps (words before it: all taken)
 };
-static_assert(sizeof(CacheSlot) == 64);
+static_assert(sizeof(CacheSlot) == kAllocWindowStride);
+
+// What the window says of a span's types: its one type, or kMixedTypes once it keeps a table.
+inline uint16_t window_type(const Span* s) { return s->types ? kMixedTypes : s->type; }
 
 // What an allocation must do once out of its critical section (allocate()).
 enum AllocFollowUp : unsigned {
@@ -48,6 +46,8 @@ enum AllocFollowUp : unsigned {
   kSampled = 2,   // the heap profiler samples this allocation
 };
 
+// The slots come first: make<T>'s inline path finds a class's window kAllocWindowStride bytes
+// per span class from the start of the Cache.
 struct Cache {
   CacheSlot slots[kNumSpanClasses];
   uint64_t nmalloc[kNumSizeClasses] = {};  // objects allocated since the last flush, but the slots' `taken`

@@ -14,9 +14,6 @@
 
 namespace gort::internal {
 
-constexpr int kNumSpanClasses = kNumSizeClasses * 2;
-inline int span_class(int sizeclass, bool noscan) { return sizeclass * 2 + (noscan ? 1 : 0); }
-
 class Central {
  public:
   void init(int spanclass) { spanclass_ = spanclass; }

@@ -1,15 +1,10 @@
 #include "runtime/alloc/sizeclasses.hpp"
 
-// Values from Go's runtime/sizeclasses.go (Go 1.19); kClassToObjects and kClassToDivMagic are
-// derived from them (objects = pages*8192/size, magic = floor((2^32-1)/size)+1).
+// Values from Go's runtime/sizeclasses.go (Go 1.19), for the class sizes kClassToSize (in
+// include/gort/internal/alloc.hpp, which make<T> reads at compile time); kClassToObjects and
+// kClassToDivMagic are derived from them (objects = pages*8192/size, magic =
+// floor((2^32-1)/size)+1).
 namespace gort::internal {
-
-const uint16_t kClassToSize[kNumSizeClasses] = {
-    0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 288, 320,
-    352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792,
-    2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728,
-    10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576, 27264, 28672,
-    32768};
 
 const uint8_t kClassToPages[kNumSizeClasses] = {
     0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,

@@ -25,7 +25,8 @@
 
 namespace gort::internal {
 
-thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, nullptr, 0, false, false, false, nullptr, 0};
+thread_local constinit ThreadLocal t_local __attribute__((tls_model("initial-exec"))) = {nullptr, false, false, nullptr, 0};
+thread_local constinit ThreadFront t_front __attribute__((tls_model("initial-exec")));
 
 namespace {
 
@@ -123,8 +124,8 @@ void suspend_handler(int, siginfo_t*, void* uctx) {
   int saved_errno = errno;
   ThreadRecord* r = t_local.record;
   if (r) {
-    if (t_local.critical) {
-      t_local.suspend_pending = true;
+    if (t_front.critical) {
+      t_front.suspend_pending = true;
     } else if (kThreadSanitizer) {
       // TSan runs the handler late, at the thread's next intercepted call, with a copy of the
       // context the signal found: the thread has moved on since, and that copy's stack pointer
@@ -203,7 +204,7 @@ bool stop_requested() {
 }
 
 void suspend_self() {
-  t_local.suspend_pending = false;
+  t_front.suspend_pending = false;
 #if defined(__x86_64__)
   // Spills the callee-saved registers into this frame (what getcontext did, without a call into
   // libc: this runs on goroutine stacks, see core/mem.hpp); the scan starts below the whole
@@ -399,7 +400,7 @@ void attach_current_thread(bool scan_stack, bool program) {
   r->next = g_threads;
   if (g_threads) g_threads->prev = r;
   g_threads = r;
-  t_local.cache = cache;
+  t_front.cache = cache;
   t_local.record = r;
   t_local.stack_scan_gen = &r->scan_gen;
   t_local.user_thread = scan_stack && program;
@@ -422,7 +423,7 @@ void detach_current_thread() {
   {
     CriticalSection cs;
     cache_release(cache);
-    t_local.cache = nullptr;
+    t_front.cache = nullptr;
   }
   {
     StoppableLockGuard g(g_registry_lock);
@@ -537,7 +538,7 @@ bool stop_thread(ThreadRecord* r, uint64_t attach_id, void (*fn)(ThreadRecord*, 
 
 void blocked_wait(void (*wait)(void*), void* arg) {
   ThreadRecord* r = t_local.record;
-  if (!r || t_local.critical) {  // not attached, or inside a section no stop may enter anyway
+  if (!r || t_front.critical) {  // not attached, or inside a section no stop may enter anyway
     wait(arg);
     return;
   }

@@ -26,6 +26,8 @@
 #include <mutex>
 #include <type_traits>
 
+#include <gort/internal/alloc.hpp>
+
 #include "runtime/core/sanitizer.hpp"
 #include "runtime/core/splitstack.hpp"
 
@@ -132,11 +134,11 @@ struct ThreadRecord {
   std::atomic<uint32_t> stats_seq{0};
 };
 
+// The thread's allocation cache, the depth of its critical sections and whether a stop arrived
+// inside one are in t_front (include/gort/internal/alloc.hpp), which make<T>'s inline allocation
+// path reads; the rest is here.
 struct ThreadLocal {
   ThreadRecord* record;
-  Cache* cache;
-  int critical;          // depth of critical sections
-  bool suspend_pending;  // a suspend signal arrived inside a critical section
   bool alt_signal_stack;  // gort installed an alternate signal stack (an M)
   bool user_thread;       // counted in running_user_threads() while not blocked
   // The scan stamp of the stack this thread runs on now: its own record's, or the running
@@ -187,15 +189,19 @@ __attribute__((always_inline)) inline uintptr_t stack_pointer() {
 }
 
 inline void enter_critical() {
-  ++t_local.critical;
+  ++t_front.critical;
   std::atomic_signal_fence(std::memory_order_seq_cst);
 }
-inline void leave_critical() {
+// Leaves a critical section; true when the thread must stop now (suspend_self), the outermost
+// section having held off a stop. For a caller that arranges the call itself (a tail call).
+inline bool leave_critical_to_stop() {
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (--t_local.critical == 0) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (t_local.suspend_pending || (kThreadSanitizer && stop_requested())) [[unlikely]] suspend_self();
-  }
+  if (--t_front.critical != 0) return false;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  return t_front.suspend_pending || (kThreadSanitizer && stop_requested());
+}
+inline void leave_critical() {
+  if (leave_critical_to_stop()) [[unlikely]] suspend_self();
 }
 
 class CriticalSection {
@@ -304,7 +310,7 @@ void blocked_wait(F&& wait) {
 // pthread_mutex_lock it waited for the lock the stopper held: the suite hung, ci39).
 template <class M>
 void lock_stoppable(M& m) {
-  if (kThreadSanitizer && t_local.record && !t_local.critical) {
+  if (kThreadSanitizer && t_local.record && !t_front.critical) {
     if (!m.try_lock()) blocked_wait([&m] {
       while (!m.try_lock()) {
         timespec pause{0, 20000};

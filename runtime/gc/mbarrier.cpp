@@ -89,7 +89,7 @@ __attribute__((noinline)) void flush_own_buffer(WbBuf& b) {
 // written before the count that publishes it, as the collector may read the buffer of a thread
 // stopped at any instruction.
 inline void append(uintptr_t p) {
-  Cache* c = t_local.cache;
+  Cache* c = t_front.cache;
   if (!c) [[unlikely]] {
     shade_unattached(p);
     return;

@@ -317,7 +317,7 @@ bool past_goal_unmarked() {
 void wait_for_mark() {
   const uint32_t entered = g_mark_events.load(std::memory_order_acquire);
   auto waiting = [entered] { return past_goal_unmarked() && g_mark_events.load(std::memory_order_acquire) == entered; };
-  if (on_goroutine() && t_local.critical == 0) {  // (a goroutine may park here)
+  if (on_goroutine() && t_front.critical == 0) {  // (a goroutine may park here)
     for (int i = 0; i < 1000 && waiting(); ++i) sleep_ns(100000);  // 100 ms at most
     return;
   }
@@ -358,7 +358,7 @@ __attribute__((noinline)) void request_cycle_and_wait() {
 }  // namespace
 
 void gc_run(GcReason) {
-  if (t_local.critical) fatal("collection requested inside a runtime critical section");
+  if (t_front.critical) fatal("collection requested inside a runtime critical section");
   check_not_forked_child("a collection");
   // The caller blocks below in runtime frames laid over the dead frames of its earlier calls,
   // and the scan of its stack covers them: a slot those frames never write (padding, a local

@@ -116,7 +116,7 @@ namespace gort {
 using namespace internal;
 
 void ReadMemStats(MemStats* m) {
-  if (t_local.critical) fatal("ReadMemStats inside a runtime critical section");
+  if (t_front.critical) fatal("ReadMemStats inside a runtime critical section");
   on_system_stack([m] {  // a goroutine's small stack would grow by a segment for it
     note_calling_goroutine_stack();
     read_consistently([m] { fill(m); });
@@ -179,7 +179,7 @@ int64_t SetMemoryLimit(int64_t limit) {
   return old;
 }
 void ReadGCStats(GCStats* out) {
-  if (t_local.critical) fatal("ReadGCStats inside a runtime critical section");
+  if (t_front.critical) fatal("ReadGCStats inside a runtime critical section");
   on_system_stack([out] { read_gc_stats(out); });  // libstdc++ calls: off a goroutine's small stack
 }
 void FreeOSMemory() {
