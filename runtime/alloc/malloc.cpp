@@ -5,7 +5,9 @@
 //          tiny block;
 //   small  up to 32 KiB: the lowest bit of the thread cache's window of free slots for the
 //          object's span class (scan or noscan); the object's type is the span's own
-//          (alloc/span.hpp: one compare) or goes into the span's side table;
+//          (alloc/span.hpp: one compare with the window's copy of it) or goes into the span's
+//          side table. make<T> runs this path inline (include/gort/internal/alloc.hpp) and
+//          calls allocate() when it misses;
 //   large  over 32 KiB: a dedicated span straight from the page heap.
 // Memory is handed out zeroed. All of it runs inside a critical section, so a collection never
 // sees a half-made allocation; a collection the allocation calls for runs after leaving it.

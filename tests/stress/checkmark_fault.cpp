@@ -80,6 +80,10 @@ int main() {
   bool marked_concurrently = false;
   for (int attempt = 0; attempt < 20; ++attempt) {
     uintptr_t last = build_list(head);
+    // A cycle that building the list started may still be marking: the mark below must be the
+    // collector thread's (a hide during another cycle's mark, which may have reached B already,
+    // proves nothing). Finishing one here also puts the next trigger far away.
+    gort::GC();
     // build_list's dead frames hold B's address: the frames that run next (the thread's start)
     // may keep some of those slots unwritten inside their live range, and the concurrent mark
     // would find B there.
