@@ -110,8 +110,10 @@ void concurrent_mark(int index) {
     bool did = root_jobs(w, work0) || w.drain_some(kChunkWork) > 0 || drain_shaded(w) > 0;
     w.publish();
     work_end();
-    // What the workers mark pays for allocation before assists do (Go's gcFlushBgCredit).
+    // What the workers mark pays for allocation before assists do (Go's gcFlushBgCredit), and
+    // counts as done for the assist ratio (Go's gcController.heapScanWork, flushed per drain).
     add_background_credit(static_cast<int64_t>(w.scan_work - work0));
+    cycle_mark_account(w);
     account.fetch_add(thread_cpu_ns() - c0, std::memory_order_relaxed);
     ran_ns += nanotime() - t0;
     if (!did) {

@@ -96,9 +96,11 @@ namespace {
 std::atomic<uint64_t> g_cycle_marked{0}, g_cycle_work{0};
 }  // namespace
 
-void cycle_mark_account(const MarkWorker& w) {
-  if (w.marked_bytes) g_cycle_marked.fetch_add(w.marked_bytes, std::memory_order_relaxed);
-  if (w.scan_work) g_cycle_work.fetch_add(w.scan_work, std::memory_order_relaxed);
+void cycle_mark_account(MarkWorker& w) {
+  if (uint64_t bytes = w.marked_bytes - w.accounted_bytes) g_cycle_marked.fetch_add(bytes, std::memory_order_relaxed);
+  if (uint64_t work = w.scan_work - w.accounted_work) g_cycle_work.fetch_add(work, std::memory_order_relaxed);
+  w.accounted_bytes = w.marked_bytes;
+  w.accounted_work = w.scan_work;
 }
 void cycle_mark_reset() {
   g_cycle_marked.store(0, std::memory_order_relaxed);

@@ -76,6 +76,9 @@ class MarkWorker {
   // Bytes of objects queued for scanning and of roots scanned (the pacer's unit of work; an
   // object counts when queued, since every queued object is scanned exactly once).
   uint64_t scan_work = 0;
+  // How much of marked_bytes and scan_work cycle_mark_account has counted already.
+  uint64_t accounted_bytes = 0;
+  uint64_t accounted_work = 0;
 
  private:
   void push(uint64_t entry);
@@ -115,9 +118,12 @@ void skip_forgeable_words(bool on);
 void trace_object(MarkWorker& w, uint16_t type, uintptr_t obj);
 
 // A concurrent cycle's totals over every participant (workers, assists, self-scans, barrier
-// flushes): each adds what its MarkWorker marked and scanned when it is done with it. Reset when
-// the cycle starts; the collector reads them at mark termination (pacing: marked heap, scan work).
-void cycle_mark_account(const MarkWorker& w);
+// flushes): each adds what its MarkWorker marked and scanned since it last did, when it is done
+// with it, and a background worker after each chunk of work: the pacer reads the scan work done
+// so far while the mark runs (the assist ratio, Go's assistWorkPerByte, is what remains of the
+// expected work over what remains of the heap's runway). Reset when the cycle starts; the
+// collector reads them at mark termination (pacing: marked heap, scan work).
+void cycle_mark_account(MarkWorker& w);
 void cycle_mark_reset();
 uint64_t cycle_marked_bytes();
 uint64_t cycle_scan_work();

@@ -8,6 +8,7 @@
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/mgc.hpp"
+#include "runtime/gc/mgcwork.hpp"
 #include "runtime/gc/sweep.hpp"
 #include "runtime/stats/stats.hpp"
 
@@ -38,7 +39,6 @@ uint64_t g_triggered = ~uint64_t{0};  // heap_live when the running cycle starte
 
 // The running cycle.
 std::atomic<double> g_assist_work_per_byte{0};
-std::atomic<int64_t> g_scan_done{0};
 std::atomic<uint64_t> g_assist_ns{0};
 uint64_t g_cycle_goal = 0;
 bool g_cycle_limited = false;  // the memory limit set the running cycle's goal
@@ -187,7 +187,6 @@ int64_t set_memory_limit(int64_t limit) {
 
 CycleWorkers pacer_start_cycle(uint64_t now_ns, int procs) {
   (void)now_ns;
-  g_scan_done.store(0, std::memory_order_relaxed);
   g_assist_ns.store(0, std::memory_order_relaxed);
   g_triggered = gc_state().heap_live.load(std::memory_order_relaxed);
   pacer_update();
@@ -210,7 +209,7 @@ void pacer_revise() {
   int pct = gc_percent();
   if (pct < 0) pct = 100000;
   uint64_t live = gc_state().heap_live.load(std::memory_order_relaxed);
-  int64_t work = g_scan_done.load(std::memory_order_relaxed);
+  auto work = static_cast<int64_t>(cycle_scan_work());  // done so far (gc/mgcwork.hpp)
   auto goal = static_cast<int64_t>(std::min<uint64_t>(g_cycle_goal, INT64_MAX / 4));
   auto expected = static_cast<int64_t>(g_last_heap_scan + g_last.stacks + g_last.globals);
   // The heap may have grown since the last cycle: as much scan work as the scannable heap now.
@@ -244,7 +243,6 @@ double assist_work_per_byte() {
   return g_assist_work_per_byte.load(std::memory_order_relaxed);
 }
 
-void add_scan_work(int64_t work) { g_scan_done.fetch_add(work, std::memory_order_relaxed); }
 void add_assist_time(uint64_t ns) { g_assist_ns.fetch_add(ns, std::memory_order_relaxed); }
 uint64_t cycle_assist_ns() { return g_assist_ns.load(std::memory_order_relaxed); }
 

@@ -73,8 +73,6 @@ CycleWorkers pacer_start_cycle(uint64_t now_ns, int procs);
 // Recomputes the assist ratio from the work done so far (cheap: called by assists).
 void pacer_revise();
 double assist_work_per_byte();
-// Scan work done so far in this cycle (workers and assists add theirs as they go).
-void add_scan_work(int64_t work);
 void add_assist_time(uint64_t ns);
 uint64_t cycle_assist_ns();
 // The end of a mark: what it found, and the CPU the collector used meanwhile.
