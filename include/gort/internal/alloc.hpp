@@ -1,11 +1,12 @@
 // make<T>'s inline allocation path: what of the allocating thread's cache it reads, and the path.
 // Internal to gort: a program includes gort/heap.hpp, which includes this; nothing here is API.
 //
-// Why inline: GCBench and other allocation-bound programs spend a third of their time in the
-// allocator's fast path, and half of that is the call (gort's library is a shared object: a call
-// through the GOT, a split-stack check, the size class looked up at run time). Here the size
-// class is a constant of the call site and the path is a dozen instructions in the caller (Boehm
-// GC's gc_inline.h does the same for its free lists). Everything else, including a miss here,
+// Why inline: GCBench's main thread spent 44% of its time in the library's fast path, much of it
+// around the work rather than in it (gort's library is a shared object: a call through the GOT, a
+// split-stack check, the size class looked up at run time). Here the size class is a constant of
+// the call site and the path is a dozen instructions in the caller (Boehm GC's gc_inline.h does
+// the same for its free lists): GCBench 0.88 of the out-of-line path's time, the alloc loop 0.63
+// (docs/performance.md, seventeenth session). Everything else, including a miss here,
 // is the library's: runtime/alloc/malloc.cpp (allocate) and runtime/alloc/mcache.hpp, which owns
 // these structures and keeps them in step with its spans.
 //
