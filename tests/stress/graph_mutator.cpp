@@ -112,8 +112,12 @@ void worker(int w, gort::Chan<Node*> out, gort::WaitGroup* done) {
       case 4: n->b = cur->b; cur->b = n; break;
       case 5:
         if (rng() % 16 == 0) {  // hand the graph over; the consumer owns it from now on
+          // A node of its own to go on from: not n, which is cur itself when this step also
+          // dropped the graph (cur = n above), and then went to the consumer with it (a data
+          // race ThreadSanitizer reported once: the worker linked nodes into n while the
+          // consumer read it).
           out.send(cur);
-          cur = n;
+          cur = new_node(id++, rng);
           for (auto& k : kept) k.reset();
         } else {
           cur->c = n;
