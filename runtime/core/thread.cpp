@@ -364,9 +364,10 @@ void user_thread_blocked(bool blocked) {
   if (t_local.user_thread) g_running_user_threads.fetch_add(blocked ? -1 : 1, std::memory_order_relaxed);
 }
 
-void attach_current_thread(bool scan_stack, bool program) {
+void attach_current_thread(bool scan_stack, bool program, bool critical) {
   if (ThreadRecord* r = t_local.record) {
     ++r->attach_depth;
+    if (critical) enter_critical();
     return;
   }
   install_suspend_handler();
@@ -397,6 +398,9 @@ void attach_current_thread(bool scan_stack, bool program) {
   // words (AttachThread scans them at once). The runtime's own threads start empty.
   r->scan_gen.store(scan_stack && program ? g_attach_scan_gen - 1 : g_attach_scan_gen, std::memory_order_relaxed);
   r->cache = cache;
+  // Before the record is in the list, under the registry lock a stopper takes first: a stop can
+  // find the thread attached only once the caller left the section.
+  if (critical) enter_critical();
   r->next = g_threads;
   if (g_threads) g_threads->prev = r;
   g_threads = r;

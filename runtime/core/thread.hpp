@@ -236,8 +236,10 @@ class RuntimeLockGuard {
 // Attaches / detaches the calling thread (nested calls count). `scan_stack` false marks gort's own
 // service threads, which are stopped like the others but hold no managed pointers; `program`
 // false a thread of the runtime's that does (the scheduler's Ms, the destructor thread): only
-// the program's threads count in running_user_threads().
-void attach_current_thread(bool scan_stack = true, bool program = true);
+// the program's threads count in running_user_threads(). With `critical`, the thread returns
+// inside a critical section, entered while it was being registered: no stop finds it attached
+// before the caller leaves that section (AttachThread: its stack scan while a mark runs).
+void attach_current_thread(bool scan_stack = true, bool program = true, bool critical = false);
 void detach_current_thread();
 inline bool current_thread_attached() { return t_local.record != nullptr; }
 
