@@ -221,11 +221,6 @@ T* construct_at(void* mem, A&&... args) {
 }
 }  // namespace internal
 
-// Like Go's new(T): T(args...) on the garbage-collected heap. T() is value-initialized; an
-// aggregate may be given its members' values, make<Point>(1, 2). Always inlined: the call site
-// is the allocation's first frame in heap profiles (and compilers weighed the Ref<T> field
-// initializations as too costly to inline it into recursive callers). A constructor that throws
-// leaves nothing behind (the slot is abandoned); built with -fno-exceptions, nothing is caught.
 namespace internal {
 // Zeroed memory for a T: from the inline path where it applies (internal/alloc.hpp: small objects
 // that the tiny allocator does not take; not in ThreadSanitizer builds, whose stops the library's
@@ -242,6 +237,11 @@ template <class T>
 }
 }  // namespace internal
 
+// Like Go's new(T): T(args...) on the garbage-collected heap. T() is value-initialized; an
+// aggregate may be given its members' values, make<Point>(1, 2). Always inlined: the call site
+// is the allocation's first frame in heap profiles (and compilers weighed the Ref<T> field
+// initializations as too costly to inline it into recursive callers). A constructor that throws
+// leaves nothing behind (the slot is abandoned); built with -fno-exceptions, nothing is caught.
 template <class T, class... A>
 [[gnu::always_inline]] inline T* make(A&&... args) {
   void* mem = internal::allocate_for<T>();

@@ -79,11 +79,7 @@ void* cache_next_object(Cache* c, int spanclass, unsigned* follow_up);
 // profiler's sample.
 bool cache_next_window(Cache* c, int spanclass);
 // Takes the lowest free slot of the slot's window (bits != 0).
-inline void* take_from_window(CacheSlot& slot) {
-  uint64_t bits = slot.bits;
-  slot.bits = bits & (bits - 1);
-  return reinterpret_cast<void*>(slot.window + uintptr_t(std::countr_zero(bits)) * slot.elemsize);
-}
+inline void* take_from_window(CacheSlot& slot) { return take_from_window(slot, slot.elemsize); }
 // Gives every span back to the central lists and the counts to the global statistics.
 void cache_flush(Cache* c);
 // Adds the cache's not-yet-flushed counts to per-class malloc counts (its thread may be

@@ -188,17 +188,12 @@ __attribute__((always_inline)) inline uintptr_t stack_pointer() {
 #endif
 }
 
-inline void enter_critical() {
-  ++t_front.critical;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-}
+// enter_critical() and leave_critical_section() are in include/gort/internal/alloc.hpp (make<T>'s
+// inline path takes them too).
 // Leaves a critical section; true when the thread must stop now (suspend_self), the outermost
 // section having held off a stop. For a caller that arranges the call itself (a tail call).
 inline bool leave_critical_to_stop() {
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (--t_front.critical != 0) return false;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  return t_front.suspend_pending || (kThreadSanitizer && stop_requested());
+  return leave_critical_section() && (t_front.suspend_pending || (kThreadSanitizer && stop_requested()));
 }
 inline void leave_critical() {
   if (leave_critical_to_stop()) [[unlikely]] suspend_self();

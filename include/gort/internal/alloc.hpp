@@ -67,6 +67,14 @@ struct AllocWindow {
 };
 inline constexpr size_t kAllocWindowStride = 64;
 
+// Takes the lowest free slot of a window with free slots (bits != 0) of objects of `elemsize`
+// bytes: the inline path's and the library's.
+inline void* take_from_window(AllocWindow& w, size_t elemsize) {
+  uint64_t bits = w.bits;
+  w.bits = bits & (bits - 1);
+  return reinterpret_cast<void*>(w.window + uintptr_t(std::countr_zero(bits)) * elemsize);
+}
+
 // The thread's allocation state, reached with one instruction (initial-exec TLS).
 struct ThreadFront {
   Cache* cache = nullptr;  // null: the thread is not attached (make<T> throws, from the library)
@@ -74,6 +82,21 @@ struct ThreadFront {
   bool suspend_pending = false;  // a stop arrived inside one: the thread stops when it leaves
 };
 extern thread_local constinit ThreadFront t_front __attribute__((tls_model("initial-exec")));
+
+// The runtime's critical sections (runtime/core/thread.hpp explains them): a stop that arrives
+// inside one only sets suspend_pending. The signal fences order the depth against the stop's
+// signal handler, which reads it on this thread.
+inline void enter_critical() {
+  ++t_front.critical;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+// Leaves one; true when it was the outermost (then a stop it held off is due).
+inline bool leave_critical_section() {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (--t_front.critical != 0) return false;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  return true;
+}
 
 // Objects up to this size take the inline path: beyond it, initializing the object costs more
 // than the call, and the inline zeroing would grow every call site.
@@ -99,25 +122,20 @@ void* stop_then_return(void* obj);
 template <size_t size, bool noscan>
 [[gnu::always_inline]] inline void* allocate_inline(uint16_t type) {
   static_assert(size >= 1 && size <= kMaxSmallSize);
-  constexpr int spanclass = span_class(size_class_of(size), noscan);
+  constexpr int sizeclass = size_class_of(size);
+  constexpr size_t elemsize = kClassToSize[sizeclass];
+  constexpr int spanclass = span_class(sizeclass, noscan);
   Cache* cache = t_front.cache;
   if (!cache) [[unlikely]] return nullptr;
   auto& w = *reinterpret_cast<AllocWindow*>(reinterpret_cast<char*>(cache) + spanclass * kAllocWindowStride);
-  ++t_front.critical;
-  std::atomic_signal_fence(std::memory_order_seq_cst);  // a stop's signal handler reads critical
-  uint64_t bits = w.bits;
+  enter_critical();
   void* obj = nullptr;
-  if (bits && w.type == type) [[likely]] {
-    w.bits = bits & (bits - 1);
-    obj = reinterpret_cast<void*>(w.window + uintptr_t(std::countr_zero(bits)) * kClassToSize[size_class_of(size)]);
+  if (w.bits && w.type == type) [[likely]] {
+    obj = take_from_window(w, elemsize);
     __atomic_store_n(&w.taken, __atomic_load_n(&w.taken, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-    if (w.needzero) __builtin_memset(obj, 0, kClassToSize[size_class_of(size)]);
+    if (w.needzero) __builtin_memset(obj, 0, elemsize);
   }
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (--t_front.critical == 0) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (t_front.suspend_pending) [[unlikely]] return obj ? stop_then_return(obj) : nullptr;
-  }
+  if (leave_critical_section() && t_front.suspend_pending) [[unlikely]] return obj ? stop_then_return(obj) : nullptr;
   return obj;
 }
 
