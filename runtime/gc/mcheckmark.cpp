@@ -29,12 +29,13 @@ namespace {
 // A key packs the address (48 bits) with the cycle's number (16 bits): an entry of an earlier
 // cycle counts as empty, so a new cycle starts without clearing the table. Markers insert
 // concurrently (a claim is a compare-and-swap on the key; the value is read only with the world
-// stopped). When the cycle's entries fill it to 3/4, later scans are not remembered and a
+// stopped). Two markers may scan the same word at once (an object traced by one while another
+// scans the same range conservatively): both store what they read, relaxed, and either is kept. When the cycle's entries fill it to 3/4, later scans are not remembered and a
 // lookup that fails says so.
 struct ScannedWord {
   std::atomic<uint64_t> key;
-  uint64_t value;
-  bool dead;  // ASan builds: the word was poisoned then (core/sanitizer.hpp, dead_to_asan)
+  std::atomic<uint64_t> value;
+  std::atomic<bool> dead;  // ASan builds: the word was poisoned then (core/sanitizer.hpp, dead_to_asan)
 };
 constexpr size_t kTableSlots = size_t{1} << 21;  // 48 MiB (24-byte entries), mapped when checkmark is first used
 ScannedWord* g_table = nullptr;
@@ -45,20 +46,23 @@ uintptr_t g_probe_lo = 0, g_probe_hi = 0;  // a report: print the scanned words 
 
 size_t slot_of(uintptr_t addr) { return static_cast<size_t>((addr >> 3) * 0x9E3779B97F4A7C15ull >> 43) & (kTableSlots - 1); }
 
+void note(ScannedWord& w, uintptr_t value, bool dead) {
+  w.value.store(value, std::memory_order_relaxed);
+  w.dead.store(dead, std::memory_order_relaxed);
+}
+
 void remember(uintptr_t addr, uintptr_t value, bool dead) {
   if (g_table_used.load(std::memory_order_relaxed) >= kTableSlots / 4 * 3) return;
   uint64_t mine = addr | (g_table_gen << kAddrBits);
   for (size_t i = slot_of(addr);; i = (i + 1) & (kTableSlots - 1)) {
     uint64_t k = g_table[i].key.load(std::memory_order_relaxed);
     if (k == mine) {
-      g_table[i].value = value;
-      g_table[i].dead = dead;
+      note(g_table[i], value, dead);
       return;
     }
     if ((k >> kAddrBits) == g_table_gen) continue;  // another address of this cycle
     if (g_table[i].key.compare_exchange_strong(k, mine, std::memory_order_relaxed)) {
-      g_table[i].value = value;
-      g_table[i].dead = dead;
+      note(g_table[i], value, dead);
       g_table_used.fetch_add(1, std::memory_order_relaxed);
       return;
     }
@@ -72,8 +76,8 @@ int lookup(uintptr_t addr, uintptr_t* value, bool* dead = nullptr) {
   for (size_t i = slot_of(addr);; i = (i + 1) & (kTableSlots - 1)) {
     uint64_t k = g_table[i].key.load(std::memory_order_relaxed);
     if (k == mine) {
-      *value = g_table[i].value;
-      if (dead) *dead = g_table[i].dead;
+      *value = g_table[i].value.load(std::memory_order_relaxed);
+      if (dead) *dead = g_table[i].dead.load(std::memory_order_relaxed);
       return 1;
     }
     if ((k >> kAddrBits) != g_table_gen) break;

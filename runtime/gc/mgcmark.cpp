@@ -80,10 +80,14 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
       // show the checking mark words left there before this scan. Safe while the goroutine is
       // stopped: under checkmark, goroutines block signals inside __morestack (stack.cpp), the
       // only code that maps, unmaps or fills spare segments while the goroutine runs.
-      // Not park()'s own frames, when the stop runs on this stack: they are below g_sp and
-      // live (park zeroed what lies below them itself). Seen first in a sanitizer build, whose
-      // park keeps its ThreadRecord* in its frame: zeroed, the stopped thread crashed.
-      if (g_checkmark) {
+      // Only while no code runs there: a thread stopped synchronously (suspend_self, or
+      // blocked_wait) still runs below g_sp, in park's wait loop or in the wait, whose callees
+      // may go deep (a TSan build runs deferred signal handlers inside its atomic operations:
+      // zeroed under them, a return popped address 0, 1 run in 50 of the graph mutator under
+      // checkmark); such a thread zeroes its own dead frames once it goes on (suspend_self,
+      // blocked_wait). Stopped asynchronously, the handler runs on the alternate signal stack,
+      // or below g_sp on this one (park_sp), where its frames are kept.
+      if (g_checkmark && (on_m || r->stopped_async)) {
         uintptr_t keep = kRedZone;
         if (!on_m && r->park_sp && r->park_sp < g_sp) keep = g_sp - r->park_sp + kParkCalleeBytes;
         stack_zero_dead(g_sp, keep, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, true);

@@ -1266,9 +1266,8 @@ void on_system_stack(void (*fn)(void*) noexcept, void* arg) {
   if (checkmark_scrubs_stacks()) [[unlikely]] scrub_stack_below(top, m->rec->stack_lo);
   // The same for registers: fn's work (marking, a barrier flush) leaves pointers in caller-saved
   // registers that no scan of the goroutine saw, and a later frame or signal frame could store
-  // them on its stack (core/regs.hpp). They are dead here (a void call returns). Not in
-  // ThreadSanitizer builds (see blocked_wait).
-  if constexpr (!kThreadSanitizer) clear_caller_saved_registers();
+  // them on its stack (core/regs.hpp). They are dead here (a void call returns).
+  clear_caller_saved_registers();
 #else
   fn(arg);
 #endif
