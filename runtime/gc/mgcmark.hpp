@@ -78,8 +78,8 @@ size_t flush_barrier_buffers_stopped();
 // GODEBUG=gccheckmark=1 (mcheckmark.hpp). With checkmark on, every stack scan of the concurrent
 // mark also zeroes the stack below its pointer (stack_zero_dead) when no code runs there, and a
 // thread stopped synchronously (the code below its pointer still runs) zeroes below itself once
-// it goes on; the checking mark's own scans (set_checkmark_scanning) take
-// stacks from their stack pointers exactly, without the red zone.
+// it goes on; the checking mark's own scans (set_checkmark_scanning) take stacks from their
+// stack pointers exactly, without the red zone.
 void set_checkmark(bool on);
 bool checkmark_scrubs_stacks();
 void set_checkmark_scanning(bool on);
