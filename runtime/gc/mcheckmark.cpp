@@ -29,8 +29,8 @@ namespace {
 // A key packs the address (48 bits) with the cycle's number (16 bits): an entry of an earlier
 // cycle counts as empty, so a new cycle starts without clearing the table. Markers insert
 // concurrently (a claim is a compare-and-swap on the key; the value is read only with the world
-// stopped). Two markers may scan the same word at once (an object traced by one while another
-// scans the same range conservatively): both store what they read, relaxed, and either is kept.
+// stopped). Two markers may scan the same word at once (TSan saw two scan a channel's buffer
+// together): both store what they read, relaxed, and either is kept.
 // When the cycle's entries fill it to 3/4, later scans are not remembered and a lookup that
 // fails says so.
 struct ScannedWord {
