@@ -629,7 +629,10 @@ gort_unwind_stopped:
 #endif
 
 // Walks of parked goroutines' stacks in progress (for_each_goroutine): while any runs, execute
-// takes the handshake with scan_lock that it otherwise takes only while marking.
+// takes the handshake with scan_lock that it otherwise takes only while marking. A walk's end is
+// a release and execute's look an acquire: an execute that finds the count back at 0 comes after
+// the walk's reads of the goroutine it starts (a first run writes g->ctx, which the walk read;
+// TSan, ci49: the walk ended, the count read 0 relaxed, and nothing ordered the two).
 std::atomic<int> g_stack_walks{0};
 
 // Runs g on this M until it switches back; then does what it asked for.
@@ -638,7 +641,7 @@ void execute(M* m, G* g) {
   bool first_run = !g->ctx;
   set_watched(m->curg, g);
   __atomic_store_n(&g->m, m, __ATOMIC_RELAXED);  // goroutine_thread reads it racing
-  if (gc_marking() || g_stack_walks.load(std::memory_order_relaxed)) [[unlikely]] {
+  if (gc_marking() || g_stack_walks.load(std::memory_order_acquire)) [[unlikely]] {
     // A mark worker may be scanning g's stack in place, or a goroutine dump walking it: wait
     // until it is done. Dekker's protocol with scan_parked_goroutine and
     // parked_goroutine_stack: each side stores its flag, then reads the other's.
@@ -1450,7 +1453,7 @@ int running_goroutine_stack(G* g, uintptr_t* pcs, int max) {
 void for_each_goroutine(void (*fn)(const GoroutineRecord&, void*), void* arg, bool dying) {
   struct Walking {  // counted for the whole walk, exceptions included
     Walking() { g_stack_walks.fetch_add(1, std::memory_order_relaxed); }
-    ~Walking() { g_stack_walks.fetch_sub(1, std::memory_order_relaxed); }
+    ~Walking() { g_stack_walks.fetch_sub(1, std::memory_order_release); }
   } walking;
   if (!dying) {  // every M's next execute sees g_stack_walks (as a mark's start orders gc_marking)
     StoppableLockGuard wl(world_lock());
