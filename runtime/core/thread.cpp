@@ -216,19 +216,18 @@ void suspend_self() {
   mcontext_t none;  // on this frame (park must not be a tail call), zeroed without libc
   mem_zero(&none, sizeof none);
   park(t_local.record, &none, sp, segments, current, /*async=*/false);
-  // Checkmark: a scan during the stop saw nothing below sp, and park's wait ran there since (a
-  // scanner does not zero under a thread that still runs, gc/mgcmark.cpp).
-  if (g_scrub_when_stopped.load(std::memory_order_relaxed)) scrub_stack(64 << 10);
-  // The caller-saved registers were dead at this call, so the stop recorded none of them: no
-  // stale pointer they still held may outlive the stop unseen (core/regs.hpp).
-  clear_caller_saved_registers();
 #else
   ucontext_t uc;
   getcontext(&uc);  // spills the callee-saved registers where the scan sees them
   park(t_local.record, &uc.uc_mcontext, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), nullptr, nullptr,
        /*async=*/false);
-  if (g_scrub_when_stopped.load(std::memory_order_relaxed)) scrub_stack(64 << 10);
 #endif
+  // Checkmark: a scan during the stop saw nothing below sp, and park's wait ran there since (a
+  // scanner does not zero under a thread that still runs, gc/mgcmark.cpp).
+  if (g_scrub_when_stopped.load(std::memory_order_relaxed)) scrub_stack(64 << 10);
+  // The caller-saved registers were dead at this call, so the stop recorded none of them: no
+  // stale pointer they still held may outlive the stop unseen (core/regs.hpp; x86-64 only).
+  clear_caller_saved_registers();
 }
 
 #if GORT_SPLIT_STACK
