@@ -5,6 +5,10 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "runtime/alloc/mcentral.hpp"
 #include "runtime/alloc/mheap.hpp"
@@ -86,6 +90,48 @@ int lookup(uintptr_t addr, uintptr_t* value, bool* dead = nullptr) {
   return g_table_used.load(std::memory_order_relaxed) >= kTableSlots / 4 * 3 ? -1 : 0;
 }
 
+// The words around a referencing word, within the range scanned with it, each with what the
+// concurrent mark read there: on a stack, the return addresses among them name the frames
+// (symbolized afterwards with the executable mappings print_code_mappings lists).
+GORT_NO_SANITIZE_SCAN void print_neighbourhood(uintptr_t at, uintptr_t lo, uintptr_t hi) {
+  constexpr uintptr_t kBelow = 0x80, kAbove = 0x200;
+  uintptr_t from = at - lo > kBelow ? at - kBelow : lo, to = hi - at > kAbove ? at + kAbove : hi;
+  std::fprintf(stderr, "    in the range [%#lx, %#lx) scanned with it; around it:\n", static_cast<unsigned long>(lo),
+               static_cast<unsigned long>(hi));
+  for (uintptr_t a = from & ~uintptr_t{7}; a + sizeof(uintptr_t) <= to; a += sizeof(uintptr_t)) {
+    uintptr_t w = *reinterpret_cast<const uintptr_t*>(a), before = 0;
+    int seen = lookup(a, &before);
+    std::fprintf(stderr, "    %c %#lx: %#018lx", a == at ? '>' : ' ', static_cast<unsigned long>(a),
+                 static_cast<unsigned long>(w));
+    if (seen == 1) std::fprintf(stderr, "  (concurrent mark read %#lx)\n", static_cast<unsigned long>(before));
+    else std::fprintf(stderr, seen == 0 ? "  (not scanned)\n" : "\n");
+  }
+}
+
+// The executable mappings of the process (/proc/self/maps, read with system calls only: the
+// world is stopped and a stopped thread may hold a lock of libc's), to symbolize the words above.
+void print_code_mappings() {
+  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  std::fprintf(stderr, "  executable mappings:\n");
+  static char buf[8192];
+  size_t kept = 0;  // the start of a line the last read cut off
+  for (ssize_t k; (k = ::read(fd, buf + kept, sizeof buf - 1 - kept)) > 0;) {
+    size_t n = kept + static_cast<size_t>(k);
+    buf[n] = 0;
+    char* line = buf;
+    for (char* end; (end = std::strchr(line, '\n'));) {
+      *end = 0;
+      if (std::strstr(line, " r-xp ")) std::fprintf(stderr, "    %s\n", line);
+      line = end + 1;
+    }
+    kept = n - static_cast<size_t>(line - buf);
+    if (kept == sizeof buf - 1) kept = 0;  // a line longer than the buffer: dropped
+    std::memmove(buf, line, kept);
+  }
+  ::close(fd);
+}
+
 // probe and checkmark_observe_scan read what scan_conservative reads (sanitizer.hpp).
 GORT_NO_SANITIZE_SCAN void probe(uintptr_t lo, uintptr_t hi) {
   for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
@@ -102,6 +148,7 @@ GORT_NO_SANITIZE_SCAN void probe(uintptr_t lo, uintptr_t hi) {
       case 0: std::fprintf(stderr, "; the concurrent mark did not scan that word\n"); break;
       default: std::fprintf(stderr, "; whether the concurrent mark scanned it is not known (too many words)\n");
     }
+    print_neighbourhood(a, lo, hi);
   }
 }
 
@@ -215,12 +262,16 @@ bool print_referencers(Span* s, uint32_t i, Span** up_span, uint32_t* up_index) 
   g_observe_scans = true;
   for_each_thread([&](ThreadRecord* r) {
     std::fprintf(stderr,
-                 "  thread %p: stack [%#lx, %#lx) stopped at %#lx (in a handler that interrupted %#lx), goroutine stack "
-                 "[%#lx, %#lx), sys sp %#lx\n",
+                 "  thread %p: stack [%#lx, %#lx) stopped at %#lx (%s%s, park frame %#lx, in a program's handler that "
+                 "interrupted %#lx), goroutine stack [%#lx, %#lx), sys sp %#lx\n",
                  static_cast<void*>(r), static_cast<unsigned long>(r->stack_lo), static_cast<unsigned long>(r->stack_hi),
-                 static_cast<unsigned long>(r->stopped_sp), static_cast<unsigned long>(r->interrupted_sp),
-                 static_cast<unsigned long>(r->g_stack_lo), static_cast<unsigned long>(r->g_stack_hi),
-                 static_cast<unsigned long>(r->g_sys_sp));
+                 static_cast<unsigned long>(r->stopped_sp),
+                 r->blocked.load(std::memory_order_relaxed) ? "blocked_wait"
+                 : r->stopped_async                         ? "signal"
+                                                            : "suspend_self",
+                 r->stopped_on_alt_stack ? " on the alternate stack" : "", static_cast<unsigned long>(r->park_sp),
+                 static_cast<unsigned long>(r->interrupted_sp), static_cast<unsigned long>(r->g_stack_lo),
+                 static_cast<unsigned long>(r->g_stack_hi), static_cast<unsigned long>(r->g_sys_sp));
   });
   {
     MarkWorker probe;
@@ -228,6 +279,7 @@ bool print_referencers(Span* s, uint32_t i, Span** up_span, uint32_t* up_index) 
     probe.discard();
   }
   std::fprintf(stderr, "  (Root<T> slots and specials are not listed)\n");
+  print_code_mappings();
   std::abort();
 }
 }  // namespace
