@@ -1248,6 +1248,14 @@ void on_system_stack(void (*fn)(void*) noexcept, void* arg) {
   M* m = current_m();
   if (!m || !m->curg || m->rec->g_sys_sp) {  // not on a goroutine, or already on the M's stack
     fn(arg);
+    // On the stack it runs on: a program's attached thread (or an M's own). The same rules as
+    // after the switch back, below: fn's dead frames and the caller-saved registers keep what fn
+    // handled, which no scan of this stack saw if it was scanned before. Checkmark found one
+    // (stop 25's CI, "gc: stress: threads build and drop trees"): an assist's conservative scan
+    // of a 24-byte object kept the object's end, the address of the next (dead) object, in a
+    // register its callee saved, and a later park's frame showed it in a slot it never wrote.
+    if (checkmark_scrubs_stacks() && current_thread_attached()) [[unlikely]] scrub_stack(64 << 10);
+    clear_caller_saved_registers();
     return;
   }
   m->rec->g_sys_sp = stack_pointer();
