@@ -281,4 +281,61 @@ TEST_CASE("thread: an object referenced only from the upper half of a vector reg
   }
   gort::debug::SetGCPercent(gogc);
 }
+namespace {
+// The parts of the vector registers that only AVX and AVX-512 code writes, and glibc's string
+// functions use: ymm15's upper half, and (AVX-512) zmm16. Code built for the x86-64 baseline
+// never touches them (legacy SSE instructions keep the upper halves), so what is planted there
+// stays until an AVX instruction or a call into glibc's string functions overwrites it.
+__attribute__((noinline)) void plant_in_vector_registers(uint64_t word, bool avx512) {
+  asm volatile(
+      "vmovq %[w], %%xmm1\n\t"
+      "vinsertf128 $1, %%xmm1, %%ymm15, %%ymm15\n\t"
+      "vpxor %%xmm1, %%xmm1, %%xmm1"
+      :
+      : [w] "r"(word)
+      : "xmm1", "xmm15");
+  if (avx512) asm volatile("vmovq %[w], %%xmm16" : : [w] "r"(word));
+}
+__attribute__((noinline)) uint64_t ymm15_upper_half() {
+  uint64_t w;
+  asm volatile("vextractf128 $1, %%ymm15, %%xmm1\n\tvmovq %%xmm1, %[w]" : [w] "=r"(w) : : "xmm1");
+  return w;
+}
+__attribute__((noinline)) uint64_t zmm16_low_word() {
+  uint64_t w;
+  asm volatile("vmovq %%xmm16, %[w]" : [w] "=r"(w));
+  return w;
+}
+}  // namespace
+
+// A wait that records no registers (a scan meanwhile reads the thread's stack from where the
+// wait began) must leave none of them as they were: a stale pointer still held there would outlive
+// the scan unseen, and a later signal frame saves every register on the stack (XSAVE), where a
+// frame's unwritten slots can show it to the checking mark. The clears once reached only the low
+// 128 bits of xmm0-15 (legacy pxor): this found the planted word still in both places after the
+// wait.
+TEST_CASE("thread: blocked_wait leaves no vector register as it found it, the AVX and AVX-512 parts included" *
+          doctest::skip(!__builtin_cpu_supports("avx"))) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  constexpr uint64_t kPlanted = 0xc0ffee0000c0ffeeull;
+  uint64_t upper_before = 0, upper_after = 0, zmm16_before = 0, zmm16_after = 0;
+  std::thread t([&] {
+    gort::AttachThread attached;
+    plant_in_vector_registers(kPlanted, avx512);
+    upper_before = ymm15_upper_half();
+    if (avx512) zmm16_before = zmm16_low_word();
+    plant_in_vector_registers(kPlanted, avx512);
+    gi::blocked_wait([] {});
+    upper_after = ymm15_upper_half();
+    if (avx512) zmm16_after = zmm16_low_word();
+  });
+  t.join();
+  CAPTURE(avx512);
+  CHECK(upper_before == kPlanted);  // the planting works: nothing between clears them
+  CHECK(upper_after == 0);
+  if (avx512) {
+    CHECK(zmm16_before == kPlanted);
+    CHECK(zmm16_after == 0);
+  }
+}
 #endif

@@ -14,6 +14,7 @@
 #include "runtime/core/lock.hpp"
 #include "runtime/core/mem.hpp"
 #include "runtime/core/os.hpp"
+#include "runtime/core/regs.hpp"
 #include "runtime/core/thread.hpp"
 #include "runtime/gc/barrier.hpp"
 #include "runtime/gc/mcheckmark.hpp"
@@ -259,6 +260,10 @@ void scan_own_stack() {
     cycle_mark_account(w);
   }
   work_end();
+  // The scan recorded the callee-saved registers (spilled into its frame), not the caller-saved
+  // ones, dead across this call: whatever stale pointer they still hold must not outlive the scan
+  // unseen (core/regs.hpp), as after any stop that records no registers.
+  clear_caller_saved_registers();
 }
 
 void scan_range_of_black_stack(uintptr_t lo, uintptr_t hi) {
