@@ -29,7 +29,10 @@ namespace gort::internal {
 
 namespace {
 
-bool g_checkmark = false;
+// GODEBUG=gccheckmark=1: scans zero the dead stack below what they scanned (mgcmark.hpp). Set at
+// start, and toggled by tests while threads read it: a relaxed atomic (a plain load on x86-64).
+std::atomic<bool> g_checkmark{false};
+bool checkmark_on() { return g_checkmark.load(std::memory_order_relaxed); }
 // Set while checkmark's own mark scans the roots: stacks are then scanned from their stack
 // pointers exactly. The x86-64 red zone below a stopped thread's stack pointer holds what its
 // leaf function keeps there, but also whatever dead callees left; a live word there came from the
@@ -88,7 +91,7 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
       // checkmark); such a thread zeroes its own dead frames once it goes on (suspend_self,
       // blocked_wait). Stopped asynchronously, the handler runs on the alternate signal stack,
       // or below g_sp on this one (park_sp), where its frames are kept.
-      if (g_checkmark && (on_m || r->stopped_async)) {
+      if (checkmark_on() && (on_m || r->stopped_async)) {
         uintptr_t keep = kRedZone;
         if (!on_m && r->park_sp && r->park_sp < g_sp) keep = g_sp - r->park_sp + kParkCalleeBytes;
         stack_zero_dead(g_sp, keep, r->g_stack_lo, r->g_stack_hi, r->split_segments, r->split_current, true);
@@ -98,7 +101,7 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     // Checkmark: nothing stale below the M's scanned range either (on_system_stack zeroes what
     // its call leaves; this covers the dead frames of that call so far). Only while the handler
     // runs elsewhere: a synchronous stop's own frames lie below the stack pointer.
-    if (on_m && g_checkmark && !g_checkmark_scanning && r->stopped_on_alt_stack)
+    if (on_m && checkmark_on() && !g_checkmark_scanning && r->stopped_on_alt_stack)
       scrub_stack_below(stopped_sp - kRedZone, r->stack_lo);
   } else if (own) {
     for_each_stack_range(stopped_sp, red_zone(), r->stack_lo, r->stack_hi, r->split_segments, r->split_current, scan,
@@ -111,7 +114,7 @@ uint64_t scan_thread_record(ThreadRecord* r, MarkWorker& w, bool own, bool gorou
     // lies below itself, see park).
     uintptr_t below = stopped_sp - red_zone();
     uintptr_t handler_sp = r->stopped_async ? r->park_sp : 0;
-    if (g_checkmark && !g_checkmark_scanning && handler_sp && handler_sp < below && below - handler_sp < (64 << 10))
+    if (checkmark_on() && !g_checkmark_scanning && handler_sp && handler_sp < below && below - handler_sp < (64 << 10))
       scan(handler_sp, below);
   }
   if (own || goroutine) {
@@ -201,10 +204,10 @@ void set_checkmark_scanning(bool on) { g_checkmark_scanning = on; }
 bool checkmark_scanning() { return g_checkmark_scanning; }
 
 void set_checkmark(bool on) {
-  g_checkmark = on;
+  g_checkmark.store(on, std::memory_order_relaxed);
   set_scrub_when_stopped(on);
 }
-bool checkmark_scrubs_stacks() { return g_checkmark; }
+bool checkmark_scrubs_stacks() { return checkmark_on(); }
 
 std::atomic<uint32_t> g_mark_gen{0};
 
@@ -235,7 +238,7 @@ __attribute__((noinline)) void scan_own_stack_from_here(MarkWorker& w, uint32_t 
     goroutine_scanned(g, gen, w);
     // Checkmark (see checkmark_verify): nothing stale left below what was scanned. The
     // goroutine's stack is idle while this runs on the M's; otherwise zero below this frame.
-    if (g_checkmark) {
+    if (checkmark_on()) {
       if (r->g_sys_sp) stack_zero_dead(g_sp, kRedZone, r->g_stack_lo, r->g_stack_hi, segments, current, true);
       scrub_stack(64 << 10);  // the stack this runs on: the goroutine's, or the M's below this frame
     }
@@ -243,7 +246,7 @@ __attribute__((noinline)) void scan_own_stack_from_here(MarkWorker& w, uint32_t 
     if (r->scan_gen.load(std::memory_order_relaxed) == gen) return;
     for_each_stack_range(sp, 0, r->stack_lo, r->stack_hi, segments, current, scan);
     r->scan_gen.store(gen, std::memory_order_release);
-    if (g_checkmark) scrub_stack(64 << 10);
+    if (checkmark_on()) scrub_stack(64 << 10);
   }
   g_jobs.stack_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
@@ -293,7 +296,7 @@ RootBytes scan_all_roots(MarkWorker& w, bool m_stacks) {
 
 void roots_prepare(uint32_t gen) {
   cycle_mark_reset();
-  if (g_checkmark) checkmark_begin_cycle();
+  if (checkmark_on()) checkmark_begin_cycle();
   LockGuard lk(g_jobs.lock);
   g_jobs.gen = gen;
   g_jobs.roots_table = g_jobs.specials = false;
