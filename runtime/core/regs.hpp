@@ -78,18 +78,23 @@ __attribute__((always_inline)) inline void clear_vector_registers() {
 #endif
 }
 
-// rcx, r8-r11 and xmm0-15's low halves: what a switch clears (rax, rdx, rdi and rsi carry its
-// arguments). Not the rest of the vector state, on the hot path of every switch: nothing puts it
-// on a goroutine's stack (an M's signal handlers run on its alternate stack, and compiled code
-// spills only the low halves, as a variadic prologue's movaps does).
-__attribute__((always_inline)) inline void clear_scratch_registers() {
+// rcx and r8-r11: the caller-saved general registers that carry no argument of a switch.
+__attribute__((always_inline)) inline void clear_scratch_general_registers() {
 #if defined(__x86_64__)
   asm volatile("xorl %%ecx, %%ecx\n\txorl %%r8d, %%r8d\n\txorl %%r9d, %%r9d\n\txorl %%r10d, %%r10d\n\txorl %%r11d, %%r11d"
                :
                :
                : "rcx", "r8", "r9", "r10", "r11");
-  clear_sse_registers();
 #endif
+}
+
+// rcx, r8-r11 and xmm0-15's low halves: what a switch clears (rax, rdx, rdi and rsi carry its
+// arguments). Not the rest of the vector state, on the hot path of every switch: nothing puts it
+// on a goroutine's stack (an M's signal handlers run on its alternate stack, and compiled code
+// spills only the low halves, as a variadic prologue's movaps does).
+__attribute__((always_inline)) inline void clear_scratch_registers() {
+  clear_scratch_general_registers();
+  clear_sse_registers();
 }
 
 // Every caller-saved register, the vector registers in full: after a stop or a wait that
@@ -97,13 +102,13 @@ __attribute__((always_inline)) inline void clear_scratch_registers() {
 // stack, signal frames land there (XSAVE: all of the vector state).
 __attribute__((always_inline)) inline void clear_caller_saved_registers() {
 #if defined(__x86_64__)
-  asm volatile("xorl %%eax, %%eax\n\txorl %%edx, %%edx\n\txorl %%esi, %%esi\n\txorl %%edi, %%edi\n\t"
-               "xorl %%ecx, %%ecx\n\txorl %%r8d, %%r8d\n\txorl %%r9d, %%r9d\n\txorl %%r10d, %%r10d\n\txorl %%r11d, %%r11d"
+  asm volatile("xorl %%eax, %%eax\n\txorl %%edx, %%edx\n\txorl %%esi, %%esi\n\txorl %%edi, %%edi"
                :
                :
-               : "rax", "rdx", "rsi", "rdi", "rcx", "r8", "r9", "r10", "r11");
-  clear_vector_registers();
+               : "rax", "rdx", "rsi", "rdi");
 #endif
+  clear_scratch_general_registers();
+  clear_vector_registers();
 }
 
 }  // namespace gort::internal
